@@ -1,0 +1,32 @@
+// `ltlab info`: version, the BLAS really in use, threads; optionally the
+// machine's measured float64 matrix-multiply rate (the benchmark's yardstick).
+
+#include <iostream>
+
+#include "cli_args.h"
+#include "commands.h"
+#include "ltlab/runtime.h"
+#include "ltlab_version.h"
+
+namespace ltlab::app {
+
+int runInfo(const std::vector<std::string>& argv) {
+    return guarded("info", [&] {
+        const cli::Args args("ltlab info",
+                             {{"measure-dgemm", "", "measure the float64 GEMM rate (2048^3, best of 3)"},
+                              {"threads", "N", "threads for the numerics (default: all cores)"},
+                              {"help", "", "show this help"}},
+                             argv);
+        if (args.flag("help")) {
+            std::cout << "Usage: ltlab info [--measure-dgemm]\n\n" << args.optionsHelp();
+            return kExitOk;
+        }
+        initNumericRuntime(static_cast<int>(args.integer("threads", 1).value_or(0)));
+        std::cout << "ltlab " << LTLAB_VERSION << "\n"
+                  << "BLAS: " << blasDescription() << "\n";
+        if (args.flag("measure-dgemm")) std::cout << "dgemm_gflops: " << measureDgemmGflops() << "\n";
+        return kExitOk;
+    });
+}
+
+} // namespace ltlab::app

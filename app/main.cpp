@@ -1,0 +1,61 @@
+// ltlab: without a subcommand, the workbench; with one, headless work.
+
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "ltlab_version.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(Usage: ltlab [FILE...]            open the workbench (with run files)
+       ltlab COMMAND [options]     run headless
+
+Commands:
+  analyze FILE   neural collapse, FDR, cone effect, logit adjustment of a snapshot
+  synth          write a synthetic long-tailed run file
+  info           version, BLAS and threads (--measure-dgemm: the GEMM rate)
+  help           this text
+
+Options:
+  -h, --help     this text (COMMAND --help: that command's options)
+  --version      print the version
+
+Run files are HDF5 (format: shared/spec/run-format.md, docs/run-format.md).
+)";
+
+} // namespace
+
+int main(int argc, char** argv) {
+    using namespace ltlab::app;
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty()) return runWorkbench(argc, argv);
+    const std::string& first = args.front();
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (first == "-h" || first == "--help" || first == "help") {
+        std::cout << kUsage;
+        return kExitOk;
+    }
+    if (first == "--version") {
+        std::cout << "ltlab " << LTLAB_VERSION << "\n";
+        return kExitOk;
+    }
+    if (first == "analyze") return runAnalyze(rest);
+    if (first == "synth") return runSynth(rest);
+    if (first == "info") return runInfo(rest);
+    if (first.rfind("-", 0) == 0 && first.rfind("--screenshot", 0) != 0) {
+        std::cerr << "ltlab: unknown option '" << first << "' (see ltlab --help)\n";
+        return kExitUsage;
+    }
+    // Anything else is files (or workbench options) for the GUI; a word that
+    // is no file and looks like a mistyped command is caught before a window opens.
+    std::error_code ec;
+    if (!std::filesystem::exists(first, ec) && first.find('.') == std::string::npos &&
+        first.find('/') == std::string::npos && first.rfind("-", 0) != 0) {
+        std::cerr << "ltlab: unknown command '" << first << "' (see ltlab --help)\n";
+        return kExitUsage;
+    }
+    return runWorkbench(argc, argv);
+}

@@ -1,0 +1,154 @@
+#pragma once
+// The analysis engine: every quantity of shared/spec/analysis.md for one
+// snapshot and one split, in float64.
+//
+// The features are streamed in row chunks, twice: pass 1 accumulates what
+// needs no class means (counts, class sums, the normalised-feature Gram
+// matrix for the cone statistics, predictions, the logit-adjustment sweep);
+// pass 2 needs the final class means (the centred within-class scatter and
+// the nearest-class-mean predictions of NC4). Memory is O(C D + D^2 + chunk),
+// independent of N.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ltlab/run_file.h"
+
+namespace ltlab {
+
+using Nullable = std::optional<double>; // null in JSON: not computable (never NaN)
+
+// Where the samples of one split come from: a run file, or memory.
+class FeatureSource {
+public:
+    virtual ~FeatureSource() = default;
+    virtual std::int64_t numSamples() const = 0;
+    virtual std::int64_t featureDim() const = 0;
+    virtual bool hasLogits() const = 0;
+    virtual const std::vector<std::int32_t>& labels() const = 0;
+    // Fills features (rows x D) and, when hasLogits(), logits (rows x C) from row0.
+    virtual void read(std::int64_t row0, RowMatrix& features, RowMatrix* logits) const = 0;
+    // Names the data in error messages ("run.h5: /snapshots/e1/test/features").
+    virtual void fail(const std::string& what, const std::string& problem) const = 0;
+};
+
+class RunFileSource : public FeatureSource {
+public:
+    RunFileSource(std::shared_ptr<const RunFile> file, const SnapshotInfo& snapshot, const SplitInfo& split);
+    std::int64_t numSamples() const override { return split_.num_samples; }
+    std::int64_t featureDim() const override { return snapshot_.feature_dim; }
+    bool hasLogits() const override { return split_.has_logits; }
+    const std::vector<std::int32_t>& labels() const override { return labels_; }
+    void read(std::int64_t row0, RowMatrix& features, RowMatrix* logits) const override;
+    void fail(const std::string& what, const std::string& problem) const override;
+
+private:
+    std::shared_ptr<const RunFile> file_;
+    SnapshotInfo snapshot_;
+    SplitInfo split_;
+    std::vector<std::int32_t> labels_;
+};
+
+class MemorySource : public FeatureSource {
+public:
+    MemorySource(RowMatrix features, std::vector<std::int32_t> labels,
+                 std::optional<RowMatrix> logits = std::nullopt);
+    std::int64_t numSamples() const override { return features_.rows(); }
+    std::int64_t featureDim() const override { return features_.cols(); }
+    bool hasLogits() const override { return logits_.has_value(); }
+    const std::vector<std::int32_t>& labels() const override { return labels_; }
+    void read(std::int64_t row0, RowMatrix& features, RowMatrix* logits) const override;
+    void fail(const std::string& what, const std::string& problem) const override;
+
+private:
+    RowMatrix features_;
+    std::vector<std::int32_t> labels_;
+    std::optional<RowMatrix> logits_;
+};
+
+struct ClassifierInput {
+    Eigen::MatrixXd weight;                   // C x D
+    Eigen::VectorXd bias;                     // C
+    std::vector<std::int64_t> train_counts;   // C
+};
+
+struct AnalysisOptions {
+    std::int64_t many_threshold = 100;
+    std::int64_t few_threshold = 20;
+    // Rows per chunk; 0 picks about 32 MB of float64 features per chunk.
+    std::int64_t chunk_rows = 0;
+    // Called with the fraction done; return false to cancel (throws Cancelled).
+    std::function<bool(double)> progress;
+};
+
+// Thresholds: explicit options win, then the run file's /classes attributes, then 100 and 20.
+AnalysisOptions defaultOptionsFor(const RunFile& file, std::optional<std::int64_t> many_threshold,
+                                  std::optional<std::int64_t> few_threshold);
+
+struct ShotAccuracy {
+    Nullable all, many, medium, few;
+};
+
+struct LogitAdjustmentSweep {
+    std::vector<double> tau;                  // 0.0, 0.1, ..., 3.0
+    std::vector<ShotAccuracy> accuracy;       // one per tau
+    Nullable best_tau;                        // first tau of maximal balanced accuracy
+    // per_class_accuracy[k][c]: class c's accuracy at tau[k] (null when absent).
+    std::vector<std::vector<Nullable>> per_class_accuracy;
+};
+
+enum class ShotGroup { Many, Medium, Few };
+
+struct Analysis {
+    std::string snapshot;
+    std::string split;
+    std::optional<std::int64_t> epoch;
+    std::int64_t num_classes = 0;
+    std::int64_t feature_dim = 0;
+    std::int64_t num_samples = 0;
+    std::int64_t many_threshold = 100;
+    std::int64_t few_threshold = 20;
+
+    Nullable nc1;
+    Nullable nc2_equinorm_means, nc2_equinorm_weights;
+    Nullable nc2_equiangular_means, nc2_equiangular_weights;
+    Nullable nc2_maxangle_means, nc2_maxangle_weights;
+    Nullable nc3, nc4;
+    Nullable fdr, trace_sw, trace_sb;
+    std::int64_t fdr_dims_kept = 0;
+    Nullable cone_mean_cos, cone_std_cos, cone_mean_cos_same_class, cone_mean_cos_diff_class;
+    Nullable class_means_mean_cos;
+    Nullable accuracy, sample_accuracy, accuracy_many, accuracy_medium, accuracy_few;
+    Nullable implicit_la_tau;
+
+    struct PerClass {
+        std::vector<std::int64_t> train_count, count;
+        std::vector<double> weight_norm, bias;
+        std::vector<Nullable> feature_norm, mean_norm, accuracy;
+        std::vector<ShotGroup> group;
+    } per_class;
+
+    LogitAdjustmentSweep la_additive, la_multiplicative;
+
+    // confusion[true * C + predicted]: sample counts (not in the spec's JSON).
+    std::vector<std::int64_t> confusion;
+
+    // Work done, for benchmarks: BLAS floating-point operations and seconds.
+    double blas_flops = 0;
+    double seconds = 0;
+};
+
+Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier, const AnalysisOptions& options);
+
+// Reads the snapshot's classifier and split and analyses them.
+Analysis analyzeSnapshot(const std::shared_ptr<const RunFile>& file, const SnapshotInfo& snapshot,
+                         const SplitInfo& split, const AnalysisOptions& options);
+
+// The 31 values of the logit-adjustment sweep: k / 10 for k = 0..30.
+std::vector<double> laSweepTaus();
+
+} // namespace ltlab

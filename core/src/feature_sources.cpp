@@ -1,0 +1,34 @@
+#include "ltlab/analysis.h"
+#include "ltlab/error.h"
+
+namespace ltlab {
+
+RunFileSource::RunFileSource(std::shared_ptr<const RunFile> file, const SnapshotInfo& snapshot, const SplitInfo& split)
+    : file_(std::move(file)), snapshot_(snapshot), split_(split), labels_(file_->labels(snapshot_, split_)) {}
+
+void RunFileSource::read(std::int64_t row0, RowMatrix& features, RowMatrix* logits) const {
+    file_->readFeatureRows(snapshot_, split_, row0, features);
+    if (logits) file_->readLogitRows(snapshot_, split_, row0, *logits);
+}
+
+void RunFileSource::fail(const std::string& what, const std::string& problem) const {
+    file_->fail(splitDatasetPath(snapshot_, split_, what), problem);
+}
+
+MemorySource::MemorySource(RowMatrix features, std::vector<std::int32_t> labels, std::optional<RowMatrix> logits)
+    : features_(std::move(features)), labels_(std::move(labels)), logits_(std::move(logits)) {
+    if (static_cast<Eigen::Index>(labels_.size()) != features_.rows())
+        throw UsageError("features and labels differ in length");
+    if (logits_ && logits_->rows() != features_.rows()) throw UsageError("features and logits differ in length");
+}
+
+void MemorySource::read(std::int64_t row0, RowMatrix& features, RowMatrix* logits) const {
+    features = features_.middleRows(row0, features.rows());
+    if (logits) *logits = logits_->middleRows(row0, logits->rows());
+}
+
+void MemorySource::fail(const std::string& what, const std::string& problem) const {
+    throw InputError("<memory>", what, problem);
+}
+
+} // namespace ltlab

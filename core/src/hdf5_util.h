@@ -1,0 +1,71 @@
+#pragma once
+// Thin RAII layer over the HDF5 C API, internal to ltlab_core.
+// Every function here must be called with hdf5Lock() held.
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ltlab::h5 {
+
+// One lock for all HDF5 calls in the process (the serial library is not thread-safe).
+std::recursive_mutex& hdf5Mutex();
+using Lock = std::lock_guard<std::recursive_mutex>;
+
+// Turns off HDF5's automatic error printing; we report errors ourselves.
+void silenceLibraryErrors();
+// The innermost message on HDF5's error stack (e.g. "truncated file: eof = ..."), or "".
+std::string lastLibraryError();
+
+class Handle {
+public:
+    Handle() = default;
+    explicit Handle(hid_t id) : id_(id) {}
+    ~Handle() { reset(); }
+    Handle(Handle&& other) noexcept : id_(std::exchange(other.id_, H5I_INVALID_HID)) {}
+    Handle& operator=(Handle&& other) noexcept {
+        if (this != &other) {
+            reset();
+            id_ = std::exchange(other.id_, H5I_INVALID_HID);
+        }
+        return *this;
+    }
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+
+    hid_t get() const { return id_; }
+    bool valid() const { return id_ >= 0; }
+    explicit operator bool() const { return valid(); }
+    void reset();
+
+private:
+    hid_t id_ = H5I_INVALID_HID;
+};
+
+bool linkExists(hid_t loc, const std::string& path);   // every component checked
+bool isGroup(hid_t loc, const std::string& path);
+bool isDataset(hid_t loc, const std::string& path);
+std::vector<std::string> memberNames(hid_t group);     // in name order
+
+enum class ValueKind { Integer, Float, String, Other };
+ValueKind kindOf(hid_t type);
+std::string describeType(hid_t type);                  // "float32", "int64", "string", "compound", ...
+std::vector<hsize_t> shapeOf(hid_t dataset);
+
+struct AttributeValue {
+    ValueKind kind = ValueKind::Other;
+    std::vector<hsize_t> shape;
+    std::optional<std::int64_t> integer;
+    std::optional<std::string> text;
+};
+std::optional<AttributeValue> readAttribute(hid_t object, const std::string& name);
+
+void writeStringAttribute(hid_t object, const std::string& name, const std::string& value);
+void writeIntAttribute(hid_t object, const std::string& name, std::int64_t value);
+
+} // namespace ltlab::h5

@@ -1,0 +1,34 @@
+#pragma once
+// Dense linear algebra on top of Eigen and OpenBLAS/LAPACK (internal).
+
+#include <Eigen/Core>
+
+namespace ltlab::linalg {
+
+// G += X^T X for row-major X (rows x D), lower triangle only (BLAS dsyrk).
+void addGramLower(Eigen::MatrixXd& G, const double* X_row_major, Eigen::Index rows, Eigen::Index cols);
+// Copies the lower triangle onto the upper one.
+void symmetrizeFromLower(Eigen::MatrixXd& G);
+
+// Eigen-decomposition of a symmetric matrix (LAPACK dsyevd), ascending.
+struct SymmetricEigen {
+    Eigen::VectorXd values;
+    Eigen::MatrixXd vectors; // columns
+};
+SymmetricEigen symmetricEigen(const Eigen::MatrixXd& A);
+
+// The pseudo-inverse of analysis.md: eigen-decompose the symmetric matrix and
+// invert the eigenvalues greater than 1e-8 times the largest; A^+ = V diag(1/l) V^T.
+struct PseudoInverse {
+    Eigen::VectorXd kept_values;   // the eigenvalues inverted
+    Eigen::MatrixXd kept_vectors;  // their eigenvectors (D x r)
+};
+constexpr double kPinvRelativeCutoff = 1e-8;
+PseudoInverse pseudoInverse(const Eigen::MatrixXd& A);
+// The pseudo-inverse of A = X^T X / scale (X: K x D) through the K x K Gram
+// matrix X X^T / scale when K < D: the same non-zero eigenvalues, cheaper.
+PseudoInverse pseudoInverseOfGram(const Eigen::MatrixXd& X, double scale);
+// tr(A^+ B) for symmetric B.
+double traceOfPinvTimes(const PseudoInverse& pinv, const Eigen::MatrixXd& B);
+
+} // namespace ltlab::linalg

@@ -1,0 +1,41 @@
+#include "analysis_task.h"
+
+#include <QtConcurrent/QtConcurrentRun>
+
+#include "ltlab/analysis_report.h"
+#include "ltlab/error.h"
+
+namespace ltlab::ui {
+
+QFuture<OpenedRun> openRunAsync(const QString& path) {
+    return QtConcurrent::run([path] {
+        OpenedRun run{path, nullptr, {}};
+        try {
+            run.file = RunFile::open(path.toStdString());
+        } catch (const std::exception& e) {
+            run.error = QString::fromStdString(e.what());
+        }
+        return run;
+    });
+}
+
+QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, QString snapshot, QString split) {
+    return QtConcurrent::run([file, snapshot, split] {
+        AnalysisOutcome out{QString::fromStdString(file->path()), snapshot, split, nullptr, {}, {}};
+        try {
+            const SnapshotInfo& snap = file->snapshot(snapshot.toStdString());
+            const SplitInfo* s = split.isEmpty() ? &snap.defaultSplit() : snap.split(split.toStdString());
+            if (!s) throw UsageError("snapshot " + snap.name + " has no split " + split.toStdString());
+            auto analysis = std::make_shared<Analysis>(
+                analyzeSnapshot(file, snap, *s, defaultOptionsFor(*file, std::nullopt, std::nullopt)));
+            out.report = QString::fromStdString(analysisToText(*analysis, file->classes()));
+            out.split = QString::fromStdString(s->name);
+            out.analysis = std::move(analysis);
+        } catch (const std::exception& e) {
+            out.error = QString::fromStdString(e.what());
+        }
+        return out;
+    });
+}
+
+} // namespace ltlab::ui

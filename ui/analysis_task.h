@@ -1,0 +1,32 @@
+#pragma once
+// Opening a run file and analysing a snapshot, off the UI thread.
+// Only core computes; the result carries the engine's own report.
+
+#include <QFuture>
+#include <QString>
+#include <QStringList>
+
+#include <memory>
+
+#include "ltlab/analysis.h"
+#include "ltlab/run_file.h"
+
+namespace ltlab::ui {
+
+struct OpenedRun {
+    QString path;
+    std::shared_ptr<const RunFile> file; // null when opening failed
+    QString error;
+};
+
+struct AnalysisOutcome {
+    QString path, snapshot, split;
+    std::shared_ptr<const Analysis> analysis; // null on error
+    QString report;                           // the engine's text report
+    QString error;
+};
+
+QFuture<OpenedRun> openRunAsync(const QString& path);
+QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, QString snapshot, QString split);
+
+} // namespace ltlab::ui

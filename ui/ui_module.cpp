@@ -1,0 +1,46 @@
+// Entry point of the workbench module, called by the ltlab executable.
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QTimer>
+
+#include <cstdio>
+
+#include "ltlab/runtime.h"
+#include "main_window.h"
+
+extern "C" Q_DECL_EXPORT int ltlab_ui_main(int argc, char** argv) {
+    QApplication app(argc, argv);
+    QApplication::setApplicationName("ltlab");
+    QApplication::setOrganizationName("ltlab");
+    QApplication::setApplicationVersion(LTLAB_VERSION_STRING);
+    QApplication::setDesktopFileName("io.github.ltlab.Ltlab");
+    ltlab::initNumericRuntime();
+
+    QCommandLineParser parser;
+    parser.setApplicationDescription("ltlab workbench");
+    parser.addHelpOption();
+    QCommandLineOption screenshot("screenshot", "Render the window once, save it to FILE (PNG) and exit.", "FILE");
+    parser.addOption(screenshot);
+    parser.addPositionalArgument("files", "Run files to open.", "[FILE...]");
+    parser.process(app);
+
+    ltlab::ui::MainWindow window;
+    window.show();
+    window.openFiles(parser.positionalArguments());
+
+    if (parser.isSet(screenshot)) {
+        const QString out = parser.value(screenshot);
+        // Saves once every file is open and analysed (or immediately when there is nothing to do).
+        auto save = [&window, out] {
+            if (window.pendingWork() > 0) return;
+            QApplication::processEvents();
+            const bool ok = window.grab().save(out, "PNG");
+            if (!ok) std::fprintf(stderr, "ltlab: cannot write screenshot %s\n", qPrintable(out));
+            QApplication::exit(ok ? 0 : 2);
+        };
+        QObject::connect(&window, &ltlab::ui::MainWindow::workFinished, &window, save, Qt::QueuedConnection);
+        QTimer::singleShot(0, &window, save);
+    }
+    return app.exec();
+}
