@@ -60,6 +60,8 @@ int runAnalyze(const std::vector<std::string>& argv) {
         if (args.flag("timings")) {
             std::cerr << "analysis: " << analysis.seconds << " s, " << analysis.blas_flops / 1e9 << " GFLOP in BLAS ("
                       << analysis.blas_flops / 1e9 / analysis.seconds << " GFLOP/s); " << blasDescription() << "\n";
+            for (const auto& [phase, seconds] : analysis.phase_seconds)
+                std::cerr << "  " << phase << ": " << seconds << " s\n";
         }
         return kExitOk;
     });

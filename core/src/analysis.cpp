@@ -9,6 +9,7 @@
 #include <limits>
 
 #include <Eigen/Dense>
+#include <omp.h>
 
 #include "linalg.h"
 #include "logit_adjustment.h"
@@ -28,7 +29,8 @@ constexpr double kFdrConstantDimTolerance = 1e-3;
 struct FiniteCheck {
     std::int64_t bad = 0, first_row = -1, first_col = -1;
 
-    void scan(const RowMatrix& m, std::int64_t row0) {
+    template <typename Block>
+    void scan(const Block& m, std::int64_t row0) {
         if (m.allFinite()) return;
         for (Index r = 0; r < m.rows(); ++r)
             for (Index c = 0; c < m.cols(); ++c)
@@ -49,6 +51,38 @@ inline Index argmaxLowest(const double* v, Index n) {
     Index best = 0;
     for (Index c = 1; c < n; ++c)
         if (v[c] > v[best]) best = c;
+    return best;
+}
+
+// argmin_k ||h - mu_k||^2 from scores = h . mu_k: the expansion ||mu_k||^2 - 2 h.mu_k
+// is exact enough except in near ties, which are settled with direct distances.
+template <typename Row, typename ScoreRow>
+Index nearestMean(const Row& h, const ScoreRow& scores, const RowMatrix& means, const VectorXd& mean_sq_norms) {
+    const Index K = means.rows();
+    Index best = 0, second = -1;
+    double best_d = mean_sq_norms[0] - 2 * scores[0], second_d = std::numeric_limits<double>::infinity();
+    for (Index k = 1; k < K; ++k) {
+        const double d = mean_sq_norms[k] - 2 * scores[k];
+        if (d < best_d) {
+            second = best;
+            second_d = best_d;
+            best = k;
+            best_d = d;
+        } else if (d < second_d) {
+            second = k;
+            second_d = d;
+        }
+    }
+    if (second >= 0 && second_d - best_d <= 1e-10 * (h.squaredNorm() + mean_sq_norms[best])) {
+        best_d = std::numeric_limits<double>::infinity();
+        for (Index k = 0; k < K; ++k) {
+            const double d = (h - means.row(k)).squaredNorm();
+            if (d < best_d) { // ties go to the lowest class id
+                best_d = d;
+                best = k;
+            }
+        }
+    }
     return best;
 }
 
@@ -118,9 +152,17 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     result.many_threshold = options.many_threshold;
     result.few_threshold = options.few_threshold;
 
-    const Index chunk = options.chunk_rows > 0
+    // Rows per chunk: about 1M doubles (8 MB) per buffer. The buffers are allocated
+    // once and reused: fresh pages cost more here than the arithmetic on them.
+    const Index chunk = std::min<Index>(std::max<Index>(N, 1), options.chunk_rows > 0
                             ? options.chunk_rows
-                            : std::clamp<Index>((4 << 20) / std::max<Index>(std::max(D, C), 1), 64, 1 << 16);
+                            : std::clamp<Index>((1 << 20) / std::max<Index>(std::max(D, C), 1), 64, 1 << 14));
+    auto phase_start = started;
+    auto mark_phase = [&](const char* name) {
+        const auto now = std::chrono::steady_clock::now();
+        result.phase_seconds.emplace_back(name, std::chrono::duration<double>(now - phase_start).count());
+        phase_start = now;
+    };
     auto report_progress = [&](double fraction) {
         if (options.progress && !options.progress(fraction)) throw Cancelled();
     };
@@ -138,15 +180,22 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     FiniteCheck feature_check, logit_check;
     const MatrixXd weight_t = classifier.weight.transpose();
 
-    RowMatrix H, Z, U;
+    // Each OpenMP thread sweeps its own rows; the sweeps are merged after the pass.
+    const int threads = std::max(1, omp_get_max_threads());
+    std::vector<LogitAdjustmentSweeper> thread_sweepers(static_cast<std::size_t>(threads), sweeper);
+    RowMatrix H_buffer(chunk, D), Z_buffer(chunk, C), U_buffer(chunk, D);
+    VectorXd norms_buffer(chunk);
     for (Index row0 = 0; row0 < N; row0 += chunk) {
         const Index R = std::min(chunk, N - row0);
-        H.resize(R, D);
-        Z.resize(R, C);
-        source.read(row0, H, source.hasLogits() ? &Z : nullptr);
+        auto H = H_buffer.topRows(R);
+        auto Z = Z_buffer.topRows(R);
+        auto U = U_buffer.topRows(R);
+        auto norms = norms_buffer.head(R);
+        source.readFeatures(row0, H);
         feature_check.scan(H, row0);
         if (feature_check.bad) continue; // keep counting; the pass ends in an error
         if (source.hasLogits()) {
+            source.readLogits(row0, Z);
             logit_check.scan(Z, row0);
         } else {
             Z.noalias() = H * weight_t;
@@ -154,38 +203,64 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
             result.blas_flops += 2.0 * R * C * D;
         }
         if (row0 == 0) first_row = H.row(0).transpose();
-        U.resize(R, D);
+#pragma omp parallel for schedule(static)
+        for (Index i = 0; i < R; ++i) {
+            norms[i] = H.row(i).norm();
+            if (norms[i] > 0)
+                U.row(i) = H.row(i) / norms[i];
+            else
+                U.row(i).setZero(); // left out of the cone statistics
+        }
+        linalg::addGramLower(unit_gram, U.data(), R, D);
+        result.blas_flops += static_cast<double>(R) * D * (D + 1);
+
+        // Sums by class. Threads take disjoint column ranges, so no two write the same entry.
         for (Index i = 0; i < R; ++i) {
             const auto y = static_cast<std::size_t>(labels[static_cast<std::size_t>(row0 + i)]);
-            const auto h = H.row(i);
             ++count[y];
-            class_sum.row(static_cast<Index>(y)) += h;
-            entry_sum += h.sum();
-            max_dev_from_first = max_dev_from_first.cwiseMax((h.transpose() - first_row).cwiseAbs());
-            const double norm = h.norm();
-            norm_sum[y] += norm;
-            if (norm > 0) {
-                U.row(i) = h / norm;
+            norm_sum[y] += norms[i];
+            if (norms[i] > 0) {
                 const double sq = U.row(i).squaredNorm();
                 ++nonzero[y];
                 unit_sq_sum[y] += sq;
                 unit_quartic_sum += sq * sq;
-                unit_class_sum.row(static_cast<Index>(y)) += U.row(i);
-            } else {
-                U.row(i).setZero();
             }
-            const auto pred = static_cast<std::int32_t>(argmaxLowest(Z.row(i).data(), C));
-            prediction[static_cast<std::size_t>(row0 + i)] = pred;
-            ++result.confusion[y * Cs + static_cast<std::size_t>(pred)];
-            if (pred == static_cast<std::int32_t>(y)) ++correct[y];
-            if (!logit_check.bad) sweeper.add(Z.row(i).data(), static_cast<std::int32_t>(y), pred);
         }
-        linalg::addGramLower(unit_gram, U.data(), R, D);
-        result.blas_flops += static_cast<double>(R) * D * (D + 1);
+#pragma omp parallel
+        {
+            const Index parts = omp_get_num_threads(), part = omp_get_thread_num();
+            const Index d0 = D * part / parts, width = D * (part + 1) / parts - d0;
+            for (Index i = 0; i < R && width > 0; ++i) {
+                const Index y = labels[static_cast<std::size_t>(row0 + i)];
+                class_sum.row(y).segment(d0, width) += H.row(i).segment(d0, width);
+                unit_class_sum.row(y).segment(d0, width) += U.row(i).segment(d0, width);
+                max_dev_from_first.segment(d0, width) = max_dev_from_first.segment(d0, width).cwiseMax(
+                    (H.row(i).segment(d0, width).transpose() - first_row.segment(d0, width)).cwiseAbs());
+            }
+        }
+        entry_sum += H.sum();
+
+        // Predictions and the logit-adjustment sweep: independent rows, all threads.
+        const bool sweep = !logit_check.bad;
+#pragma omp parallel for schedule(static)
+        for (Index i = 0; i < R; ++i) {
+            const auto g = static_cast<std::size_t>(row0 + i);
+            const auto pred = static_cast<std::int32_t>(argmaxLowest(Z.row(i).data(), C));
+            prediction[g] = pred;
+            if (sweep) thread_sweepers[static_cast<std::size_t>(omp_get_thread_num())].add(Z.row(i).data(), labels[g], pred);
+        }
+        for (Index i = 0; i < R; ++i) {
+            const auto g = static_cast<std::size_t>(row0 + i);
+            const auto y = static_cast<std::size_t>(labels[g]);
+            ++result.confusion[y * Cs + static_cast<std::size_t>(prediction[g])];
+            if (prediction[g] == labels[g]) ++correct[y];
+        }
         report_progress(0.5 * static_cast<double>(row0 + R) / static_cast<double>(N));
     }
+    for (const auto& part : thread_sweepers) sweeper.merge(part);
     feature_check.report(source, "features");
     logit_check.report(source, "logits");
+    mark_phase("pass 1 (sums, cone Gram, logits, LA sweep)");
 
     // Class statistics.
     std::vector<Index> present;
@@ -207,50 +282,32 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     const VectorXd mean_sq_norms = present_means.rowwise().squaredNorm();
     const MatrixXd present_means_t = present_means.transpose();
     std::int64_t nc4_mismatches = 0;
-    RowMatrix centred, scores;
+    RowMatrix& centred_buffer = U_buffer; // free after pass 1
+    RowMatrix scores_buffer(chunk, K);
     for (Index row0 = 0; row0 < N; row0 += chunk) {
         const Index R = std::min(chunk, N - row0);
-        H.resize(R, D);
-        source.read(row0, H, nullptr);
-        centred.resize(R, D);
+        auto H = H_buffer.topRows(R);
+        auto centred = centred_buffer.topRows(R);
+        auto scores = scores_buffer.topRows(R);
+        source.readFeatures(row0, H);
+#pragma omp parallel for schedule(static)
         for (Index i = 0; i < R; ++i) centred.row(i) = H.row(i) - means.row(labels[static_cast<std::size_t>(row0 + i)]);
         linalg::addGramLower(scatter_within, centred.data(), R, D);
         // argmin_c ||h - mu_c||^2 = argmin_c (||mu_c||^2 - 2 h.mu_c); near ties are settled exactly.
         scores.noalias() = H * present_means_t;
         result.blas_flops += static_cast<double>(R) * D * (D + 1) + 2.0 * R * K * D;
+        std::int64_t mismatches = 0;
+#pragma omp parallel for schedule(static) reduction(+ : mismatches)
         for (Index i = 0; i < R; ++i) {
-            Index best = 0, second = -1;
-            double best_d = mean_sq_norms[0] - 2 * scores(i, 0), second_d = std::numeric_limits<double>::infinity();
-            for (Index k = 1; k < K; ++k) {
-                const double d = mean_sq_norms[k] - 2 * scores(i, k);
-                if (d < best_d) {
-                    second = best;
-                    second_d = best_d;
-                    best = k;
-                    best_d = d;
-                } else if (d < second_d) {
-                    second = k;
-                    second_d = d;
-                }
-            }
-            const double scale = H.row(i).squaredNorm() + mean_sq_norms[best];
-            if (second >= 0 && second_d - best_d <= 1e-10 * scale) {
-                best_d = std::numeric_limits<double>::infinity();
-                for (Index k = 0; k < K; ++k) {
-                    const double d = (H.row(i) - present_means.row(k)).squaredNorm();
-                    if (d < best_d) {
-                        best_d = d;
-                        best = k;
-                    }
-                }
-            }
-            if (present[static_cast<std::size_t>(best)] != prediction[static_cast<std::size_t>(row0 + i)])
-                ++nc4_mismatches;
+            const Index best = nearestMean(H.row(i), scores.row(i), present_means, mean_sq_norms);
+            if (present[static_cast<std::size_t>(best)] != prediction[static_cast<std::size_t>(row0 + i)]) ++mismatches;
         }
+        nc4_mismatches += mismatches;
         report_progress(0.5 + 0.5 * static_cast<double>(row0 + R) / static_cast<double>(N));
     }
     linalg::symmetrizeFromLower(scatter_within);
     linalg::symmetrizeFromLower(unit_gram);
+    mark_phase("pass 2 (within-class scatter, nearest mean)");
 
     // ---- Per-class series and accuracies -------------------------------------
     auto& pc = result.per_class;
@@ -333,10 +390,12 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
                     between(k, a) = w * (present_means(k, d) - overall_mean[d]);
                 }
             }
-            const MatrixXd sb = between.transpose() * between;
             result.trace_sw = sw.trace();
-            result.trace_sb = sb.trace();
-            result.fdr = linalg::traceOfPinvTimes(linalg::pseudoInverse(sw), sb);
+            result.trace_sb = between.squaredNorm();
+            // tr(S_W^+ S_B) with S_B = B^T B: sum_j ||B v_j||^2 / l_j, no D x D S_B needed.
+            const linalg::PseudoInverse sw_pinv = linalg::pseudoInverse(sw);
+            const MatrixXd projected = between * sw_pinv.kept_vectors;
+            result.fdr = (projected.colwise().squaredNorm().transpose().array() / sw_pinv.kept_values.array()).sum();
         }
     }
 
@@ -385,6 +444,7 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
         result.la_multiplicative = sweeper.finish(Adjustment::Multiplicative, count, pc.group);
     }
 
+    mark_phase("metrics (eigen-decompositions, sweeps)");
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return result;
 }

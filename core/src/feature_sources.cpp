@@ -6,9 +6,12 @@ namespace ltlab {
 RunFileSource::RunFileSource(std::shared_ptr<const RunFile> file, const SnapshotInfo& snapshot, const SplitInfo& split)
     : file_(std::move(file)), snapshot_(snapshot), split_(split), labels_(file_->labels(snapshot_, split_)) {}
 
-void RunFileSource::read(std::int64_t row0, RowMatrix& features, RowMatrix* logits) const {
-    file_->readFeatureRows(snapshot_, split_, row0, features);
-    if (logits) file_->readLogitRows(snapshot_, split_, row0, *logits);
+void RunFileSource::readFeatures(std::int64_t row0, RowBlock out) const {
+    file_->readFeatureRows(snapshot_, split_, row0, out);
+}
+
+void RunFileSource::readLogits(std::int64_t row0, RowBlock out) const {
+    file_->readLogitRows(snapshot_, split_, row0, out);
 }
 
 void RunFileSource::fail(const std::string& what, const std::string& problem) const {
@@ -22,9 +25,12 @@ MemorySource::MemorySource(RowMatrix features, std::vector<std::int32_t> labels,
     if (logits_ && logits_->rows() != features_.rows()) throw UsageError("features and logits differ in length");
 }
 
-void MemorySource::read(std::int64_t row0, RowMatrix& features, RowMatrix* logits) const {
-    features = features_.middleRows(row0, features.rows());
-    if (logits) *logits = logits_->middleRows(row0, logits->rows());
+void MemorySource::readFeatures(std::int64_t row0, RowBlock out) const {
+    out = features_.middleRows(row0, out.rows());
+}
+
+void MemorySource::readLogits(std::int64_t row0, RowBlock out) const {
+    out = logits_->middleRows(row0, out.rows());
 }
 
 void MemorySource::fail(const std::string& what, const std::string& problem) const {

@@ -21,17 +21,20 @@ LogitAdjustmentSweeper::LogitAdjustmentSweeper(const std::vector<std::int64_t>& 
     for (std::size_t c = 0; c < C_; ++c) {
         const double prior = static_cast<double>(train_counts[c]) / total;
         log_prior_[c] = std::log(prior);
+        all_priors_positive_ = all_priors_positive_ && prior > 0;
         for (std::size_t k = 0; k < taus_.size(); ++k) prior_pow_[k][c] = std::pow(prior, taus_[k]);
     }
     for (auto& correct : correct_) correct.assign(taus_.size() * C_, 0);
-    low_.resize(C_);
-    high_.resize(C_);
+    all_classes_.resize(C_);
+    for (std::size_t c = 0; c < C_; ++c) all_classes_[c] = static_cast<std::int32_t>(c);
+    rivals_.assign(8, std::vector<std::int32_t>(C_)); // 30 taus bisect in at most 5 levels
 }
 
-double LogitAdjustmentSweeper::score(Adjustment mode, std::size_t k, std::size_t c, double z) const {
+template <Adjustment mode>
+inline double LogitAdjustmentSweeper::score(std::size_t k, std::size_t c, double z) const {
     // Written as analysis.md writes them, so that ties break as in any float64 implementation.
     const double s = mode == Adjustment::Additive ? z - taus_[k] * log_prior_[c] : z / prior_pow_[k][c];
-    return std::isnan(s) ? -std::numeric_limits<double>::infinity() : s; // 0 / 0 for an empty class
+    return s == s ? s : -std::numeric_limits<double>::infinity(); // NaN: 0 / 0 for an empty class
 }
 
 void LogitAdjustmentSweeper::add(const double* logits, std::int32_t label, std::int32_t prediction) {
@@ -41,38 +44,88 @@ void LogitAdjustmentSweeper::add(const double* logits, std::int32_t label, std::
         ++correct_[0][m];
         ++correct_[1][m];
     }
-    addMode(Adjustment::Additive, logits, label);
-    addMode(Adjustment::Multiplicative, logits, label);
+    const auto y = static_cast<std::size_t>(label);
+    const std::size_t last = taus_.size() - 1;
+    if (all_priors_positive_)
+        countAdditiveWins(logits, y);
+    else
+        countWins<Adjustment::Additive>(logits, y, 1, last, all_classes_.data(), C_, 0);
+    countWins<Adjustment::Multiplicative>(logits, y, 1, last, all_classes_.data(), C_, 0);
 }
 
-void LogitAdjustmentSweeper::addMode(Adjustment mode, const double* z, std::int32_t label) {
-    const std::size_t first = 1, last = taus_.size() - 1;
-    double floor = -std::numeric_limits<double>::infinity();
+bool LogitAdjustmentSweeper::winsExactly(const double* z, std::size_t y, std::size_t k) const {
+    const double own = score<Adjustment::Additive>(k, y, z[y]);
     for (std::size_t c = 0; c < C_; ++c) {
-        const double a = score(mode, first, c, z[c]), b = score(mode, last, c, z[c]);
-        low_[c] = std::min(a, b);
-        high_[c] = std::max(a, b);
-        floor = std::max(floor, low_[c]);
+        if (c == y) continue;
+        const double s = score<Adjustment::Additive>(k, c, z[c]);
+        if (s > own || (s == own && c < y)) return false; // ties go to the lowest class id
     }
-    // A small slack keeps classes whose rounding could still reach the floor.
-    const double slack = std::isfinite(floor) ? 1e-9 * std::max(1.0, std::abs(floor)) : 0.0;
-    candidates_.clear();
-    for (std::size_t c = 0; c < C_; ++c)
-        if (high_[c] >= floor - slack) candidates_.push_back(static_cast<std::int32_t>(c));
+    return true;
+}
+
+void LogitAdjustmentSweeper::countAdditiveWins(const double* z, std::size_t y) {
+    // The label beats rival c at tau iff (z_y - z_c) - tau (l_y - l_c) > 0, l = log pi:
+    // an upper bound on tau where l_y > l_c, a lower bound where l_y < l_c.
+    double lower = -std::numeric_limits<double>::infinity(), upper = std::numeric_limits<double>::infinity();
+    for (std::size_t c = 0; c < C_; ++c) {
+        if (c == y) continue;
+        const double dz = z[y] - z[c], dl = log_prior_[y] - log_prior_[c];
+        if (dl > 0)
+            upper = std::min(upper, dz / dl);
+        else if (dl < 0)
+            lower = std::max(lower, dz / dl);
+        else if (dz < 0 || (dz == 0 && c < y))
+            return; // an equally frequent class that stays ahead at every tau
+    }
+    constexpr double kMargin = 1e-7; // grid taus this close to an end are decided exactly
+    auto& correct = correct_[0];
+    for (std::size_t k = 1; k < taus_.size(); ++k) {
+        const double tau = taus_[k];
+        const bool inside = tau > lower + kMargin && tau < upper - kMargin;
+        const bool outside = tau < lower - kMargin || tau > upper + kMargin;
+        if (inside || (!outside && winsExactly(z, y, k))) ++correct[k * C_ + y];
+    }
+}
+
+template <Adjustment mode>
+void LogitAdjustmentSweeper::countWins(const double* z, std::size_t y, std::size_t k_lo, std::size_t k_hi,
+                                       const std::int32_t* rivals, std::size_t n, std::size_t depth) {
     auto& correct = correct_[mode == Adjustment::Additive ? 0 : 1];
-    for (std::size_t k = first; k <= last; ++k) {
-        std::int32_t best = candidates_.front();
-        double best_score = score(mode, k, static_cast<std::size_t>(best), z[best]);
-        for (std::size_t i = 1; i < candidates_.size(); ++i) {
-            const auto c = static_cast<std::size_t>(candidates_[i]);
-            const double s = score(mode, k, c, z[c]);
-            if (s > best_score) { // ties go to the lowest class id
-                best_score = s;
-                best = candidates_[i];
+    if (k_hi - k_lo <= 1) { // one or two taus: decide exactly
+        for (std::size_t k = k_lo; k <= k_hi; ++k) {
+            const double own = score<mode>(k, y, z[y]);
+            bool wins = true;
+            for (std::size_t i = 0; i < n && wins; ++i) {
+                const auto c = static_cast<std::size_t>(rivals[i]);
+                if (c == y) continue;
+                const double s = score<mode>(k, c, z[c]);
+                wins = s < own || (s == own && c > y); // ties go to the lowest class id
             }
+            if (wins) ++correct[k * C_ + y];
         }
-        if (best == label) ++correct[k * C_ + static_cast<std::size_t>(label)];
+        return;
     }
+    const double a = score<mode>(k_lo, y, z[y]), b = score<mode>(k_hi, y, z[y]);
+    const double own_lo = std::min(a, b), own_hi = std::max(a, b);
+    // Bounds are compared with a little slack so that rounding never decides.
+    const double scale = std::max({1.0, std::abs(own_lo), std::abs(own_hi)});
+    const double slack = std::isfinite(scale) ? 1e-9 * scale : 0.0;
+    std::int32_t* next = rivals_[depth + 1].data();
+    std::size_t m = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto c = static_cast<std::size_t>(rivals[i]);
+        if (c == y) continue;
+        const double ca = score<mode>(k_lo, c, z[c]), cb = score<mode>(k_hi, c, z[c]);
+        if (std::min(ca, cb) > own_hi + slack) return; // the label loses every tau here
+        if (std::max(ca, cb) >= own_lo - slack) next[m++] = rivals[i];
+    }
+    if (m == 0) { // no rival reaches the label anywhere in the interval
+        for (std::size_t k = k_lo; k <= k_hi; ++k) ++correct[k * C_ + y];
+        return;
+    }
+    const std::size_t mid = (k_lo + k_hi) / 2;
+    countWins<mode>(z, y, k_lo, mid, next, m, depth + 1);
+    countWins<mode>(z, y, mid + 1, k_hi, next, m, depth + 1);
 }
 
 void LogitAdjustmentSweeper::merge(const LogitAdjustmentSweeper& other) {
@@ -100,20 +153,25 @@ LogitAdjustmentSweep LogitAdjustmentSweeper::finish(Adjustment mode, const std::
     LogitAdjustmentSweep sweep;
     sweep.tau = taus_;
     const auto& correct = correct_[mode == Adjustment::Additive ? 0 : 1];
-    std::optional<double> best_accuracy;
     for (std::size_t k = 0; k < taus_.size(); ++k) {
         std::vector<Nullable> per_class(C_);
         for (std::size_t c = 0; c < C_; ++c)
             if (split_counts[c] > 0)
                 per_class[c] = static_cast<double>(correct[k * C_ + c]) / static_cast<double>(split_counts[c]);
         sweep.accuracy.push_back(shotAccuracy(per_class, groups));
-        const Nullable acc = sweep.accuracy.back().all;
-        if (acc && (!best_accuracy || *acc > *best_accuracy)) {
-            best_accuracy = acc;
-            sweep.best_tau = taus_[k];
-        }
         sweep.per_class_accuracy.push_back(std::move(per_class));
     }
+    // The first tau of maximal accuracy. Equal accuracies can differ in the last
+    // bit after summing per-class fractions in another order, so values within
+    // 1e-12 of the maximum count as equal (distinct accuracies differ by far more).
+    std::optional<double> best_accuracy;
+    for (const auto& a : sweep.accuracy)
+        if (a.all && (!best_accuracy || *a.all > *best_accuracy)) best_accuracy = a.all;
+    for (std::size_t k = 0; best_accuracy && k < taus_.size(); ++k)
+        if (sweep.accuracy[k].all && *sweep.accuracy[k].all >= *best_accuracy - 1e-12) {
+            sweep.best_tau = taus_[k];
+            break;
+        }
     return sweep;
 }
 

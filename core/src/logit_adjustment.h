@@ -2,11 +2,17 @@
 // The post-hoc logit-adjustment sweep of analysis.md, accumulated sample by
 // sample (internal).
 //
-// For each sample and each of the 31 taus we need argmax_c of the adjusted
-// logit. Each adjusted logit is monotone in tau on [0.1, 3] (additive:
-// z - tau log pi, linear; multiplicative: z / pi^tau), so a class whose best
-// value over the range is below another class's worst value never wins; only
-// the few surviving candidates are evaluated at every tau.
+// For each sample and each of the 31 taus we need to know whether the label
+// wins argmax_c of the adjusted logit. Each adjusted logit is monotone in tau
+// (additive: z - tau log pi, linear; multiplicative: z / pi^tau), so over an
+// interval of taus its extremes are at the interval's ends. Bisecting the tau
+// grid: a rival whose worst value beats the label's best makes the label lose
+// the whole interval; rivals whose best stays below the label's worst drop
+// out; when none is left the label wins the whole interval. Only the few
+// rivals that remain are evaluated tau by tau, with the exact formula.
+// The additive adjustment is linear in tau, so there the label's winning taus
+// form one open interval, found in one pass over the rivals; only grid taus
+// within a hair of its ends are decided by the exact formula.
 
 #include <cstdint>
 #include <vector>
@@ -31,17 +37,23 @@ public:
                                 const std::vector<ShotGroup>& groups) const;
 
 private:
-    double score(Adjustment mode, std::size_t k, std::size_t c, double z) const;
-    void addMode(Adjustment mode, const double* logits, std::int32_t label);
+    template <Adjustment mode>
+    double score(std::size_t k, std::size_t c, double z) const;
+    void countAdditiveWins(const double* z, std::size_t label);
+    bool winsExactly(const double* z, std::size_t label, std::size_t k) const; // additive, every rival
+    template <Adjustment mode>
+    void countWins(const double* z, std::size_t label, std::size_t k_lo, std::size_t k_hi, const std::int32_t* rivals,
+                   std::size_t n, std::size_t depth);
 
     std::size_t C_;
     std::vector<double> taus_;
     std::vector<double> log_prior_;                 // log pi_c (-inf when n_c = 0)
+    bool all_priors_positive_ = true;
     std::vector<std::vector<double>> prior_pow_;    // pi_c^tau_k
     // correct_[mode][k * C + c]: samples of class c right at tau_k.
     std::vector<std::int64_t> correct_[2];
-    std::vector<std::int32_t> candidates_;
-    std::vector<double> low_, high_;
+    std::vector<std::int32_t> all_classes_;                // 0 .. C-1
+    std::vector<std::vector<std::int32_t>> rivals_;      // per bisection depth
 };
 
 // Balanced, many, medium, few accuracy of per-class accuracies (null where absent).

@@ -21,7 +21,8 @@ Conventions where analysis.md is silent (shared with the C++ side):
   * logit adjustment at tau = 0 is no adjustment; additive score
     z - tau*log(pi); multiplicative score z / pi**tau.
   * nearest-class-mean ties go, like argmax ties, to the lowest class id.
-  * if the FDR drop rule drops every dimension, fdr is null and the traces 0.
+  * if the FDR drop rule drops every dimension, fdr, trace_sw and trace_sb
+    are null (as the C++ side does).
 
 Usage: /usr/bin/python3 ltlab_reference.py FILE [--snapshot S] [--split X]
            [--many-threshold N] [--few-threshold N]
@@ -228,9 +229,9 @@ def analyze(H, y, W, b, train_counts, logits=None,
         S_B = (dB * counts[P, None]).T @ dB
         swk = S_W[np.ix_(keep, keep)]
         sbk = S_B[np.ix_(keep, keep)]
-        r["trace_sw"] = float(np.trace(swk))
-        r["trace_sb"] = float(np.trace(sbk))
         if keep.any():
+            r["trace_sw"] = float(np.trace(swk))
+            r["trace_sb"] = float(np.trace(sbk))
             r["fdr"] = _trace_prod(pinv_sym(swk), sbk)
 
     # ---- cone effect -----------------------------------------------------

@@ -24,7 +24,7 @@ class CliBase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="ltlab_cli_")
-        cls.valid = tu.write_base(os.path.join(cls.tmp.name, "valid.h5"))
+        cls.valid = tu.write_base(os.path.join(cls.tmp.name, "base_run.h5"))
 
     @classmethod
     def tearDownClass(cls):
@@ -117,7 +117,7 @@ class Usage(CliBase):
 
     def test_absent_split(self):
         proc = self.fails(None, "analyze", self.valid, "--split", "val")   # only test exists
-        self.assertIn("val", proc.stderr)
+        self.assertRegex(proc.stderr.replace(self.valid, "<FILE>"), r"\bval\b")
         self.assertEqual(proc.stdout, "")
 
     def test_valid_file_text_and_json(self):

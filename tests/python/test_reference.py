@@ -337,7 +337,7 @@ class ReferenceSelfTest(unittest.TestCase):
 def _files(d):
     """The run files compared with ltlab: {key: (path, [arg lists])}."""
     files = {}
-    f32, f64 = np.float32, np.float64
+    f64 = np.float64
 
     def add(key, seed, train_counts, snap_specs, args_list=((),), **kw):
         rng = np.random.default_rng(seed)
@@ -449,6 +449,27 @@ def _files(d):
         del s["splits"]["test"]["logits"]   # Z = 0: every prediction is class 0
     add("ties_equal_counts", 32, np.full(4, 10),
         [dict(name="s", D=2, post=ties_equal, splits={"test": [1] * 4})])
+
+    # balanced accuracy 3/20 at tau 0 (3/10 and 0/10) and at every tau >= 0.1
+    # (1/10 and 2/10): a mathematical tie that a float sum breaks
+    # (0.3 + 0.0 < 0.1 + 0.2); best additive tau is the first, 0.0
+    def rounding_tie(s, rng):
+        dl = math.log(9.0)                   # log(pi_0 / pi_1), n = 90, 10
+        m0 = [0.05, 0.05, 10] + [-10] * 7    # z_0 - z_1, class-0 samples
+        m1 = [0.05, 0.05] + [10] * 8         # z_0 - z_1, class-1 samples
+        Z = np.zeros((20, 2))
+        Z[:, 0] = np.array(m0 + m1) * dl
+        sp = s["splits"]["test"]
+        sp["labels"] = np.repeat([0, 1], 10)
+        sp["features"] = rng.standard_normal((20, 3)).astype(np.float32)
+        sp["logits"] = Z
+    def all_constant(s, rng):
+        s["splits"]["test"]["features"][:] = np.float32(1.7)
+    add("all_constant", 34, np.array([50, 30, 20, 10]),
+        [dict(name="s", D=3, post=all_constant, splits={"test": [6] * 4})])
+
+    add("rounding_tie", 33, np.array([90, 10]),
+        [dict(name="s", D=3, post=rounding_tie, splits={"test": [10, 10]})])
     return files
 
 
@@ -562,6 +583,42 @@ class CompareWithLtlab(unittest.TestCase):
         (e, g), = self.check("ties_equal_counts")
         self.assertEqual(g["per_class"]["accuracy"], [1.0, 0.0, 0.0, 0.0])
         self.assertEqual(g["nc4"], 0.375)   # 6 of 16: the far points of classes 1-3
+
+    def test_all_dimensions_constant(self):
+        """Every FDR dimension dropped (fdr, trace_sw, trace_sb null), all
+        class means equal (centred-mean metrics null), nearest-mean ties."""
+        (e, g), = self.check("all_constant")
+        for k in ("fdr", "trace_sw", "trace_sb", "nc2_equinorm_means", "nc3"):
+            self.assertIsNone(g[k], k)
+
+    def test_cifar100_lt_size(self):
+        """N = 10,847 (train split), D = 512, C = 100: the benchmark shape,
+        non-negative (ReLU) features, with the constant dimensions a ReLU
+        network leaves."""
+        rng = np.random.default_rng(35)
+        C, D = 100, 512
+        n = np.array([int(500 * 100 ** (-i / 99)) for i in range(C)])
+        s = tu.make_snapshot(rng, "epoch_0200", n, {"train": n, "test": [10] * C}, D,
+                             epoch=200, noise=8.0)
+        for sp in s["splits"].values():
+            sp["features"] = np.maximum(sp["features"], 0)
+            sp["features"][:, :3] = 0          # dead units
+        path = tu.write_run(os.path.join(self.tmp.name, "cifar100_lt.h5"), n, [s])
+        for args in ([], ["--split", "train"]):
+            with self.subTest(args=args):
+                tu.assert_matches_reference(self, path, *args, label="cifar100_lt")
+
+    def test_best_tau_is_first_of_an_exact_tie(self):
+        """analysis.md: best_tau is the first tau of maximal accuracy; equal
+        balanced accuracies must not be told apart by float rounding."""
+        path, _ = self.files["rounding_tie"]
+        e = ref.analyze_file(path)
+        self.assertEqual(e["la_sweep"]["additive"]["best_tau"], 0.0)
+        self.assertEqual(set(e["la_sweep"]["additive"]["accuracy"]), {0.15})
+        g = tu.analyze_json(self, path)
+        self.assertEqual(g["la_sweep"]["additive"]["best_tau"], 0.0,
+                         "accuracies %s" % g["la_sweep"]["additive"]["accuracy"][:3])
+        self.check("rounding_tie")
 
 
 if __name__ == "__main__":

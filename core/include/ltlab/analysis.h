@@ -30,8 +30,9 @@ public:
     virtual std::int64_t featureDim() const = 0;
     virtual bool hasLogits() const = 0;
     virtual const std::vector<std::int32_t>& labels() const = 0;
-    // Fills features (rows x D) and, when hasLogits(), logits (rows x C) from row0.
-    virtual void read(std::int64_t row0, RowMatrix& features, RowMatrix* logits) const = 0;
+    // Fill rows [row0, row0 + out.rows()) of the features (N x D) or stored logits (N x C).
+    virtual void readFeatures(std::int64_t row0, RowBlock out) const = 0;
+    virtual void readLogits(std::int64_t row0, RowBlock out) const = 0;
     // Names the data in error messages ("run.h5: /snapshots/e1/test/features").
     virtual void fail(const std::string& what, const std::string& problem) const = 0;
 };
@@ -43,7 +44,8 @@ public:
     std::int64_t featureDim() const override { return snapshot_.feature_dim; }
     bool hasLogits() const override { return split_.has_logits; }
     const std::vector<std::int32_t>& labels() const override { return labels_; }
-    void read(std::int64_t row0, RowMatrix& features, RowMatrix* logits) const override;
+    void readFeatures(std::int64_t row0, RowBlock out) const override;
+    void readLogits(std::int64_t row0, RowBlock out) const override;
     void fail(const std::string& what, const std::string& problem) const override;
 
 private:
@@ -61,7 +63,8 @@ public:
     std::int64_t featureDim() const override { return features_.cols(); }
     bool hasLogits() const override { return logits_.has_value(); }
     const std::vector<std::int32_t>& labels() const override { return labels_; }
-    void read(std::int64_t row0, RowMatrix& features, RowMatrix* logits) const override;
+    void readFeatures(std::int64_t row0, RowBlock out) const override;
+    void readLogits(std::int64_t row0, RowBlock out) const override;
     void fail(const std::string& what, const std::string& problem) const override;
 
 private:
@@ -140,6 +143,7 @@ struct Analysis {
     // Work done, for benchmarks: BLAS floating-point operations and seconds.
     double blas_flops = 0;
     double seconds = 0;
+    std::vector<std::pair<std::string, double>> phase_seconds; // pass 1, pass 2, metrics
 };
 
 Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier, const AnalysisOptions& options);

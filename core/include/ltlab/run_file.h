@@ -24,6 +24,8 @@ inline constexpr int kRunFormatVersion = 1;
 inline constexpr const char* kRunFormatName = "ltlab-run";
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+// A block of consecutive full rows of a RowMatrix (contiguous in memory).
+using RowBlock = Eigen::Ref<RowMatrix>;
 
 struct ClassInfo {
     std::vector<std::int64_t> train_counts; // n_c, length C
@@ -88,9 +90,8 @@ public:
     // and of <split>/logits (rows x C), converted to float64. Non-finite
     // values are not checked here: the analysis counts them in its pass.
     void readFeatureRows(const SnapshotInfo& snapshot, const SplitInfo& split, std::int64_t row0,
-                         RowMatrix& out) const;
-    void readLogitRows(const SnapshotInfo& snapshot, const SplitInfo& split, std::int64_t row0,
-                       RowMatrix& out) const;
+                         RowBlock out) const;
+    void readLogitRows(const SnapshotInfo& snapshot, const SplitInfo& split, std::int64_t row0, RowBlock out) const;
 
     std::optional<History> history() const;
 
@@ -101,7 +102,7 @@ private:
     struct Handles;
     explicit RunFile(std::string path);
     void validate();
-    void readRows(const std::string& object, std::int64_t row0, RowMatrix& out) const;
+    void readRows(const std::string& object, std::int64_t row0, RowBlock out) const;
 
     std::string path_;
     std::unique_ptr<Handles> handles_;
