@@ -392,10 +392,8 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
             }
             result.trace_sw = sw.trace();
             result.trace_sb = between.squaredNorm();
-            // tr(S_W^+ S_B) with S_B = B^T B: sum_j ||B v_j||^2 / l_j, no D x D S_B needed.
-            const linalg::PseudoInverse sw_pinv = linalg::pseudoInverse(sw);
-            const MatrixXd projected = between * sw_pinv.kept_vectors;
-            result.fdr = (projected.colwise().squaredNorm().transpose().array() / sw_pinv.kept_values.array()).sum();
+            // tr(S_W^+ S_B) with S_B = B^T B: the D x D S_B is never formed.
+            result.fdr = linalg::traceOfPinvTimesGram(sw, between);
         }
     }
 

@@ -25,22 +25,35 @@ void symmetrizeFromLower(Eigen::MatrixXd& G) {
     G.triangularView<Eigen::StrictlyUpper>() = G.transpose();
 }
 
+static void dsyevd(char jobz, Eigen::MatrixXd& a, Eigen::VectorXd& w, int& info) {
+    const int n = static_cast<int>(a.rows());
+    int lwork = -1, liwork = -1, iwork_query = 0;
+    double work_query = 0;
+    dsyevd_(&jobz, "L", &n, a.data(), &n, w.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1);
+    lwork = static_cast<int>(work_query) + 1;
+    liwork = iwork_query;
+    std::vector<double> work(static_cast<std::size_t>(lwork));
+    std::vector<int> iwork(static_cast<std::size_t>(liwork));
+    dsyevd_(&jobz, "L", &n, a.data(), &n, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1);
+}
+
+Eigen::VectorXd symmetricEigenvalues(const Eigen::MatrixXd& A) {
+    Eigen::MatrixXd a = A;
+    Eigen::VectorXd w(A.rows());
+    int info = 0;
+    if (A.rows()) dsyevd('N', a, w, info);
+    if (info != 0) return symmetricEigen(A).values;
+    return w;
+}
+
 SymmetricEigen symmetricEigen(const Eigen::MatrixXd& A) {
     const int n = static_cast<int>(A.rows());
     SymmetricEigen out;
     out.vectors = A;
     out.values.resize(n);
     if (n == 0) return out;
-    int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
-    double work_query = 0;
-    dsyevd_("V", "L", &n, out.vectors.data(), &n, out.values.data(), &work_query, &lwork, &iwork_query, &liwork, &info,
-            1, 1);
-    lwork = static_cast<int>(work_query) + 1;
-    liwork = iwork_query;
-    std::vector<double> work(static_cast<std::size_t>(lwork));
-    std::vector<int> iwork(static_cast<std::size_t>(liwork));
-    dsyevd_("V", "L", &n, out.vectors.data(), &n, out.values.data(), work.data(), &lwork, iwork.data(), &liwork, &info,
-            1, 1);
+    int info = 0;
+    dsyevd('V', out.vectors, out.values, info);
     if (info != 0) {
         // dsyevd failed to converge (very rare): fall back to Eigen's QR-based solver.
         Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(A);
@@ -88,6 +101,19 @@ PseudoInverse pseudoInverseOfGram(const Eigen::MatrixXd& X, double scale) {
         vectors.col(j) /= std::sqrt(pinv.kept_values[j] * scale);
     pinv.kept_vectors = std::move(vectors);
     return pinv;
+}
+
+double traceOfPinvTimesGram(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) {
+    const Eigen::VectorXd values = symmetricEigenvalues(A);
+    if (values.size() && values.minCoeff() > kPinvRelativeCutoff * values.maxCoeff()) {
+        const Eigen::LLT<Eigen::MatrixXd> llt(A);
+        if (llt.info() == Eigen::Success) // tr(A^-1 B^T B) = ||L^-1 B^T||_F^2
+            return llt.matrixL().solve(B.transpose()).squaredNorm();
+    }
+    const PseudoInverse pinv = pseudoInverse(A);
+    if (pinv.kept_values.size() == 0) return 0.0;
+    const Eigen::MatrixXd projected = B * pinv.kept_vectors;
+    return (projected.colwise().squaredNorm().transpose().array() / pinv.kept_values.array()).sum();
 }
 
 double traceOfPinvTimes(const PseudoInverse& pinv, const Eigen::MatrixXd& B) {

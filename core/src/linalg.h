@@ -16,6 +16,8 @@ struct SymmetricEigen {
     Eigen::MatrixXd vectors; // columns
 };
 SymmetricEigen symmetricEigen(const Eigen::MatrixXd& A);
+// Eigenvalues only (ascending): several times cheaper than with vectors.
+Eigen::VectorXd symmetricEigenvalues(const Eigen::MatrixXd& A);
 
 // The pseudo-inverse of analysis.md: eigen-decompose the symmetric matrix and
 // invert the eigenvalues greater than 1e-8 times the largest; A^+ = V diag(1/l) V^T.
@@ -28,6 +30,9 @@ PseudoInverse pseudoInverse(const Eigen::MatrixXd& A);
 // The pseudo-inverse of A = X^T X / scale (X: K x D) through the K x K Gram
 // matrix X X^T / scale when K < D: the same non-zero eigenvalues, cheaper.
 PseudoInverse pseudoInverseOfGram(const Eigen::MatrixXd& X, double scale);
+// tr(A^+ B^T B) for B (K x D). When every eigenvalue of A passes the cutoff,
+// A^+ = A^-1 and a Cholesky solve gives the same number without eigenvectors.
+double traceOfPinvTimesGram(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B);
 // tr(A^+ B) for symmetric B.
 double traceOfPinvTimes(const PseudoInverse& pinv, const Eigen::MatrixXd& B);
 
