@@ -1,0 +1,111 @@
+#pragma once
+// Training, as the rest of ltlab sees it: a configuration, recipes, and a
+// Trainer interface implemented by the libtorch module (libltlab_train.so),
+// which is loaded only when something trains. No libtorch types here.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ltlab {
+
+struct TrainConfig {
+    std::string recipe = "ce";                 // ce, ce-wd, wb, wd-fr-etf
+    // Data: fashion-mnist-lt (embedded), fashion-mnist, cifar10-lt, cifar100-lt,
+    // idx-lt (data_dir holds train-/t10k- IDX files), gaussian-lt.
+    std::string dataset = "fashion-mnist-lt";
+    std::string data_dir;
+    double imbalance = 100.0;
+    bool paper_split = false;                  // the ICLR code's CIFAR construction (file order, 20 val)
+    std::int64_t val_per_class = 20;
+    std::int64_t gaussian_dim = 32;
+    std::int64_t gaussian_per_class = 500;
+    bool augment = true;                       // CIFAR: random crop 32 (padding 4) + flip
+
+    std::string model = "auto";                // mlp, cnn, resnet32, resnet34 (auto: by dataset)
+    bool classifier_bias = true;
+
+    std::int64_t epochs = 10;                  // stage 1 (and the only stage of one-stage recipes)
+    std::int64_t stage2_epochs = 10;           // wb only
+    std::int64_t batch_size = 64;
+    double lr = 0.01;
+    double momentum = 0.9;
+    double weight_decay = 5e-3;                // lambda of the explicit term lambda/2 sum ||theta||^2
+    double stage2_weight_decay = 0.1;
+    double feature_reg = 1e-2;                 // zeta of zeta/2 mean ||h||^2 (wd-fr-etf)
+    double cb_beta = 0.9999;
+    bool maxnorm = true;
+    double maxnorm_factor = 0.1;               // threshold min + factor (max - min) of stage-1 norms
+    bool maxnorm_per_epoch = false;            // the released code projects once per epoch
+    std::optional<double> tau;                 // logit adjustment; chosen on val when absent
+    std::string la_mode = "multiplicative";    // or additive
+
+    std::uint64_t seed = 0;
+    int threads = 0;                           // 0: all cores
+    std::string device = "auto";               // auto, cpu, cuda
+    std::int64_t snapshot_every = 1;           // epochs between snapshots (stage ends always)
+    std::int64_t train_feature_cap = 500;      // stored train features per class (-1: all)
+
+    // Unknown keys and wrong types are UsageErrors naming the key.
+    static TrainConfig fromJson(const std::string& json_text, const TrainConfig& defaults);
+    std::string toJson() const;
+};
+
+struct RecipeInfo {
+    std::string name;
+    std::string summary;
+    std::vector<std::string> settings; // the config keys that matter, with their defaults
+};
+const std::vector<RecipeInfo>& recipes();
+// The recipe's defaults over the generic ones (e.g. ce has no weight decay).
+TrainConfig recipeDefaults(const std::string& recipe);
+
+struct EpochReport {
+    int stage = 1;
+    std::int64_t epoch = 0;                    // counted over both stages, from 1
+    std::int64_t epochs_total = 0;
+    double train_loss = 0, train_accuracy = 0, test_accuracy = 0, lr = 0, seconds = 0;
+    std::map<std::string, double> metrics;     // per-epoch analysis (nc1, fdr, cone_mean_cos, accuracy_few, ...)
+    std::optional<std::string> snapshot;       // written this epoch
+};
+
+struct TrainingCallbacks {
+    std::function<void(double fraction, const std::string& what)> progress; // within the run, 0..1
+    std::function<void(const EpochReport&)> epoch;
+    std::function<void(const std::string&)> log;
+};
+
+// Control from another thread: pause, resume and cancel take effect between batches.
+struct TrainingControl {
+    std::atomic<bool> paused{false};
+    std::atomic<bool> cancelled{false};
+};
+
+struct TrainingSummary {
+    std::string out_path;
+    std::int64_t epochs_done = 0;
+    bool cancelled = false;
+    std::optional<double> tau;                 // the logit adjustment chosen
+    double accuracy = 0, accuracy_many = 0, accuracy_medium = 0, accuracy_few = 0; // test, balanced
+};
+
+class Trainer {
+public:
+    virtual ~Trainer() = default;
+    virtual std::string deviceDescription(const TrainConfig& config) const = 0;
+    // Trains and writes the run file; throws UsageError/InputError, or
+    // std::runtime_error for a diverging run (after keeping what it had).
+    virtual TrainingSummary train(const TrainConfig& config, const std::string& out_path,
+                                  const TrainingCallbacks& callbacks, TrainingControl& control) = 0;
+};
+
+// Loads libltlab_train.so (next to the executable, or in ../lib/ltlab) and
+// makes a Trainer; throws UsageError with what went wrong.
+std::unique_ptr<Trainer> loadTrainer();
+
+} // namespace ltlab
