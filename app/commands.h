@@ -14,6 +14,8 @@ constexpr int kExitInput = 2;
 int runAnalyze(const std::vector<std::string>& args);
 int runSynth(const std::vector<std::string>& args);
 int runInfo(const std::vector<std::string>& args);
+int runTrain(const std::vector<std::string>& args);
+int runRecipes(const std::vector<std::string>& args);
 // Loads the Qt workbench module and runs its event loop.
 int runWorkbench(int argc, char** argv);
 

@@ -16,6 +16,8 @@ constexpr const char* kUsage = R"(Usage: ltlab [FILE...]            open the wor
 Commands:
   analyze FILE   neural collapse, FDR, cone effect, logit adjustment of a snapshot
   synth          write a synthetic long-tailed run file
+  train          train a recipe (ce, ce-wd, wb, wd-fr-etf) on long-tailed data into a run file
+  recipes        list the training recipes and their defaults
   info           version, BLAS and threads (--measure-dgemm: the GEMM rate)
   help           this text
 
@@ -45,6 +47,8 @@ int main(int argc, char** argv) {
     if (first == "analyze") return runAnalyze(rest);
     if (first == "synth") return runSynth(rest);
     if (first == "info") return runInfo(rest);
+    if (first == "train") return runTrain(rest);
+    if (first == "recipes") return runRecipes(rest);
     if (first.rfind("-", 0) == 0 && first.rfind("--screenshot", 0) != 0) {
         std::cerr << "ltlab: unknown option '" << first << "' (see ltlab --help)\n";
         return kExitUsage;

@@ -100,6 +100,23 @@ RunFileWriter::RunFileWriter(const std::string& path, const ClassInfo& classes,
     out.group("/snapshots");
 }
 
+RunFileWriter::RunFileWriter(const std::string& path) : path_(path), handles_(std::make_unique<Handles>()) {
+    h5::Lock lock(h5::hdf5Mutex());
+    h5::silenceLibraryErrors();
+    handles_->file = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    if (!handles_->file) throw InputError(path, "", "cannot open for appending: " + h5::lastLibraryError());
+    const hid_t root = handles_->file.get();
+    if (h5::isGroup(root, "/history")) {
+        h5::Handle group(H5Gopen2(root, "/history", H5P_DEFAULT));
+        handles_->history_names = h5::memberNames(group.get());
+        for (const auto& name : handles_->history_names) {
+            h5::Handle ds(H5Dopen2(root, ("/history/" + name).c_str(), H5P_DEFAULT));
+            const auto shape = h5::shapeOf(ds.get());
+            history_length_ = shape.empty() ? 0 : static_cast<std::int64_t>(shape[0]);
+        }
+    }
+}
+
 RunFileWriter::~RunFileWriter() {
     h5::Lock lock(h5::hdf5Mutex());
     handles_.reset();

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -94,12 +95,18 @@ struct TrainingSummary {
     double accuracy = 0, accuracy_many = 0, accuracy_medium = 0, accuracy_few = 0; // test, balanced
 };
 
+// A run whose loss became NaN or infinite; the run file keeps the finished epochs.
+class TrainingDiverged : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 class Trainer {
 public:
     virtual ~Trainer() = default;
     virtual std::string deviceDescription(const TrainConfig& config) const = 0;
-    // Trains and writes the run file; throws UsageError/InputError, or
-    // std::runtime_error for a diverging run (after keeping what it had).
+    // Trains and writes the run file; throws UsageError/InputError,
+    // TrainingDiverged, or std::runtime_error for anything else.
     virtual TrainingSummary train(const TrainConfig& config, const std::string& out_path,
                                   const TrainingCallbacks& callbacks, TrainingControl& control) = 0;
 };

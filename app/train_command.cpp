@@ -1,0 +1,176 @@
+// `ltlab train` and `ltlab recipes`: training through the libtorch module,
+// which is loaded here and nowhere else on the command line.
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_args.h"
+#include "commands.h"
+#include "ltlab/training.h"
+
+namespace ltlab::app {
+
+namespace {
+
+TrainingControl* g_control = nullptr;
+extern "C" void onInterrupt(int) {
+    if (g_control) g_control->cancelled = true; // stops between batches; finished epochs stay in the file
+}
+
+std::string dashed(std::string key) {
+    for (char& ch : key)
+        if (ch == '_') ch = '-';
+    return key;
+}
+
+// Every configuration key is also an option: weight_decay is --weight-decay.
+std::vector<std::string> configKeys() {
+    std::vector<std::string> keys;
+    const nlohmann::json config = nlohmann::json::parse(TrainConfig().toJson());
+    for (const auto& item : config.items()) keys.push_back(item.key());
+    return keys;
+}
+
+std::string percent(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f %%", 100.0 * v);
+    return b;
+}
+
+} // namespace
+
+int runRecipes(const std::vector<std::string>& argv) {
+    return guarded("recipes", [&] {
+        const cli::Args args("ltlab recipes", {{"json", "", "print the defaults as JSON"}, {"help", "", "show this help"}}, argv);
+        if (args.flag("help")) {
+            std::cout << "Usage: ltlab recipes [--json]\n\nLists the training recipes and their default settings.\n";
+            return kExitOk;
+        }
+        for (const RecipeInfo& r : recipes()) {
+            if (args.flag("json")) {
+                std::cout << recipeDefaults(r.name).toJson() << "\n";
+                continue;
+            }
+            std::cout << r.name << "\n  " << r.summary << "\n  settings:";
+            for (const auto& s : r.settings) std::cout << " " << s;
+            std::cout << "\n";
+        }
+        return kExitOk;
+    });
+}
+
+int runTrain(const std::vector<std::string>& argv) {
+    return guarded("train", [&] {
+        std::vector<cli::OptionSpec> specs{{"recipe", "NAME", "ce, ce-wd, wb or wd-fr-etf (see ltlab recipes)"},
+                                           {"config", "FILE", "JSON configuration (keys as in ltlab recipes --json)"},
+                                           {"out", "FILE", "run file to write (required)"},
+                                           {"overwrite", "", "replace an existing run file"}};
+        for (const auto& key : configKeys())
+            if (key != "recipe") specs.push_back({dashed(key), "VALUE", "config key " + key});
+        specs.push_back({"help", "", "show this help"});
+        const cli::Args args("ltlab train", specs, argv);
+        if (args.flag("help")) {
+            std::cout << "Usage: ltlab train --recipe NAME --out RUN.h5 [--config FILE] [--KEY VALUE ...]\n\n"
+                         "Trains on a long-tailed dataset (default: Fashion-MNIST-LT, IF 100, from Debian's\n"
+                         "dataset-fashion-mnist) and writes a run file that grows by one epoch at a time:\n"
+                         "history, per-epoch analysis metrics and snapshots. Ctrl-C stops after the current\n"
+                         "batch and keeps every finished epoch. Exit status: 0 done, 1 usage error, 2 bad\n"
+                         "input, 3 training diverged, 130 interrupted.\n\n"
+                      << args.optionsHelp();
+            return kExitOk;
+        }
+        if (!args.positional().empty()) throw UsageError("ltlab train: unexpected argument '" + args.positional()[0] + "'");
+        const auto out = args.value("out");
+        if (!out) throw UsageError("ltlab train: missing --out RUN.h5");
+        std::error_code ec;
+        if (std::filesystem::exists(*out, ec) && !args.flag("overwrite"))
+            throw UsageError("ltlab train: " + *out + " exists; pass --overwrite to replace it");
+
+        // Defaults of the recipe, then the config file, then the options.
+        std::string recipe = args.value("recipe").value_or("");
+        nlohmann::json file_config = nlohmann::json::object();
+        if (auto path = args.value("config")) {
+            std::ifstream in(*path);
+            if (!in) throw InputError(*path, "", "cannot read the config file");
+            std::stringstream text;
+            text << in.rdbuf();
+            try {
+                file_config = nlohmann::json::parse(text.str());
+            } catch (const nlohmann::json::exception& e) {
+                throw InputError(*path, "", std::string("not valid JSON: ") + e.what());
+            }
+            if (recipe.empty() && file_config.contains("recipe") && file_config["recipe"].is_string())
+                recipe = file_config["recipe"];
+        }
+        if (recipe.empty()) throw UsageError("ltlab train: missing --recipe (see ltlab recipes)");
+        TrainConfig config = recipeDefaults(recipe);
+        try {
+            config = TrainConfig::fromJson(file_config.dump(), config);
+        } catch (const UsageError& e) {
+            throw UsageError("ltlab train: " + args.value("config").value_or("") + ": " + e.what());
+        }
+        nlohmann::json overrides = nlohmann::json::object();
+        for (const auto& key : configKeys()) {
+            const auto text = args.value(dashed(key));
+            if (!text || key == "recipe") continue;
+            // Numbers, booleans and null as JSON; anything else as a string.
+            overrides[key] = nlohmann::json::accept(*text) ? nlohmann::json::parse(*text) : nlohmann::json(*text);
+        }
+        overrides["recipe"] = recipe;
+        try {
+            config = TrainConfig::fromJson(overrides.dump(), config);
+        } catch (const UsageError& e) {
+            throw UsageError(std::string("ltlab train: ") + e.what());
+        }
+
+        std::unique_ptr<Trainer> trainer = loadTrainer();
+        TrainingControl control;
+        g_control = &control;
+        std::signal(SIGINT, onInterrupt);
+        const bool tty = isatty(STDERR_FILENO);
+        TrainingCallbacks callbacks;
+        callbacks.log = [](const std::string& s) { std::cerr << s << "\n"; };
+        if (tty)
+            callbacks.progress = [](double f, const std::string& what) {
+                const int width = 30, filled = static_cast<int>(f * width);
+                std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] "
+                          << static_cast<int>(100 * f) << "% " << what << "   " << std::flush;
+            };
+        callbacks.epoch = [tty](const EpochReport& r) {
+            char line[256];
+            std::snprintf(line, sizeof line, "%sepoch %lld/%lld (stage %d): loss %.4f, train acc %.2f%%, test acc %.2f%% "
+                          "(few %.2f%%), FDR %.3g, NC1 %.3g, lr %.4g, %.1f s%s%s\n",
+                          tty ? "\r" : "", static_cast<long long>(r.epoch), static_cast<long long>(r.epochs_total), r.stage,
+                          r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy,
+                          100 * (r.metrics.count("accuracy_few") ? r.metrics.at("accuracy_few") : NAN),
+                          r.metrics.count("fdr") ? r.metrics.at("fdr") : NAN, r.metrics.count("nc1") ? r.metrics.at("nc1") : NAN,
+                          r.lr, r.seconds, r.snapshot ? ", snapshot " : "", r.snapshot ? r.snapshot->c_str() : "");
+            std::cerr << line;
+        };
+        TrainingSummary summary;
+        try {
+            summary = trainer->train(config, *out, callbacks, control);
+        } catch (const TrainingDiverged& e) {
+            std::cerr << "ltlab train: " << e.what() << "\n";
+            g_control = nullptr;
+            return 3;
+        }
+        g_control = nullptr;
+        std::cout << "run: " << summary.out_path << " (" << summary.epochs_done << " epochs"
+                  << (summary.cancelled ? ", interrupted" : "") << ")\n";
+        if (summary.tau) std::cout << "logit adjustment tau: " << *summary.tau << "\n";
+        std::cout << "test accuracy (balanced): " << percent(summary.accuracy) << "; many " << percent(summary.accuracy_many)
+                  << ", medium " << percent(summary.accuracy_medium) << ", few " << percent(summary.accuracy_few) << "\n";
+        return summary.cancelled ? 130 : kExitOk;
+    });
+}
+
+} // namespace ltlab::app
