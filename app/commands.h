@@ -16,6 +16,7 @@ int runSynth(const std::vector<std::string>& args);
 int runInfo(const std::vector<std::string>& args);
 int runTrain(const std::vector<std::string>& args);
 int runRecipes(const std::vector<std::string>& args);
+int runBenchmarkTraining(const std::vector<std::string>& args);
 // Loads the Qt workbench module and runs its event loop.
 int runWorkbench(int argc, char** argv);
 

@@ -18,6 +18,7 @@ Commands:
   synth          write a synthetic long-tailed run file
   train          train a recipe (ce, ce-wd, wb, wd-fr-etf) on long-tailed data into a run file
   recipes        list the training recipes and their defaults
+  benchmark-training  training throughput of a model, in images/s
   info           version, BLAS and threads (--measure-dgemm: the GEMM rate)
   help           this text
 
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     if (first == "info") return runInfo(rest);
     if (first == "train") return runTrain(rest);
     if (first == "recipes") return runRecipes(rest);
+    if (first == "benchmark-training") return runBenchmarkTraining(rest);
     if (first.rfind("-", 0) == 0 && first.rfind("--screenshot", 0) != 0) {
         std::cerr << "ltlab: unknown option '" << first << "' (see ltlab --help)\n";
         return kExitUsage;

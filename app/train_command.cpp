@@ -14,6 +14,7 @@
 
 #include "cli_args.h"
 #include "commands.h"
+#include "ltlab/posthoc.h"
 #include "ltlab/training.h"
 
 namespace ltlab::app {
@@ -45,7 +46,53 @@ std::string percent(double v) {
     return b;
 }
 
+// The la recipe needs no training and no libtorch.
+int runPosthoc(const cli::Args& args, const TrainConfig& config, const std::string& out) {
+    const auto from = args.value("from");
+    if (!from) throw UsageError("ltlab train: recipe la needs --from RUN.h5 (a finished run)");
+    if (config.la_mode != "additive" && config.la_mode != "multiplicative")
+        throw UsageError("ltlab train: --la-mode must be additive or multiplicative");
+    const PosthocResult r = logitAdjustRun(*from, out, args.value("snapshot"), config.tau,
+                                           config.la_mode == "additive" ? LogitAdjustmentMode::Additive
+                                                                        : LogitAdjustmentMode::Multiplicative);
+    std::cout << "run: " << out << "\n"
+              << config.la_mode << " logit adjustment tau: " << r.tau << (r.tau_from_val ? " (chosen on val)" : "") << "\n"
+              << r.after.split << " accuracy (balanced): " << percent(r.before.accuracy.value_or(NAN)) << " -> "
+              << percent(r.after.accuracy.value_or(NAN)) << "; few " << percent(r.before.accuracy_few.value_or(NAN))
+              << " -> " << percent(r.after.accuracy_few.value_or(NAN)) << "\n";
+    return kExitOk;
+}
+
 } // namespace
+
+int runBenchmarkTraining(const std::vector<std::string>& argv) {
+    return guarded("benchmark-training", [&] {
+        const cli::Args args("ltlab benchmark-training",
+                             {{"model", "NAME", "cnn (1x28x28 input, 10 classes), resnet32 or resnet34 (3x32x32, 100 classes), mlp"},
+                              {"batch-size", "N", "default 64"},
+                              {"steps", "N", "timed steps after 5 warm-up steps (default 30)"},
+                              {"threads", "N", "default: all cores"},
+                              {"help", "", "show this help"}},
+                             argv);
+        if (args.flag("help")) {
+            std::cout << "Usage: ltlab benchmark-training [options]\n\nTraining throughput (forward, loss, backward, "
+                         "SGD step) on random inputs, in images/s.\n\n"
+                      << args.optionsHelp();
+            return kExitOk;
+        }
+        const std::string model = args.value("model").value_or("cnn");
+        const bool mnist_like = model == "cnn" || model == "mlp";
+        const auto batch = args.integer("batch-size", 1).value_or(64);
+        const auto steps = args.integer("steps", 1).value_or(30);
+        const auto threads = args.integer("threads", 0).value_or(0);
+        std::unique_ptr<Trainer> trainer = loadTrainer();
+        const double rate = trainer->measureThroughput(model, batch, mnist_like ? 1 : 3, mnist_like ? 28 : 32,
+                                                       mnist_like ? 28 : 32, mnist_like ? 10 : 100,
+                                                       static_cast<int>(threads), static_cast<int>(steps));
+        std::cout << "images_per_second: " << rate << "\n";
+        return kExitOk;
+    });
+}
 
 int runRecipes(const std::vector<std::string>& argv) {
     return guarded("recipes", [&] {
@@ -72,6 +119,8 @@ int runTrain(const std::vector<std::string>& argv) {
         std::vector<cli::OptionSpec> specs{{"recipe", "NAME", "ce, ce-wd, wb or wd-fr-etf (see ltlab recipes)"},
                                            {"config", "FILE", "JSON configuration (keys as in ltlab recipes --json)"},
                                            {"out", "FILE", "run file to write (required)"},
+                                           {"from", "RUN", "recipe la: the finished run to adjust"},
+                                           {"snapshot", "NAME", "recipe la: the snapshot to adjust (default: the last)"},
                                            {"overwrite", "", "replace an existing run file"}};
         for (const auto& key : configKeys())
             if (key != "recipe") specs.push_back({dashed(key), "VALUE", "config key " + key});
@@ -131,6 +180,10 @@ int runTrain(const std::vector<std::string>& argv) {
             throw UsageError(std::string("ltlab train: ") + e.what());
         }
 
+        if (config.recipe == "la") return runPosthoc(args, config, *out);
+        if (args.value("from") || args.value("snapshot"))
+            throw UsageError("ltlab train: --from and --snapshot belong to the la recipe");
+
         std::unique_ptr<Trainer> trainer = loadTrainer();
         TrainingControl control;
         g_control = &control;
@@ -152,7 +205,8 @@ int runTrain(const std::vector<std::string>& argv) {
                           r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy,
                           100 * (r.metrics.count("accuracy_few") ? r.metrics.at("accuracy_few") : NAN),
                           r.metrics.count("fdr") ? r.metrics.at("fdr") : NAN, r.metrics.count("nc1") ? r.metrics.at("nc1") : NAN,
-                          r.lr, r.seconds, r.snapshot ? ", snapshot " : "", r.snapshot ? r.snapshot->c_str() : "");
+                          r.lr, r.seconds, r.seconds > 0 ? 100 * r.data_seconds / r.seconds : 0.0,
+                          r.snapshot ? ", snapshot " : "", r.snapshot ? r.snapshot->c_str() : "");
             std::cerr << line;
         };
         TrainingSummary summary;

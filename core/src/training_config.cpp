@@ -123,6 +123,10 @@ const std::vector<RecipeInfo>& recipes() {
          "one stage: cross-entropy + weight decay + feature regularisation with a fixed simplex-ETF classifier, then "
          "post-hoc multiplicative logit adjustment (tau chosen on val)",
          {"epochs", "weight_decay=5e-3", "feature_reg=1e-2", "la_mode=multiplicative", "tau=(val)"}},
+        {"la",
+         "post-hoc logit adjustment of a finished run (--from RUN.h5): additive z - tau log pi or multiplicative "
+         "z / pi^tau, tau chosen on the run's val split or given; no training",
+         {"la_mode=additive", "tau=(val)"}},
     };
     return list;
 }
@@ -134,6 +138,8 @@ TrainConfig recipeDefaults(const std::string& recipe) {
         c.weight_decay = 0.0;
     } else if (recipe == "ce-wd" || recipe == "wb") {
         c.weight_decay = 5e-3;
+    } else if (recipe == "la") {
+        c.la_mode = "additive";
     } else if (recipe == "wd-fr-etf") {
         c.weight_decay = 5e-3;
         c.feature_reg = 1e-2;

@@ -14,6 +14,7 @@
 #include "ltlab/analysis.h"
 #include "ltlab/datasets.h"
 #include "ltlab/error.h"
+#include "ltlab/posthoc.h"
 #include "ltlab/run_writer.h"
 #include "ltlab/training.h"
 #include "networks.h"
@@ -242,7 +243,8 @@ public:
                                                         {"train_accuracy", report.train_accuracy},
                                                         {"test_accuracy", report.test_accuracy},
                                                         {"lr", report.lr},
-                                                        {"seconds", report.seconds}};
+                                                        {"seconds", report.seconds},
+                                                        {"data_seconds", report.data_seconds}};
         for (const auto& [k, v] : report.metrics) row.emplace_back(k, v);
         writer.appendHistory(row);
     }
@@ -266,6 +268,28 @@ public:
         } catch (const c10::Error& e) { // libtorch's messages carry a C++ backtrace: keep the message
             throw std::runtime_error(e.what_without_backtrace());
         }
+    }
+
+    double measureThroughput(const std::string& model, std::int64_t batch_size, std::int64_t channels, std::int64_t height,
+                             std::int64_t width, std::int64_t classes, int threads, int steps) override {
+        torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+        torch::manual_seed(0);
+        Network net = makeNetwork(model, channels, height, width);
+        net->setLinearHead(classes, true);
+        net->train();
+        torch::optim::SGD optimizer(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+        const torch::Tensor x = torch::randn({batch_size, channels, height, width});
+        const torch::Tensor y = torch::randint(0, classes, {batch_size}, torch::kInt64);
+        auto step = [&] {
+            const torch::Tensor loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+            optimizer.zero_grad();
+            loss.backward();
+            optimizer.step();
+        };
+        for (int i = 0; i < 5; ++i) step(); // warm-up: allocations, thread pool
+        const auto started = Clock::now();
+        for (int i = 0; i < steps; ++i) step();
+        return double(batch_size) * steps / std::chrono::duration<double>(Clock::now() - started).count();
     }
 
 private:
@@ -319,9 +343,12 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
     std::int64_t epoch_counter = 0;
     Features features;
     Analysis last_test;
+    std::string final_snapshot;
 
     // One epoch's bookkeeping: analysis of train and test, history, snapshot.
-    auto finish_epoch = [&](int stage, double loss, double train_acc, double lr, double seconds, bool stage_end) {
+    // `seconds` is the epoch's training time; the evaluation that follows is not counted.
+    auto finish_epoch = [&](int stage, double loss, double train_acc, double lr, double seconds, double data_seconds,
+                            bool stage_end) {
         ++epoch_counter;
         const ClassifierInput classifier = classifierOf(net->classifierWeight(), net->classifierBias(), data);
         const Analysis train = analyzeSplit(features.train, data.train, classifier, data);
@@ -335,6 +362,7 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
         report.test_accuracy = last_test.accuracy.value_or(NAN);
         report.lr = lr;
         report.seconds = seconds;
+        report.data_seconds = data_seconds;
         auto put = [&](const char* name, const Nullable& v) {
             if (v) report.metrics[name] = *v;
         };
@@ -363,6 +391,7 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
             char name[32];
             std::snprintf(name, sizeof name, "epoch_%04lld", static_cast<long long>(epoch_counter));
             snapshot->name = stage_end ? (stage == 2 ? "stage2_final" : two_stage ? "stage1_final" : "final") : name;
+            final_snapshot = snapshot->name;
             snapshot->epoch = epoch_counter;
             snapshot->stage = stage;
             snapshot->label = c.recipe + (stage_end ? " end of stage " + std::to_string(stage) : "");
@@ -399,15 +428,17 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
                 static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
             net->train();
             const torch::Tensor order = torch::randperm(N, torch::kInt64);
-            double loss_sum = 0;
+            double loss_sum = 0, data_seconds = 0;
             std::int64_t correct = 0, seen = 0;
             for (std::int64_t b = 0; b < N; b += c.batch_size) {
                 if (!wait_if_paused()) break;
+                const auto batch_started = Clock::now();
                 const torch::Tensor idx = order.narrow(0, b, std::min(c.batch_size, N - b));
                 torch::Tensor x = data.train.x.index_select(0, idx);
                 if (data.augment) x = augment(x);
                 x = normalize(data, x).to(device);
                 const torch::Tensor y = data.train.y.index_select(0, idx).to(device);
+                data_seconds += std::chrono::duration<double>(Clock::now() - batch_started).count();
                 const torch::Tensor h = net->features(x);
                 const torch::Tensor z = net->logits(h);
                 torch::Tensor loss = torch::nn::functional::cross_entropy(z, y);
@@ -433,9 +464,10 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
                                 "stage 1 epoch " + std::to_string(e + 1));
             }
             if (control.cancelled) break;
+            const double step_seconds = std::chrono::duration<double>(Clock::now() - started).count();
             features = computeAllFeatures(net, data, device);
-            finish_epoch(1, loss_sum / double(seen), double(correct) / double(seen), lr,
-                         std::chrono::duration<double>(Clock::now() - started).count(), e + 1 == c.epochs);
+            finish_epoch(1, loss_sum / double(seen), double(correct) / double(seen), lr, step_seconds, data_seconds,
+                         e + 1 == c.epochs);
         }
     }
 
@@ -500,7 +532,7 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
             if (c.maxnorm && c.maxnorm_per_epoch) project();
             if (cb.progress) cb.progress(double(epoch_counter + 1) / double(total_epochs), "stage 2");
             finish_epoch(2, loss_sum / double(N), double(correct) / double(N), lr,
-                         std::chrono::duration<double>(Clock::now() - started).count(), e + 1 == c.stage2_epochs);
+                         std::chrono::duration<double>(Clock::now() - started).count(), 0.0, e + 1 == c.stage2_epochs);
         }
     }
 
@@ -516,20 +548,10 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
             tau = (multiplicative ? val.la_multiplicative : val.la_additive).best_tau;
         }
         if (tau) {
-            double total = 0;
-            for (auto n : data.train_counts) total += double(n);
-            for (std::int64_t k = 0; k < C; ++k) {
-                const double prior = double(data.train_counts[static_cast<std::size_t>(k)]) / total;
-                if (multiplicative) { // z_c / pi_c^tau: scale row c of W and b_c
-                    const double scale = 1.0 / std::pow(prior, *tau);
-                    classifier.weight.row(k) *= scale;
-                    classifier.bias[k] *= scale;
-                } else { // z_c - tau log pi_c: shift b_c
-                    classifier.bias[k] -= *tau * std::log(prior);
-                }
-            }
+            adjustClassifier(classifier.weight, classifier.bias, data.train_counts, *tau,
+                             multiplicative ? LogitAdjustmentMode::Multiplicative : LogitAdjustmentMode::Additive);
             SnapshotData snapshot;
-            snapshot.name = "la_final";
+            snapshot.name = final_snapshot + "_la"; // same epoch: sorts right after it
             snapshot.epoch = epoch_counter;
             snapshot.stage = two_stage ? 2 : 1;
             char label[96];

@@ -12,6 +12,7 @@
 #include "ltlab/run_file.h"
 #include "ltlab/run_writer.h"
 #include "ltlab/synthetic.h"
+#include "ltlab/posthoc.h"
 
 using namespace ltlab;
 namespace fs = std::filesystem;
@@ -249,4 +250,31 @@ TEST(Synthetic, SameSeedSameFileAndCollapseGrowsOverEpochs) {
     const Analysis last = analyzeSnapshot(file, file->latestSnapshot(), *file->latestSnapshot().split("train"),
                                           defaultOptionsFor(*file, std::nullopt, std::nullopt));
     EXPECT_LT(*last.implicit_la_tau, 0.0); // head classes have the larger weight norms
+}
+
+TEST(Posthoc, LogitAdjustedRunMatchesTheSweepAtTheChosenTau) {
+    TempDir dir;
+    SynthConfig cfg;
+    cfg.classes = 6;
+    cfg.dim = 12;
+    cfg.noise = 1.5;
+    cfg.val_per_class = 40;
+    cfg.history = false;
+    cfg.seed = 9;
+    writeSyntheticRun(dir.file("run.h5"), cfg);
+    for (auto mode : {LogitAdjustmentMode::Additive, LogitAdjustmentMode::Multiplicative}) {
+        const PosthocResult r = logitAdjustRun(dir.file("run.h5"), dir.file("la.h5"), std::nullopt, std::nullopt, mode);
+        EXPECT_TRUE(r.tau_from_val);
+        EXPECT_EQ(r.before.split, "test");
+        const LogitAdjustmentSweep& sweep =
+            mode == LogitAdjustmentMode::Additive ? r.before.la_additive : r.before.la_multiplicative;
+        const auto k = static_cast<std::size_t>(std::lround(r.tau * 10));
+        // Adjusting the classifier by tau gives the sweep's accuracy at tau, per class.
+        for (std::size_t c = 0; c < 6; ++c)
+            EXPECT_NEAR(*r.after.per_class.accuracy[c], *sweep.per_class_accuracy[k][c], 1e-12) << "class " << c;
+        if (mode == LogitAdjustmentMode::Multiplicative)
+            EXPECT_NEAR(*r.after.implicit_la_tau, *r.before.implicit_la_tau + r.tau, 1e-6); // float32 weights
+        const auto out = RunFile::open(dir.file("la.h5"));
+        EXPECT_EQ(out->latestSnapshot().name, "epoch_0001_la");
+    }
 }

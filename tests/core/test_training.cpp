@@ -115,8 +115,9 @@ TEST(Training, OneStageEtfWithLogitAdjustment) {
     const TrainingSummary summary = run(gaussian("wd-fr-etf", 4), dir.file("etf.h5"));
     ASSERT_TRUE(summary.tau.has_value());
     const auto file = RunFile::open(dir.file("etf.h5"));
+    EXPECT_EQ(file->latestSnapshot().name, "final_la");
     const Analysis plain = analyzeNamed(file, "final", "test");
-    const Analysis adjusted = analyzeNamed(file, "la_final", "test");
+    const Analysis adjusted = analyzeNamed(file, "final_la", "test");
     // The fixed ETF classifier has equal norms and is equiangular.
     EXPECT_LT(*plain.nc2_equinorm_weights, 1e-6);
     EXPECT_LT(*plain.nc2_maxangle_weights, 1e-6);

@@ -71,6 +71,7 @@ struct EpochReport {
     std::int64_t epoch = 0;                    // counted over both stages, from 1
     std::int64_t epochs_total = 0;
     double train_loss = 0, train_accuracy = 0, test_accuracy = 0, lr = 0, seconds = 0;
+    double data_seconds = 0;                   // of `seconds`, spent preparing batches (indexing, augmentation)
     std::map<std::string, double> metrics;     // per-epoch analysis (nc1, fdr, cone_mean_cos, accuracy_few, ...)
     std::optional<std::string> snapshot;       // written this epoch
 };
@@ -109,6 +110,11 @@ public:
     // TrainingDiverged, or std::runtime_error for anything else.
     virtual TrainingSummary train(const TrainConfig& config, const std::string& out_path,
                                   const TrainingCallbacks& callbacks, TrainingControl& control) = 0;
+    // Training throughput (images/s: forward, loss, backward, SGD step) of a
+    // model on random inputs of the given shape, after a warm-up.
+    virtual double measureThroughput(const std::string& model, std::int64_t batch_size, std::int64_t channels,
+                                     std::int64_t height, std::int64_t width, std::int64_t classes, int threads,
+                                     int steps) = 0;
 };
 
 // Loads libltlab_train.so (next to the executable, or in ../lib/ltlab) and

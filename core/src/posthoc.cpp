@@ -1,0 +1,86 @@
+#include "ltlab/posthoc.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "ltlab/error.h"
+#include "ltlab/run_writer.h"
+
+namespace ltlab {
+
+void adjustClassifier(Eigen::MatrixXd& weight, Eigen::VectorXd& bias, const std::vector<std::int64_t>& train_counts,
+                      double tau, LogitAdjustmentMode mode) {
+    double total = 0;
+    for (auto n : train_counts) total += static_cast<double>(n);
+    for (Eigen::Index c = 0; c < weight.rows(); ++c) {
+        const double prior = static_cast<double>(train_counts[static_cast<std::size_t>(c)]) / total;
+        if (mode == LogitAdjustmentMode::Multiplicative) {
+            const double scale = 1.0 / std::pow(prior, tau);
+            weight.row(c) *= scale;
+            bias[c] *= scale;
+        } else {
+            bias[c] -= tau * std::log(prior);
+        }
+    }
+}
+
+PosthocResult logitAdjustRun(const std::string& in_path, const std::string& out_path,
+                             const std::optional<std::string>& snapshot_name, std::optional<double> tau,
+                             LogitAdjustmentMode mode) {
+    const auto file = RunFile::open(in_path);
+    const SnapshotInfo& snap = snapshot_name ? file->snapshot(*snapshot_name) : file->latestSnapshot();
+    const AnalysisOptions options = defaultOptionsFor(*file, std::nullopt, std::nullopt);
+    const bool multiplicative = mode == LogitAdjustmentMode::Multiplicative;
+    PosthocResult result;
+    if (!tau) {
+        const SplitInfo* val = snap.split("val");
+        if (!val)
+            throw UsageError("ltlab: " + in_path + ": snapshot " + snap.name +
+                             " has no val split to choose tau on; give --tau");
+        const Analysis on_val = analyzeSnapshot(file, snap, *val, options);
+        tau = (multiplicative ? on_val.la_multiplicative : on_val.la_additive).best_tau;
+        if (!tau) throw InputError(in_path, snapshotPath(snap) + "/val", "no tau could be chosen (empty split?)");
+        result.tau_from_val = true;
+    }
+    result.tau = *tau;
+
+    SnapshotData original;
+    original.name = snap.name;
+    original.epoch = snap.epoch;
+    original.stage = snap.stage;
+    original.label = snap.label;
+    original.classifier_weight = file->classifierWeight(snap);
+    original.classifier_bias = file->classifierBias(snap);
+    for (const SplitInfo& split : snap.splits) {
+        SplitData data;
+        data.name = split.name;
+        data.labels = file->labels(snap, split);
+        data.features.resize(split.num_samples, snap.feature_dim);
+        file->readFeatureRows(snap, split, 0, data.features);
+        original.splits.push_back(std::move(data));
+    }
+    SnapshotData adjusted = original;
+    adjusted.name = snap.name + "_la"; // same epoch: sorts right after the original
+    char label[96];
+    std::snprintf(label, sizeof label, "%s logit adjustment, tau %.2f%s", multiplicative ? "multiplicative" : "additive",
+                  *tau, result.tau_from_val ? " (chosen on val)" : "");
+    adjusted.label = label;
+    adjustClassifier(adjusted.classifier_weight, *adjusted.classifier_bias, file->classes().train_counts, *tau, mode);
+
+    const std::string config = std::string("{\"recipe\": \"la\", \"from\": \"") + in_path + "\", \"la_mode\": \"" +
+                               (multiplicative ? "multiplicative" : "additive") + "\", \"tau\": " + std::to_string(*tau) +
+                               "}";
+    {
+        RunFileWriter writer(out_path, file->classes(), config);
+        writer.writeSnapshot(original);
+        writer.writeSnapshot(adjusted);
+    }
+    const auto out = RunFile::open(out_path);
+    const SnapshotInfo& before = out->snapshot(original.name);
+    const SnapshotInfo& after = out->snapshot(adjusted.name);
+    result.before = analyzeSnapshot(out, before, before.defaultSplit(), options);
+    result.after = analyzeSnapshot(out, after, after.defaultSplit(), options);
+    return result;
+}
+
+} // namespace ltlab
