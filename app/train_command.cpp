@@ -15,6 +15,7 @@
 #include "cli_args.h"
 #include "commands.h"
 #include "ltlab/posthoc.h"
+#include "ltlab/run_file.h"
 #include "ltlab/training.h"
 
 namespace ltlab::app {
@@ -61,6 +62,50 @@ int runPosthoc(const cli::Args& args, const TrainConfig& config, const std::stri
               << percent(r.after.accuracy.value_or(NAN)) << "; few " << percent(r.before.accuracy_few.value_or(NAN))
               << " -> " << percent(r.after.accuracy_few.value_or(NAN)) << "\n";
     return kExitOk;
+}
+
+// Runs the trainer with progress on stderr and the summary on stdout.
+int trainAndReport(const TrainConfig& config, const std::string& out, bool resume) {
+    std::unique_ptr<Trainer> trainer = loadTrainer();
+    TrainingControl control;
+    g_control = &control;
+    std::signal(SIGINT, onInterrupt);
+    const bool tty = isatty(STDERR_FILENO);
+    TrainingCallbacks callbacks;
+    callbacks.log = [](const std::string& s) { std::cerr << s << "\n"; };
+    if (tty)
+        callbacks.progress = [](double f, const std::string& what) {
+            const int width = 30, filled = static_cast<int>(f * width);
+            std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] "
+                      << static_cast<int>(100 * f) << "% " << what << "   " << std::flush;
+        };
+    callbacks.epoch = [tty](const EpochReport& r) {
+        char line[256];
+        std::snprintf(line, sizeof line, "%sepoch %lld/%lld (stage %d): loss %.4f, train acc %.2f%%, test acc %.2f%% "
+                      "(few %.2f%%), FDR %.3g, NC1 %.3g, lr %.4g, %.1f s%s%s\n",
+                      tty ? "\r" : "", static_cast<long long>(r.epoch), static_cast<long long>(r.epochs_total), r.stage,
+                      r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy,
+                      100 * (r.metrics.count("accuracy_few") ? r.metrics.at("accuracy_few") : NAN),
+                      r.metrics.count("fdr") ? r.metrics.at("fdr") : NAN, r.metrics.count("nc1") ? r.metrics.at("nc1") : NAN,
+                      r.lr, r.seconds, r.seconds > 0 ? 100 * r.data_seconds / r.seconds : 0.0,
+                      r.snapshot ? ", snapshot " : "", r.snapshot ? r.snapshot->c_str() : "");
+        std::cerr << line;
+    };
+    TrainingSummary summary;
+    try {
+        summary = trainer->train(config, out, callbacks, control, resume);
+    } catch (const TrainingDiverged& e) {
+        std::cerr << "ltlab train: " << e.what() << "\n";
+        g_control = nullptr;
+        return 3;
+    }
+    g_control = nullptr;
+    std::cout << "run: " << summary.out_path << " (" << summary.epochs_done << " epochs"
+              << (summary.cancelled ? ", interrupted" : "") << ")\n";
+    if (summary.tau) std::cout << "logit adjustment tau: " << *summary.tau << "\n";
+    std::cout << "test accuracy (balanced): " << percent(summary.accuracy) << "; many " << percent(summary.accuracy_many)
+              << ", medium " << percent(summary.accuracy_medium) << ", few " << percent(summary.accuracy_few) << "\n";
+    return summary.cancelled ? 130 : kExitOk;
 }
 
 } // namespace
@@ -121,7 +166,8 @@ int runTrain(const std::vector<std::string>& argv) {
                                            {"out", "FILE", "run file to write (required)"},
                                            {"from", "RUN", "recipe la: the finished run to adjust"},
                                            {"snapshot", "NAME", "recipe la: the snapshot to adjust (default: the last)"},
-                                           {"overwrite", "", "replace an existing run file"}};
+                                           {"overwrite", "", "replace an existing run file"},
+                                           {"resume", "RUN", "continue RUN.h5 after its last finished epoch (nothing else)"}};
         for (const auto& key : configKeys())
             if (key != "recipe") specs.push_back({dashed(key), "VALUE", "config key " + key});
         specs.push_back({"help", "", "show this help"});
@@ -137,6 +183,23 @@ int runTrain(const std::vector<std::string>& argv) {
             return kExitOk;
         }
         if (!args.positional().empty()) throw UsageError("ltlab train: unexpected argument '" + args.positional()[0] + "'");
+        if (const auto run = args.value("resume")) {
+            for (const auto& key : configKeys())
+                if (args.value(dashed(key)) && key != "threads")
+                    throw UsageError("ltlab train: --resume continues the run as it was configured; only --threads may change");
+            if (args.value("out") || args.value("config") || args.value("recipe"))
+                throw UsageError("ltlab train: --resume takes the run file alone");
+            const auto file = RunFile::open(*run);
+            if (!file->config()) throw InputError(*run, "/", "has no 'config' attribute: not written by ltlab train");
+            TrainConfig config;
+            try {
+                config = TrainConfig::fromJson(*file->config(), TrainConfig());
+            } catch (const UsageError& e) {
+                throw InputError(*run, "/", std::string("attribute 'config' is not a training configuration: ") + e.what());
+            }
+            if (const auto threads = args.integer("threads", 0)) config.threads = static_cast<int>(*threads);
+            return trainAndReport(config, *run, true);
+        }
         const auto out = args.value("out");
         if (!out) throw UsageError("ltlab train: missing --out RUN.h5");
         std::error_code ec;
@@ -184,46 +247,7 @@ int runTrain(const std::vector<std::string>& argv) {
         if (args.value("from") || args.value("snapshot"))
             throw UsageError("ltlab train: --from and --snapshot belong to the la recipe");
 
-        std::unique_ptr<Trainer> trainer = loadTrainer();
-        TrainingControl control;
-        g_control = &control;
-        std::signal(SIGINT, onInterrupt);
-        const bool tty = isatty(STDERR_FILENO);
-        TrainingCallbacks callbacks;
-        callbacks.log = [](const std::string& s) { std::cerr << s << "\n"; };
-        if (tty)
-            callbacks.progress = [](double f, const std::string& what) {
-                const int width = 30, filled = static_cast<int>(f * width);
-                std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] "
-                          << static_cast<int>(100 * f) << "% " << what << "   " << std::flush;
-            };
-        callbacks.epoch = [tty](const EpochReport& r) {
-            char line[256];
-            std::snprintf(line, sizeof line, "%sepoch %lld/%lld (stage %d): loss %.4f, train acc %.2f%%, test acc %.2f%% "
-                          "(few %.2f%%), FDR %.3g, NC1 %.3g, lr %.4g, %.1f s%s%s\n",
-                          tty ? "\r" : "", static_cast<long long>(r.epoch), static_cast<long long>(r.epochs_total), r.stage,
-                          r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy,
-                          100 * (r.metrics.count("accuracy_few") ? r.metrics.at("accuracy_few") : NAN),
-                          r.metrics.count("fdr") ? r.metrics.at("fdr") : NAN, r.metrics.count("nc1") ? r.metrics.at("nc1") : NAN,
-                          r.lr, r.seconds, r.seconds > 0 ? 100 * r.data_seconds / r.seconds : 0.0,
-                          r.snapshot ? ", snapshot " : "", r.snapshot ? r.snapshot->c_str() : "");
-            std::cerr << line;
-        };
-        TrainingSummary summary;
-        try {
-            summary = trainer->train(config, *out, callbacks, control);
-        } catch (const TrainingDiverged& e) {
-            std::cerr << "ltlab train: " << e.what() << "\n";
-            g_control = nullptr;
-            return 3;
-        }
-        g_control = nullptr;
-        std::cout << "run: " << summary.out_path << " (" << summary.epochs_done << " epochs"
-                  << (summary.cancelled ? ", interrupted" : "") << ")\n";
-        if (summary.tau) std::cout << "logit adjustment tau: " << *summary.tau << "\n";
-        std::cout << "test accuracy (balanced): " << percent(summary.accuracy) << "; many " << percent(summary.accuracy_many)
-                  << ", medium " << percent(summary.accuracy_medium) << ", few " << percent(summary.accuracy_few) << "\n";
-        return summary.cancelled ? 130 : kExitOk;
+        return trainAndReport(config, *out, false);
     });
 }
 

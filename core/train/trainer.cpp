@@ -9,12 +9,14 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <mutex>
 #include <thread>
 
 #include "ltlab/analysis.h"
 #include "ltlab/datasets.h"
 #include "ltlab/error.h"
 #include "ltlab/posthoc.h"
+#include "ltlab/run_file.h"
 #include "ltlab/run_writer.h"
 #include "ltlab/training.h"
 #include "networks.h"
@@ -224,9 +226,56 @@ SplitData splitData(const std::string& name, const torch::Tensor& features, cons
     return s;
 }
 
+// Model, optimiser, counters and the CPU generator's state, written to a
+// temporary file and renamed, so that a kill never leaves half a checkpoint.
+struct CheckpointState {
+    std::int64_t epochs_done = 0;
+    double maxnorm_threshold = 0;
+};
+
+void saveCheckpoint(const std::string& path, Network& net, torch::optim::Optimizer& optimizer, const CheckpointState& state) {
+    torch::serialize::OutputArchive archive, model, optim;
+    net->save(model);
+    optimizer.save(optim);
+    archive.write("model", model);
+    archive.write("optimizer", optim);
+    archive.write("epochs_done", torch::tensor(state.epochs_done, torch::kInt64));
+    archive.write("maxnorm_threshold", torch::tensor(state.maxnorm_threshold, torch::kFloat64));
+    archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
+    const std::string tmp = path + ".tmp";
+    archive.save_to(tmp);
+    std::filesystem::rename(tmp, path);
+}
+
+CheckpointState loadCheckpoint(const std::string& path, Network& net, torch::optim::Optimizer* optimizer) {
+    if (!std::filesystem::exists(path))
+        throw InputError(path, "", "no checkpoint to resume from (ltlab train keeps one beside the run while it trains)");
+    torch::serialize::InputArchive archive, model, optim;
+    try {
+        archive.load_from(path);
+    } catch (const c10::Error& e) {
+        throw InputError(path, "", std::string("not a readable checkpoint: ") + e.what_without_backtrace());
+    }
+    archive.read("model", model);
+    net->load(model);
+    if (optimizer) {
+        archive.read("optimizer", optim);
+        optimizer->load(optim);
+    }
+    torch::Tensor epochs, threshold, rng;
+    archive.read("epochs_done", epochs);
+    archive.read("maxnorm_threshold", threshold);
+    archive.read("rng", rng);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(rng);
+    return {epochs.item<std::int64_t>(), threshold.item<double>()};
+}
+
 class RunRecorder {
 public:
-    RunRecorder(const std::string& path, const Data& data, const TrainConfig& config) : path_(path) {
+    RunRecorder(const std::string& path, const Data& data, const TrainConfig& config, bool create) : path_(path) {
+        if (!create) return; // resuming: the file exists
         ClassInfo classes;
         classes.train_counts = data.train_counts;
         classes.names = data.class_names;
@@ -262,9 +311,9 @@ public:
     }
 
     TrainingSummary train(const TrainConfig& config, const std::string& out_path, const TrainingCallbacks& callbacks,
-                          TrainingControl& control) override {
+                          TrainingControl& control, bool resume) override {
         try {
-            return run(config, out_path, callbacks, control);
+            return run(config, out_path, callbacks, control, resume);
         } catch (const c10::Error& e) { // libtorch's messages carry a C++ backtrace: keep the message
             throw std::runtime_error(e.what_without_backtrace());
         }
@@ -294,7 +343,7 @@ public:
 
 private:
     TrainingSummary run(const TrainConfig& config, const std::string& out_path, const TrainingCallbacks& callbacks,
-                        TrainingControl& control);
+                        TrainingControl& control, bool resume);
     static torch::Device pickDevice(const TrainConfig& c) {
         if (c.device == "cpu") return torch::kCPU;
         if (c.device == "cuda") {
@@ -309,7 +358,7 @@ private:
 };
 
 TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_path, const TrainingCallbacks& cb,
-                                    TrainingControl& control) {
+                                  TrainingControl& control, bool resume) {
     recipeDefaults(c.recipe); // validates the name
     if (c.epochs < 1 || c.batch_size < 1 || !(c.lr > 0)) throw UsageError("epochs, batch_size and lr must be positive");
     const int threads = c.threads > 0 ? c.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -335,7 +384,7 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
         std::to_string(data.test.size()) + " test; model " + model_name + " (" + std::to_string(net->featureDim()) +
         "-d features); " + deviceDescription(c));
 
-    RunRecorder recorder(out_path, data, c);
+    RunRecorder recorder(out_path, data, c, !resume);
     const bool two_stage = c.recipe == "wb";
     const std::int64_t total_epochs = c.epochs + (two_stage ? c.stage2_epochs : 0);
     TrainingSummary summary;
@@ -413,14 +462,32 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
         return !control.cancelled;
     };
 
+    const std::string checkpoint = checkpointPath(out_path);
+    std::int64_t resume_from = 0; // epochs finished before this call
+    if (resume) {
+        CheckpointState state = loadCheckpoint(checkpoint, net, nullptr);
+        resume_from = state.epochs_done;
+        const auto history = RunFile::open(out_path)->history();
+        if (!history || history->numEpochs() < resume_from)
+            throw InputError(out_path, "/history", "has fewer epochs than its checkpoint (" + std::to_string(resume_from) + ")");
+        epoch_counter = resume_from;
+        summary.epochs_done = resume_from;
+        final_snapshot = two_stage && resume_from >= c.epochs ? "stage1_final" : "final";
+        features = computeAllFeatures(net, data, device);
+        last_test = analyzeSplit(features.test, data.test,
+                                 classifierOf(net->classifierWeight(), net->classifierBias(), data), data);
+        log("resuming " + out_path + " after epoch " + std::to_string(resume_from) + " of " + std::to_string(total_epochs));
+    }
+
     // ---- Stage 1: the whole network --------------------------------------------
-    {
+    if (resume_from < c.epochs) {
         std::vector<torch::Tensor> params;
         for (auto& p : net->parameters())
             if (p.requires_grad()) params.push_back(p);
         torch::optim::SGD optimizer(params, torch::optim::SGDOptions(c.lr).momentum(c.momentum));
+        if (resume_from > 0) loadCheckpoint(checkpoint, net, &optimizer); // the optimiser's momentum too
         const std::int64_t N = data.train.size();
-        for (std::int64_t e = 0; e < c.epochs; ++e) {
+        for (std::int64_t e = resume_from; e < c.epochs; ++e) {
             const auto started = Clock::now();
             // Cosine annealing to 0 over the stage, stepped at the start of each epoch.
             const double lr = c.lr * 0.5 * (1.0 + std::cos(M_PI * double(e) / double(c.epochs)));
@@ -468,16 +535,15 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
             features = computeAllFeatures(net, data, device);
             finish_epoch(1, loss_sum / double(seen), double(correct) / double(seen), lr, step_seconds, data_seconds,
                          e + 1 == c.epochs);
+            saveCheckpoint(checkpoint, net, optimizer, {epoch_counter, 0.0});
         }
     }
 
     // ---- Stage 2 (wb): the classifier on frozen features -----------------------
-    if (two_stage && !control.cancelled && c.stage2_epochs > 0) {
+    if (two_stage && !control.cancelled && c.stage2_epochs > 0 && epoch_counter < total_epochs) {
         const torch::Tensor stage1_norms = net->classifierWeight().detach().norm(2, 1);
         const double lo = stage1_norms.min().item<double>(), hi = stage1_norms.max().item<double>();
-        const double threshold = lo + c.maxnorm_factor * (hi - lo);
-        log("stage 2: class-balanced loss (beta " + std::to_string(c.cb_beta) + "), weight decay " +
-            std::to_string(c.stage2_weight_decay) + (c.maxnorm ? ", MaxNorm at " + std::to_string(threshold) : ""));
+        double threshold = lo + c.maxnorm_factor * (hi - lo); // fixed at the start of stage 2
         std::vector<double> cb_weights(static_cast<std::size_t>(C));
         double cb_sum = 0;
         for (std::int64_t k = 0; k < C; ++k) {
@@ -490,6 +556,10 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
         std::vector<torch::Tensor> head = net->headParameters();
         for (auto& p : net->backboneParameters()) p.set_requires_grad(false);
         torch::optim::SGD optimizer(head, torch::optim::SGDOptions(c.lr).momentum(c.momentum));
+        const std::int64_t stage2_done = epoch_counter - c.epochs;
+        if (stage2_done > 0) threshold = loadCheckpoint(checkpoint, net, &optimizer).maxnorm_threshold;
+        log("stage 2: class-balanced loss (beta " + std::to_string(c.cb_beta) + "), weight decay " +
+            std::to_string(c.stage2_weight_decay) + (c.maxnorm ? ", MaxNorm at " + std::to_string(threshold) : ""));
         auto project = [&] { // MaxNorm: rows above the threshold back onto it
             torch::NoGradGuard no_grad;
             torch::Tensor W = net->classifierWeight();
@@ -499,7 +569,7 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
         const torch::Tensor H = features.train.to(device);
         const torch::Tensor Y = data.train.y.to(device);
         const std::int64_t N = H.size(0);
-        for (std::int64_t e = 0; e < c.stage2_epochs; ++e) {
+        for (std::int64_t e = stage2_done; e < c.stage2_epochs; ++e) {
             const auto started = Clock::now();
             const double lr = c.lr * 0.5 * (1.0 + std::cos(M_PI * double(e) / double(c.stage2_epochs)));
             for (auto& group : optimizer.param_groups())
@@ -533,6 +603,7 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
             if (cb.progress) cb.progress(double(epoch_counter + 1) / double(total_epochs), "stage 2");
             finish_epoch(2, loss_sum / double(N), double(correct) / double(N), lr,
                          std::chrono::duration<double>(Clock::now() - started).count(), 0.0, e + 1 == c.stage2_epochs);
+            saveCheckpoint(checkpoint, net, optimizer, {epoch_counter, threshold});
         }
     }
 

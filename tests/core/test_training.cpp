@@ -166,3 +166,36 @@ TEST(Training, CancelStopsBetweenBatchesAndKeepsTheFile) {
     EXPECT_EQ(s.epochs_done, 2);
     EXPECT_EQ(RunFile::open(dir.file("c.h5"))->history()->numEpochs(), 2);
 }
+
+TEST(Training, ResumeContinuesExactlyWhereTheRunStopped) {
+    TempDir dir;
+    for (const std::string recipe : {"ce-wd", "wb"}) {
+        TrainConfig c = gaussian(recipe, 3);
+        c.stage2_epochs = 3;
+        run(c, dir.file("straight.h5"));
+        // Stop after epoch 2 (stage 1) or 4 (inside stage 2), then resume.
+        for (std::int64_t stop : {2, 4}) {
+            if (recipe != "wb" && stop > 3) continue;
+            TrainingControl control;
+            TrainingCallbacks cb;
+            cb.epoch = [&](const EpochReport& r) {
+                if (r.epoch == stop) control.cancelled = true;
+            };
+            trainer().train(c, dir.file("resumed.h5"), cb, control);
+            TrainingControl fresh;
+            const TrainingSummary s = trainer().train(c, dir.file("resumed.h5"), {}, fresh, true);
+            EXPECT_EQ(s.epochs_done, recipe == "wb" ? 6 : 3);
+            const auto a = RunFile::open(dir.file("straight.h5"))->history();
+            const auto b = RunFile::open(dir.file("resumed.h5"))->history();
+            EXPECT_EQ(a->series.at("epoch"), b->series.at("epoch")) << recipe << " stop " << stop;
+            EXPECT_EQ(a->series.at("train_loss"), b->series.at("train_loss")) << recipe << " stop " << stop;
+            EXPECT_EQ(a->series.at("test_accuracy"), b->series.at("test_accuracy")) << recipe << " stop " << stop;
+        }
+    }
+}
+
+TEST(Training, ResumeWithoutACheckpointIsAnInputError) {
+    TempDir dir;
+    TrainingControl control;
+    EXPECT_THROW(trainer().train(gaussian("ce", 1), dir.file("none.h5"), {}, control, true), InputError);
+}

@@ -108,14 +108,22 @@ public:
     virtual std::string deviceDescription(const TrainConfig& config) const = 0;
     // Trains and writes the run file; throws UsageError/InputError,
     // TrainingDiverged, or std::runtime_error for anything else.
+    // With `resume`, out_path is a run this trainer wrote: training continues
+    // after its last finished epoch from the checkpoint beside it
+    // (checkpointPath), with the RNG state saved there, so the numbers are
+    // those of an uninterrupted run.
     virtual TrainingSummary train(const TrainConfig& config, const std::string& out_path,
-                                  const TrainingCallbacks& callbacks, TrainingControl& control) = 0;
+                                  const TrainingCallbacks& callbacks, TrainingControl& control,
+                                  bool resume = false) = 0;
     // Training throughput (images/s: forward, loss, backward, SGD step) of a
     // model on random inputs of the given shape, after a warm-up.
     virtual double measureThroughput(const std::string& model, std::int64_t batch_size, std::int64_t channels,
                                      std::int64_t height, std::int64_t width, std::int64_t classes, int threads,
                                      int steps) = 0;
 };
+
+// Model, optimiser and RNG state after the last finished epoch, beside the run.
+inline std::string checkpointPath(const std::string& run_path) { return run_path + ".ckpt"; }
 
 // Loads libltlab_train.so (next to the executable, or in ../lib/ltlab) and
 // makes a Trainer; throws UsageError with what went wrong.

@@ -1,0 +1,136 @@
+"""`ltlab train`, `ltlab recipes` and `ltlab benchmark-training` end to end,
+at a tiny budget on the synthetic Gaussian-mixture dataset."""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import unittest
+
+import h5py
+
+from ltlab_testutil import analyze_json, describe, ltlab_bin, run_ltlab
+
+FAST = ["--dataset", "gaussian-lt", "--gaussian-dim", "8", "--gaussian-per-class", "120", "--imbalance", "20",
+        "--lr", "0.05"]
+
+
+class TrainCli(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def test_recipes_lists_every_recipe_with_defaults(self):
+        p = run_ltlab("recipes")
+        self.assertEqual(p.returncode, 0, describe(p))
+        for name in ("ce", "ce-wd", "wb", "wd-fr-etf", "la"):
+            self.assertIn(name + "\n", p.stdout)
+        p = run_ltlab("recipes", "--json")
+        configs = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual([c["recipe"] for c in configs], ["ce", "ce-wd", "wb", "wd-fr-etf", "la"])
+        self.assertEqual(configs[0]["weight_decay"], 0.0)
+        self.assertEqual(configs[1]["weight_decay"], 0.005)
+
+    def test_usage_errors(self):
+        out = self.path("x.h5")
+        cases = [
+            ("train", "--recipe", "ce"),                                   # no --out
+            ("train", "--out", out),                                       # no recipe
+            ("train", "--recipe", "adam", "--out", out),                   # unknown recipe
+            ("train", "--recipe", "ce", "--out", out, "--bogus", "1"),     # unknown option
+            ("train", "--recipe", "ce", "--out", out, "--epochs", "many"), # wrong type
+            ("train", "--recipe", "la", "--out", out),                     # la without --from
+        ]
+        for args in cases:
+            p = run_ltlab(*args)
+            self.assertEqual(p.returncode, 1, f"{args}: {describe(p)}")
+            self.assertTrue(p.stderr.strip(), args)
+        self.assertFalse(os.path.exists(out))
+
+    def test_train_writes_a_run_that_analyze_reads_and_refuses_to_overwrite(self):
+        out = self.path("ce.h5")
+        p = run_ltlab("train", "--recipe", "ce", "--epochs", "2", *FAST, "--out", out, timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertIn("test accuracy (balanced)", p.stdout)
+        self.assertIn("epoch 2/2", p.stderr)  # plain progress lines when stderr is not a terminal
+        with h5py.File(out, "r") as f:
+            self.assertEqual(list(f["history/epoch"][:]), [1, 2])
+            self.assertIn("final", f["snapshots"])
+            self.assertEqual(json.loads(f.attrs["config"])["recipe"], "ce")
+        result = analyze_json(self, out)
+        self.assertEqual(result["snapshot"], "final")
+        p = run_ltlab("train", "--recipe", "ce", "--epochs", "1", *FAST, "--out", out)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--overwrite", p.stderr)
+
+    def test_config_file_and_its_errors(self):
+        config = self.path("config.json")
+        with open(config, "w") as f:
+            json.dump({"recipe": "ce-wd", "epochs": 1, "dataset": "gaussian-lt", "gaussian_dim": 8,
+                       "gaussian_per_class": 100}, f)
+        out = self.path("cfg.h5")
+        p = run_ltlab("train", "--config", config, "--out", out, timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        with h5py.File(out, "r") as f:
+            stored = json.loads(f.attrs["config"])
+        self.assertEqual(stored["recipe"], "ce-wd")
+        self.assertEqual(stored["weight_decay"], 0.005)
+        with open(config, "w") as f:
+            f.write("{not json")
+        p = run_ltlab("train", "--config", config, "--out", self.path("bad.h5"))
+        self.assertEqual(p.returncode, 2, describe(p))
+        self.assertIn("config.json", p.stderr)
+        with open(config, "w") as f:
+            json.dump({"recipe": "ce", "epoch": 3}, f)
+        p = run_ltlab("train", "--config", config, "--out", self.path("bad.h5"))
+        self.assertEqual(p.returncode, 1, describe(p))
+        self.assertIn("'epoch'", p.stderr)
+
+    def test_la_recipe_adjusts_a_finished_run(self):
+        base = self.path("base.h5")
+        self.assertEqual(run_ltlab("train", "--recipe", "ce", "--epochs", "2", *FAST, "--out", base,
+                                   timeout=300).returncode, 0)
+        out = self.path("la.h5")
+        p = run_ltlab("train", "--recipe", "la", "--from", base, "--tau", "1.0", "--out", out)
+        self.assertEqual(p.returncode, 0, describe(p))
+        before = analyze_json(self, base)
+        after = analyze_json(self, out)
+        self.assertEqual(after["snapshot"], "final_la")
+        # Additive adjustment by tau = 1 gives the sweep's accuracy at tau = 1.
+        self.assertAlmostEqual(after["accuracy"], before["la_sweep"]["additive"]["accuracy"][10], places=9)
+
+    def test_divergence_exits_3_with_a_message(self):
+        p = run_ltlab("train", "--recipe", "ce", "--epochs", "2", *FAST[:-2], "--lr", "1e6",
+                      "--out", self.path("nan.h5"), timeout=300)
+        self.assertEqual(p.returncode, 3, describe(p))
+        self.assertIn("diverged", p.stderr)
+
+    def test_interrupt_keeps_finished_epochs(self):
+        out = self.path("int.h5")
+        proc = subprocess.Popen([ltlab_bin(), "train", "--recipe", "ce", "--epochs", "100000", *FAST, "--out", out],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in proc.stderr:
+            if line.startswith("epoch 2/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130)
+        self.assertIn("interrupted", stdout)
+        with h5py.File(out, "r") as f:
+            self.assertGreaterEqual(len(f["history/epoch"]), 2)
+
+    def test_benchmark_training_prints_a_rate(self):
+        p = run_ltlab("benchmark-training", "--model", "mlp", "--steps", "3", "--batch-size", "16")
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertGreater(float(p.stdout.split(":")[1]), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
