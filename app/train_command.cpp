@@ -82,7 +82,7 @@ int trainAndReport(const TrainConfig& config, const std::string& out, bool resum
     callbacks.epoch = [tty](const EpochReport& r) {
         char line[256];
         std::snprintf(line, sizeof line, "%sepoch %lld/%lld (stage %d): loss %.4f, train acc %.2f%%, test acc %.2f%% "
-                      "(few %.2f%%), FDR %.3g, NC1 %.3g, lr %.4g, %.1f s%s%s\n",
+                      "(few %.2f%%), FDR %.3g, NC1 %.3g, lr %.4g, %.1f s (data %.1f%%)%s%s\n",
                       tty ? "\r" : "", static_cast<long long>(r.epoch), static_cast<long long>(r.epochs_total), r.stage,
                       r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy,
                       100 * (r.metrics.count("accuracy_few") ? r.metrics.at("accuracy_few") : NAN),
