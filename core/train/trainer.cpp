@@ -394,6 +394,22 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
     Analysis last_test;
     std::string final_snapshot;
 
+    // A snapshot of the current features with the given classifier.
+    auto snapshotOf = [&](const std::string& name, int stage, const std::string& label, const ClassifierInput& classifier) {
+        SnapshotData snapshot;
+        snapshot.name = name;
+        snapshot.epoch = epoch_counter;
+        snapshot.stage = stage;
+        snapshot.label = label;
+        snapshot.classifier_weight = classifier.weight;
+        snapshot.classifier_bias = classifier.bias;
+        snapshot.splits.push_back(
+            splitData("train", features.train, data.train, cappedRows(data.train, c.train_feature_cap, C, c.seed)));
+        if (data.val.size()) snapshot.splits.push_back(splitData("val", features.val, data.val, cappedRows(data.val, -1, C, 0)));
+        snapshot.splits.push_back(splitData("test", features.test, data.test, cappedRows(data.test, -1, C, 0)));
+        return snapshot;
+    };
+
     // One epoch's bookkeeping: analysis of train and test, history, snapshot.
     // `seconds` is the epoch's training time; the evaluation that follows is not counted.
     auto finish_epoch = [&](int stage, double loss, double train_acc, double lr, double seconds, double data_seconds,
@@ -436,20 +452,13 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
         put("accuracy_few", last_test.accuracy_few);
         std::optional<SnapshotData> snapshot;
         if (stage_end || epoch_counter % std::max<std::int64_t>(1, c.snapshot_every) == 0) {
-            snapshot = SnapshotData();
             char name[32];
             std::snprintf(name, sizeof name, "epoch_%04lld", static_cast<long long>(epoch_counter));
-            snapshot->name = stage_end ? (stage == 2 ? "stage2_final" : two_stage ? "stage1_final" : "final") : name;
-            final_snapshot = snapshot->name;
-            snapshot->epoch = epoch_counter;
-            snapshot->stage = stage;
-            snapshot->label = c.recipe + (stage_end ? " end of stage " + std::to_string(stage) : "");
-            snapshot->classifier_weight = classifier.weight;
-            snapshot->classifier_bias = classifier.bias;
-            snapshot->splits.push_back(splitData("train", features.train, data.train,
-                                                 cappedRows(data.train, c.train_feature_cap, C, c.seed)));
-            if (data.val.size()) snapshot->splits.push_back(splitData("val", features.val, data.val, cappedRows(data.val, -1, C, 0)));
-            snapshot->splits.push_back(splitData("test", features.test, data.test, cappedRows(data.test, -1, C, 0)));
+            const std::string snapshot_name =
+                stage_end ? (stage == 2 ? "stage2_final" : two_stage ? "stage1_final" : "final") : name;
+            snapshot = snapshotOf(snapshot_name, stage, c.recipe + (stage_end ? " end of stage " + std::to_string(stage) : ""),
+                                  classifier);
+            if (stage_end) final_snapshot = snapshot_name;
             report.snapshot = snapshot->name;
         }
         recorder.epoch(report, snapshot);
@@ -472,10 +481,18 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
             throw InputError(out_path, "/history", "has fewer epochs than its checkpoint (" + std::to_string(resume_from) + ")");
         epoch_counter = resume_from;
         summary.epochs_done = resume_from;
-        final_snapshot = two_stage && resume_from >= c.epochs ? "stage1_final" : "final";
+        final_snapshot = !two_stage ? "final" : resume_from >= total_epochs ? "stage2_final" : "stage1_final";
         features = computeAllFeatures(net, data, device);
         last_test = analyzeSplit(features.test, data.test,
                                  classifierOf(net->classifierWeight(), net->classifierBias(), data), data);
+        if (resume_from >= total_epochs) {
+            log(out_path + ": all " + std::to_string(total_epochs) + " epochs are done; nothing to resume");
+            summary.accuracy = last_test.accuracy.value_or(NAN);
+            summary.accuracy_many = last_test.accuracy_many.value_or(NAN);
+            summary.accuracy_medium = last_test.accuracy_medium.value_or(NAN);
+            summary.accuracy_few = last_test.accuracy_few.value_or(NAN);
+            return summary;
+        }
         log("resuming " + out_path + " after epoch " + std::to_string(resume_from) + " of " + std::to_string(total_epochs));
     }
 
@@ -621,20 +638,11 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
         if (tau) {
             adjustClassifier(classifier.weight, classifier.bias, data.train_counts, *tau,
                              multiplicative ? LogitAdjustmentMode::Multiplicative : LogitAdjustmentMode::Additive);
-            SnapshotData snapshot;
-            snapshot.name = final_snapshot + "_la"; // same epoch: sorts right after it
-            snapshot.epoch = epoch_counter;
-            snapshot.stage = two_stage ? 2 : 1;
             char label[96];
             std::snprintf(label, sizeof label, "%s logit adjustment, tau %.2f%s", multiplicative ? "multiplicative" : "additive",
                           *tau, c.tau ? "" : " (chosen on val)");
-            snapshot.label = label;
-            snapshot.classifier_weight = classifier.weight;
-            snapshot.classifier_bias = classifier.bias;
-            snapshot.splits.push_back(splitData("train", features.train, data.train,
-                                                cappedRows(data.train, c.train_feature_cap, C, c.seed)));
-            if (data.val.size()) snapshot.splits.push_back(splitData("val", features.val, data.val, cappedRows(data.val, -1, C, 0)));
-            snapshot.splits.push_back(splitData("test", features.test, data.test, cappedRows(data.test, -1, C, 0)));
+            // Same epoch as the snapshot it adjusts, so it sorts right after it.
+            const SnapshotData snapshot = snapshotOf(final_snapshot + "_la", two_stage ? 2 : 1, label, classifier);
             recorder.snapshot(snapshot);
             last_test = analyzeSplit(features.test, data.test, classifier, data);
             summary.tau = tau;

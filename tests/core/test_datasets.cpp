@@ -1,6 +1,8 @@
 // Dataset readers and long-tailed subsets.
 
 #include <gtest/gtest.h>
+
+#include "test_support.h"
 #include <zlib.h>
 
 #include <filesystem>
@@ -15,14 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path = fs::temp_directory_path() /
-                    ("ltlab_ds_" + std::to_string(::getpid()) + "_" +
-                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    TempDir() { fs::create_directories(path); }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using ltlab::testing::TempDir;
 
 void put32(std::vector<std::uint8_t>& out, std::uint32_t v) {
     for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v >> s));

@@ -1,6 +1,8 @@
 // Run files: written, read back, and refused with clear messages.
 
 #include <gtest/gtest.h>
+
+#include "test_support.h"
 #include <hdf5.h>
 
 #include <cstdio>
@@ -19,16 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        path = fs::temp_directory_path() / ("ltlab_test_" + std::to_string(::getpid()) + "_" +
-                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using ltlab::testing::TempDir;
 
 ClassInfo threeClasses() {
     ClassInfo classes;
