@@ -9,9 +9,10 @@ namespace ltlab::ui {
 
 QFuture<OpenedRun> openRunAsync(const QString& path) {
     return QtConcurrent::run([path] {
-        OpenedRun run{path, nullptr, {}};
+        OpenedRun run{path, nullptr, std::nullopt, {}};
         try {
             run.file = RunFile::open(path.toStdString());
+            run.history = run.file->history();
         } catch (const std::exception& e) {
             run.error = QString::fromStdString(e.what());
         }

@@ -7,6 +7,7 @@
 #include <QStringList>
 
 #include <memory>
+#include <optional>
 
 #include "ltlab/analysis.h"
 #include "ltlab/run_file.h"
@@ -16,6 +17,7 @@ namespace ltlab::ui {
 struct OpenedRun {
     QString path;
     std::shared_ptr<const RunFile> file; // null when opening failed
+    std::optional<History> history;
     QString error;
 };
 

@@ -4,20 +4,30 @@
 #include <QCloseEvent>
 #include <QDockWidget>
 #include <QDragEnterEvent>
+#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
-#include <QFontDatabase>
 #include <QFutureWatcher>
+#include <QHBoxLayout>
 #include <QHeaderView>
+#include <QLabel>
 #include <QMenuBar>
 #include <QMimeData>
-#include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QSettings>
+#include <QSlider>
 #include <QStatusBar>
+#include <QStyle>
+#include <QTabWidget>
+#include <QTimer>
+#include <QToolButton>
 #include <QTreeWidget>
 
 #include "analysis_task.h"
+#include "logit_adjustment_view.h"
+#include "report_view.h"
+#include "training_curves_view.h"
+#include "weight_norm_view.h"
 
 namespace ltlab::ui {
 
@@ -30,13 +40,13 @@ constexpr int kMaxRecent = 10;
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     setWindowTitle(tr("ltlab — long-tailed recognition workbench"));
     setAcceptDrops(true);
-    resize(1100, 720);
+    resize(1200, 800);
 
-    report_ = new QPlainTextEdit(this);
-    report_->setReadOnly(true);
-    report_->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
-    report_->setPlaceholderText(tr("Open a run file (File ▸ Open, or drop it here) and pick a snapshot."));
-    setCentralWidget(report_);
+    tabs_ = new QTabWidget(this);
+    report_ = new ReportView(this);
+    views_ = {report_, new WeightNormView(this), new LogitAdjustmentView(this), new TrainingCurvesView(this)};
+    for (AnalysisView* v : views_) tabs_->addTab(v, v->title());
+    setCentralWidget(tabs_);
 
     runs_ = new QTreeWidget(this);
     runs_->setHeaderLabels({tr("Run / snapshot"), tr("Epoch")});
@@ -45,15 +55,56 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     dock->setObjectName("runs_dock");
     dock->setWidget(runs_);
     addDockWidget(Qt::LeftDockWidgetArea, dock);
-    connect(runs_, &QTreeWidget::currentItemChanged, this, [this](QTreeWidgetItem* item) { analyzeItem(item); });
+    connect(runs_, &QTreeWidget::currentItemChanged, this, [this](QTreeWidgetItem* item) {
+        syncTimeline(item);
+        analyzeItem(item);
+    });
+
+    // Epoch timeline: a slider over the selected run's snapshots, with play/pause.
+    auto* timeline_widget = new QWidget(this);
+    timeline_ = new QSlider(Qt::Horizontal, timeline_widget);
+    timeline_->setEnabled(false);
+    timeline_label_ = new QLabel(tr("no run"), timeline_widget);
+    play_ = new QToolButton(timeline_widget);
+    play_->setIcon(style()->standardIcon(QStyle::SP_MediaPlay));
+    play_->setCheckable(true);
+    play_->setToolTip(tr("Play through the snapshots (Space)"));
+    play_->setShortcut(Qt::Key_Space);
+    auto* timeline_layout = new QHBoxLayout(timeline_widget);
+    timeline_layout->addWidget(play_);
+    timeline_layout->addWidget(timeline_, 1);
+    timeline_layout->addWidget(timeline_label_);
+    auto* timeline_dock = new QDockWidget(tr("Epoch timeline"), this);
+    timeline_dock->setObjectName("timeline_dock");
+    timeline_dock->setWidget(timeline_widget);
+    addDockWidget(Qt::BottomDockWidgetArea, timeline_dock);
+    play_timer_ = new QTimer(this);
+    play_timer_->setInterval(800);
+    connect(play_, &QToolButton::toggled, this, [this](bool on) {
+        play_->setIcon(style()->standardIcon(on ? QStyle::SP_MediaPause : QStyle::SP_MediaPlay));
+        on ? play_timer_->start() : play_timer_->stop();
+    });
+    connect(play_timer_, &QTimer::timeout, this, [this] {
+        if (pending_ > 0) return; // let the current analysis finish first
+        timeline_->setValue(timeline_->value() >= timeline_->maximum() ? 0 : timeline_->value() + 1);
+    });
+    connect(timeline_, &QSlider::valueChanged, this, [this](int index) {
+        QTreeWidgetItem* current = runs_->currentItem();
+        if (!current) return;
+        QTreeWidgetItem* top = current->parent() ? current->parent() : current;
+        if (index >= 0 && index < top->childCount() && top->child(index) != current) runs_->setCurrentItem(top->child(index));
+    });
 
     auto* file_menu = menuBar()->addMenu(tr("&File"));
     file_menu->addAction(tr("&Open…"), QKeySequence::Open, this, &MainWindow::openDialog);
     recent_menu_ = file_menu->addMenu(tr("Open &Recent"));
+    file_menu->addAction(tr("&Export current view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this,
+                         &MainWindow::exportCurrentView);
     file_menu->addSeparator();
     file_menu->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
     auto* view_menu = menuBar()->addMenu(tr("&View"));
     view_menu->addAction(dock->toggleViewAction());
+    view_menu->addAction(timeline_dock->toggleViewAction());
 
     progress_ = new QProgressBar(this);
     progress_->setRange(0, 0);
@@ -68,7 +119,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     updateRecentMenu();
 }
 
-QString MainWindow::reportText() const { return report_->toPlainText(); }
+QString MainWindow::reportText() const { return report_->text(); }
+
+AnalysisView* MainWindow::view(const QString& file_stem) const {
+    for (AnalysisView* v : views_)
+        if (v->fileStem() == file_stem) return v;
+    return nullptr;
+}
 
 void MainWindow::beginWork(const QString& message) {
     ++pending_;
@@ -87,20 +144,41 @@ void MainWindow::openDialog() {
     openFiles(paths);
 }
 
+void MainWindow::exportCurrentView() {
+    auto* view = qobject_cast<AnalysisView*>(tabs_->currentWidget());
+    if (!view) return;
+    const bool text = view == report_;
+    QString filter = text ? tr("Text (*.txt);;JSON (*.json)")
+                          : tr("PDF, vector (*.pdf);;SVG, vector (*.svg);;PNG, 300 dpi (*.png);;Data as CSV (*.csv)");
+    QString chosen;
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export %1").arg(view->title()), view->fileStem(), filter, &chosen);
+    if (path.isEmpty()) return;
+    const QString suffix = QFileInfo(path).suffix().toLower();
+    bool ok = false;
+    if (suffix == "csv" || suffix == "json") {
+        QFile file(path);
+        ok = file.open(QIODevice::WriteOnly | QIODevice::Text) && file.write(view->csv().toUtf8()) >= 0;
+    } else {
+        ok = view->exportFigure(path, 300);
+    }
+    statusBar()->showMessage(ok ? tr("Exported %1").arg(path) : tr("Could not export to %1").arg(path), 8000);
+}
+
 void MainWindow::openFiles(const QStringList& paths) {
     for (const QString& path : paths) {
         beginWork(tr("Opening %1…").arg(path));
         auto* watcher = new QFutureWatcher<OpenedRun>(this);
         connect(watcher, &QFutureWatcher<OpenedRun>::finished, this, [this, watcher] {
-            const OpenedRun run = watcher->result();
+            OpenedRun opened = watcher->result();
             watcher->deleteLater();
-            if (run.file) {
-                addRun(run.path, run.file);
-                rememberRecent(run.path);
-                statusBar()->showMessage(tr("Opened %1").arg(run.path), 5000);
+            if (opened.file) {
+                addRun(opened.path, Run{opened.file, std::move(opened.history), nullptr});
+                rememberRecent(opened.path);
+                statusBar()->showMessage(tr("Opened %1").arg(opened.path), 5000);
             } else {
-                statusBar()->showMessage(run.error);
-                report_->setPlainText(tr("Could not open the run file.\n\n%1").arg(run.error));
+                statusBar()->showMessage(opened.error);
+                report_->showMessage(tr("Could not open the run file.\n\n%1").arg(opened.error));
+                tabs_->setCurrentWidget(report_);
             }
             endWork();
         });
@@ -108,26 +186,42 @@ void MainWindow::openFiles(const QStringList& paths) {
     }
 }
 
-void MainWindow::addRun(const QString& path, std::shared_ptr<const RunFile> file) {
-    files_[path] = file;
+void MainWindow::addRun(const QString& path, Run run) {
     auto* top = new QTreeWidgetItem(runs_, {QFileInfo(path).fileName(), QString()});
     top->setToolTip(0, path);
     top->setData(0, kPathRole, path);
+    run.item = top;
     QTreeWidgetItem* last = nullptr;
-    for (const SnapshotInfo& snap : file->snapshots()) {
+    for (const SnapshotInfo& snap : run.file->snapshots()) {
         last = new QTreeWidgetItem(top, {QString::fromStdString(snap.name),
                                          snap.epoch ? QString::number(*snap.epoch) : QString()});
         last->setData(0, kPathRole, path);
         last->setData(0, kSnapshotRole, QString::fromStdString(snap.name));
+        if (!snap.label.empty()) last->setToolTip(0, QString::fromStdString(snap.label));
     }
+    runs_by_path_[path] = std::move(run);
     top->setExpanded(true);
     if (last) runs_->setCurrentItem(last); // the latest snapshot, as `ltlab analyze` picks
 }
 
+void MainWindow::syncTimeline(QTreeWidgetItem* item) {
+    if (!item) return;
+    QTreeWidgetItem* top = item->parent() ? item->parent() : item;
+    const QSignalBlocker block(timeline_);
+    timeline_->setEnabled(top->childCount() > 1);
+    timeline_->setRange(0, std::max(0, top->childCount() - 1));
+    if (item->parent()) timeline_->setValue(top->indexOfChild(item));
+    timeline_label_->setText(item->parent() ? tr("%1 (%2 of %3)")
+                                                  .arg(item->text(0))
+                                                  .arg(top->indexOfChild(item) + 1)
+                                                  .arg(top->childCount())
+                                            : tr("%1 snapshots").arg(top->childCount()));
+}
+
 void MainWindow::analyzeItem(QTreeWidgetItem* item) {
     if (!item || item->data(0, kSnapshotRole).isNull()) return;
-    const auto it = files_.find(item->data(0, kPathRole).toString());
-    if (it == files_.end()) return;
+    const auto it = runs_by_path_.find(item->data(0, kPathRole).toString());
+    if (it == runs_by_path_.end()) return;
     const QString snapshot = item->data(0, kSnapshotRole).toString();
     beginWork(tr("Analysing %1…").arg(snapshot));
     auto* watcher = new QFutureWatcher<AnalysisOutcome>(this);
@@ -138,14 +232,22 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         QTreeWidgetItem* current = runs_->currentItem();
         const bool still_selected = current && current->data(0, kPathRole).toString() == out.path &&
                                     current->data(0, kSnapshotRole).toString() == out.snapshot;
-        if (still_selected) {
-            report_->setPlainText(out.error.isEmpty() ? out.report : out.error);
-            statusBar()->showMessage(out.error.isEmpty() ? tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split)
-                                                         : out.error);
+        const auto run = runs_by_path_.find(out.path);
+        if (still_selected && run != runs_by_path_.end()) {
+            if (out.error.isEmpty()) {
+                const ViewData data{QFileInfo(out.path).fileName(), out.analysis, run->second.file->classes(),
+                                    run->second.history};
+                for (AnalysisView* v : views_) v->showData(data);
+                statusBar()->showMessage(tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split));
+            } else {
+                report_->showMessage(out.error);
+                tabs_->setCurrentWidget(report_);
+                statusBar()->showMessage(out.error);
+            }
         }
         endWork();
     });
-    watcher->setFuture(analyzeAsync(it->second, snapshot, QString()));
+    watcher->setFuture(analyzeAsync(it->second.file, snapshot, QString()));
 }
 
 void MainWindow::rememberRecent(const QString& path) {

@@ -1,23 +1,31 @@
 #pragma once
-// The workbench window: a Runs dock (files and their snapshots) and the
-// analysis of the selected snapshot. Files open and analyses run on worker
-// threads; results arrive through QFutureWatcher signals.
+// The workbench window: a Runs dock (files and their snapshots), the views
+// of the selected snapshot as tabs, and an epoch timeline over the run's
+// snapshots. Files open and analyses run on worker threads; results arrive
+// through QFutureWatcher signals and the views only draw them.
 
 #include <QMainWindow>
 #include <QStringList>
 
 #include <map>
 #include <memory>
+#include <optional>
 
+#include "analysis_view.h"
 #include "ltlab/run_file.h"
 
 class QLabel;
-class QPlainTextEdit;
 class QProgressBar;
+class QSlider;
+class QTabWidget;
+class QTimer;
+class QToolButton;
 class QTreeWidget;
 class QTreeWidgetItem;
 
 namespace ltlab::ui {
+
+class ReportView;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -29,6 +37,9 @@ public:
     int pendingWork() const { return pending_; }
     QTreeWidget* runsTree() const { return runs_; }
     QString reportText() const;
+    QSlider* timeline() const { return timeline_; }
+    const std::vector<AnalysisView*>& views() const { return views_; }
+    AnalysisView* view(const QString& file_stem) const;
 
 signals:
     void workFinished();
@@ -39,19 +50,33 @@ protected:
     void closeEvent(QCloseEvent* event) override;
 
 private:
+    struct Run {
+        std::shared_ptr<const RunFile> file;
+        std::optional<History> history;
+        QTreeWidgetItem* item = nullptr;
+    };
+
     void openDialog();
-    void addRun(const QString& path, std::shared_ptr<const RunFile> file);
+    void exportCurrentView();
+    void addRun(const QString& path, Run run);
     void analyzeItem(QTreeWidgetItem* item);
+    void syncTimeline(QTreeWidgetItem* item);
     void updateRecentMenu();
     void rememberRecent(const QString& path);
     void beginWork(const QString& message);
     void endWork();
 
     QTreeWidget* runs_ = nullptr;
-    QPlainTextEdit* report_ = nullptr;
+    QTabWidget* tabs_ = nullptr;
+    ReportView* report_ = nullptr;
+    std::vector<AnalysisView*> views_;
+    QSlider* timeline_ = nullptr;
+    QLabel* timeline_label_ = nullptr;
+    QToolButton* play_ = nullptr;
+    QTimer* play_timer_ = nullptr;
     QProgressBar* progress_ = nullptr;
     QMenu* recent_menu_ = nullptr;
-    std::map<QString, std::shared_ptr<const RunFile>> files_;
+    std::map<QString, Run> runs_by_path_;
     int pending_ = 0;
 };
 

@@ -437,6 +437,7 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
                 sxx += (x[i] - xm) * (x[i] - xm);
             }
             result.implicit_la_tau = sxy / sxx;
+            result.implicit_la_intercept = ym - *result.implicit_la_tau * xm;
         }
         result.la_additive = sweeper.finish(Adjustment::Additive, count, pc.group);
         result.la_multiplicative = sweeper.finish(Adjustment::Multiplicative, count, pc.group);

@@ -127,6 +127,7 @@ struct Analysis {
     Nullable class_means_mean_cos;
     Nullable accuracy, sample_accuracy, accuracy_many, accuracy_medium, accuracy_few;
     Nullable implicit_la_tau;
+    Nullable implicit_la_intercept; // of the same least-squares line (for drawing it)
 
     struct PerClass {
         std::vector<std::int64_t> train_count, count;

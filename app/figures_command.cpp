@@ -1,0 +1,54 @@
+// `ltlab figures RUN.h5 --out DIR`: the workbench's figures, written without
+// a window, by the UI module (which is loaded only here and for the GUI).
+
+#include <dlfcn.h>
+
+#include <iostream>
+
+#include "cli_args.h"
+#include "commands.h"
+#include "ltlab/modules.h"
+
+namespace ltlab::app {
+
+int runFigures(const std::vector<std::string>& argv) {
+    return guarded("figures", [&]() -> int {
+        const cli::Args args("ltlab figures",
+                             {{"out", "DIR", "folder for the figures (created; required)"},
+                              {"snapshot", "NAME", "snapshot (default: the last by epoch)"},
+                              {"split", "SPLIT", "train, val or test (default: test, else val, else train)"},
+                              {"format", "LIST", "comma-separated: pdf,png,svg (default pdf,png)"},
+                              {"dpi", "N", "PNG resolution (default 300)"},
+                              {"help", "", "show this help"}},
+                             argv);
+        if (args.flag("help")) {
+            std::cout << "Usage: ltlab figures RUN.h5 --out DIR [options]\n\n"
+                         "Writes every 2D view of a snapshot (weight norms, logit adjustment, training\n"
+                         "curves) as vector PDF/SVG (pdflatex accepts the PDFs) or PNG, each with the data\n"
+                         "behind it as CSV, and the text report. No display is needed.\n\n"
+                      << args.optionsHelp();
+            return kExitOk;
+        }
+        if (args.positional().size() != 1) throw UsageError("ltlab figures: expected one RUN.h5 (see --help)");
+        const auto out = args.value("out");
+        if (!out) throw UsageError("ltlab figures: missing --out DIR");
+        const std::string formats = args.value("format").value_or("pdf,png");
+        std::string list = formats + ",";
+        for (std::size_t start = 0, comma; (comma = list.find(',', start)) != std::string::npos; start = comma + 1) {
+            const std::string f = list.substr(start, comma - start);
+            if (f != "pdf" && f != "png" && f != "svg")
+                throw UsageError("ltlab figures: unknown format '" + f + "' (pdf, png, svg)");
+        }
+        if (auto split = args.value("split")) args.choice("split", {"train", "val", "test"}, "");
+        const double dpi = static_cast<double>(args.integer("dpi", 10).value_or(300));
+        void* module = loadModule("libltlab_ui.so");
+        using Entry = int (*)(const char*, const char*, const char*, const char*, const char*, double);
+        auto entry = reinterpret_cast<Entry>(dlsym(module, "ltlab_ui_figures"));
+        if (!entry) throw UsageError("libltlab_ui.so has no ltlab_ui_figures");
+        const auto snapshot = args.value("snapshot"), split = args.value("split");
+        return entry(args.positional()[0].c_str(), snapshot ? snapshot->c_str() : nullptr,
+                     split ? split->c_str() : nullptr, out->c_str(), formats.c_str(), dpi);
+    });
+}
+
+} // namespace ltlab::app

@@ -1,0 +1,67 @@
+"""`ltlab figures`: the workbench's figures without a window."""
+
+import csv
+import json
+import os
+import tempfile
+import unittest
+import xml.etree.ElementTree as ET
+
+from ltlab_testutil import analyze_json, describe, run_ltlab
+
+
+class FiguresCli(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.run_path = os.path.join(cls.tmp.name, "run.h5")
+        p = run_ltlab("synth", "--out", cls.run_path, "--classes", "6", "--dim", "12", "--snapshots", "3", "--seed", "4")
+        assert p.returncode == 0, describe(p)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_writes_every_view_in_every_format_with_its_data(self):
+        out = os.path.join(self.tmp.name, "figs")
+        env_display = os.environ.pop("DISPLAY", None)  # headless, as on a cluster node
+        try:
+            p = run_ltlab("figures", self.run_path, "--out", out, "--format", "pdf,svg,png", "--dpi", "100")
+        finally:
+            if env_display is not None:
+                os.environ["DISPLAY"] = env_display
+        self.assertEqual(p.returncode, 0, describe(p))
+        for stem in ("weight_norms", "logit_adjustment", "logit_adjustment_implicit", "training_curves"):
+            with open(os.path.join(out, stem + ".pdf"), "rb") as f:
+                self.assertEqual(f.read(5), b"%PDF-", stem)
+            self.assertEqual(ET.parse(os.path.join(out, stem + ".svg")).getroot().tag, "{http://www.w3.org/2000/svg}svg")
+            with open(os.path.join(out, stem + ".png"), "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", stem)
+        # The data behind the figures is the engine's.
+        expected = analyze_json(self, self.run_path)
+        with open(os.path.join(out, "weight_norms.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual(len(rows), 6)
+        for row in rows:
+            c = int(row["class"])
+            self.assertAlmostEqual(float(row["weight_norm"]), expected["per_class"]["weight_norm"][c], places=12)
+        with open(os.path.join(out, "logit_adjustment.csv")) as f:
+            sweep = list(csv.DictReader(f))
+        self.assertEqual(len(sweep), 31)
+        self.assertAlmostEqual(float(sweep[7]["additive"]), expected["la_sweep"]["additive"]["accuracy"][7], places=12)
+        with open(os.path.join(out, "report.json")) as f:
+            self.assertEqual(json.load(f)["nc1"], expected["nc1"])
+
+    def test_errors(self):
+        p = run_ltlab("figures", self.run_path, "--out", os.path.join(self.tmp.name, "x"), "--format", "bmp")
+        self.assertEqual(p.returncode, 1, describe(p))
+        self.assertIn("bmp", p.stderr)
+        p = run_ltlab("figures", self.run_path)
+        self.assertEqual(p.returncode, 1, describe(p))
+        p = run_ltlab("figures", os.path.join(self.tmp.name, "missing.h5"), "--out", os.path.join(self.tmp.name, "y"))
+        self.assertEqual(p.returncode, 2, describe(p))
+        self.assertIn("missing.h5", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

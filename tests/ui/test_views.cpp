@@ -1,0 +1,151 @@
+// Each view shows the engine's numbers, and exports valid files.
+
+#include <QCheckBox>
+#include <QFile>
+#include <QImage>
+#include <QSlider>
+#include <QTemporaryDir>
+#include <QXmlStreamReader>
+#include <QtTest>
+
+#include <qcustomplot.h>
+
+#include "logit_adjustment_view.h"
+#include "ltlab/analysis.h"
+#include "ltlab/synthetic.h"
+#include "report_view.h"
+#include "training_curves_view.h"
+#include "weight_norm_view.h"
+
+using namespace ltlab;
+using namespace ltlab::ui;
+
+class TestViews : public QObject {
+    Q_OBJECT
+
+    QTemporaryDir dir_;
+    ViewData data_;
+
+    // Graph `name`'s points of a plot.
+    static QVector<QPointF> points(QCustomPlot* plot, const QString& name) {
+        QVector<QPointF> out;
+        for (int i = 0; i < plot->graphCount(); ++i)
+            if (plot->graph(i)->name() == name)
+                for (auto it = plot->graph(i)->data()->constBegin(); it != plot->graph(i)->data()->constEnd(); ++it)
+                    out << QPointF(it->key, it->value);
+        return out;
+    }
+
+private slots:
+    void initTestCase() {
+        const std::string path = dir_.filePath("run.h5").toStdString();
+        SynthConfig cfg;
+        cfg.classes = 8;
+        cfg.dim = 16;
+        cfg.snapshots = 3;
+        cfg.noise = 1.3;
+        cfg.seed = 5;
+        writeSyntheticRun(path, cfg);
+        const auto file = RunFile::open(path);
+        const SnapshotInfo& snap = file->latestSnapshot();
+        data_ = {"run.h5",
+                 std::make_shared<Analysis>(
+                     analyzeSnapshot(file, snap, snap.defaultSplit(), defaultOptionsFor(*file, std::nullopt, std::nullopt))),
+                 file->classes(), file->history()};
+    }
+
+    void weightNormViewHasOneBarPerClassWithTheStoredNorms() {
+        WeightNormView view;
+        view.showData(data_);
+        const auto bars = view.barValues();
+        const auto& pc = data_.analysis->per_class;
+        QCOMPARE(bars.size(), pc.weight_norm.size());
+        const auto order = classesByCount(pc.train_count);
+        for (std::size_t rank = 0; rank < order.size(); ++rank)
+            QCOMPARE(bars[rank], pc.weight_norm[static_cast<std::size_t>(order[rank])]);
+        QVERIFY(pc.train_count[static_cast<std::size_t>(order.front())] >= pc.train_count[static_cast<std::size_t>(order.back())]);
+        view.findChild<QCheckBox*>()->setChecked(true); // biases on demand
+        QCOMPARE(view.barValues()[0], pc.bias[static_cast<std::size_t>(order[0])]);
+        QCOMPARE(view.csv().count('\n'), static_cast<int>(pc.weight_norm.size()) + 1);
+    }
+
+    void sweepCurvesEqualTheEnginesSweep() {
+        LogitAdjustmentView view;
+        view.showData(data_);
+        for (const auto& [name, sweep] : {std::pair{QString("additive"), &data_.analysis->la_additive},
+                                          std::pair{QString("multiplicative"), &data_.analysis->la_multiplicative}}) {
+            const auto pts = points(view.sweepPlot(), name);
+            QCOMPARE(pts.size(), 31);
+            for (int k = 0; k < 31; ++k) {
+                QCOMPARE(pts[k].x(), sweep->tau[static_cast<std::size_t>(k)]);
+                QCOMPARE(pts[k].y(), 100.0 * *sweep->accuracy[static_cast<std::size_t>(k)].all);
+            }
+        }
+    }
+
+    void tauSliderShowsThePerClassAccuracyAtThatTau() {
+        LogitAdjustmentView view;
+        view.showData(data_);
+        const auto& sweep = data_.analysis->la_additive;
+        const auto order = classesByCount(data_.analysis->per_class.train_count);
+        for (int k : {0, 12, 30}) {
+            view.tauSlider()->setValue(k);
+            auto* bars = qobject_cast<QCPBars*>(view.perClassPlot()->plottable(0));
+            QVERIFY(bars);
+            QCOMPARE(bars->data()->size(), static_cast<int>(order.size()));
+            for (auto it = bars->data()->constBegin(); it != bars->data()->constEnd(); ++it) {
+                const auto c = static_cast<std::size_t>(order[static_cast<std::size_t>(it->key)]);
+                QCOMPARE(it->value, 100.0 * *sweep.per_class_accuracy[static_cast<std::size_t>(k)][c]);
+            }
+        }
+        // The implicit fit line has the engine's slope.
+        const auto line = points(view.implicitPlot(), QString("fit: tau = %1").arg(*data_.analysis->implicit_la_tau, 0, 'f', 3));
+        QCOMPARE(line.size(), 2);
+        QVERIFY(qAbs((line[1].y() - line[0].y()) / (line[1].x() - line[0].x()) - *data_.analysis->implicit_la_tau) < 1e-9);
+    }
+
+    void trainingCurvesPlotTheHistory() {
+        TrainingCurvesView view;
+        view.showData(data_);
+        view.groupBox()->setCurrentIndex(1); // neural collapse
+        const auto nc1 = points(view.plot(), "nc1");
+        const auto& series = data_.history->series.at("nc1");
+        QCOMPARE(nc1.size(), static_cast<int>(series.size()));
+        for (int e = 0; e < nc1.size(); ++e) QCOMPARE(nc1[e].y(), series[static_cast<std::size_t>(e)]);
+    }
+
+    void exportsValidPdfSvgPngAndCsv() {
+        WeightNormView view;
+        view.resize(800, 500);
+        view.showData(data_);
+        const QString pdf = dir_.filePath("w.pdf"), svg = dir_.filePath("w.svg"), png = dir_.filePath("w.png");
+        QVERIFY(view.exportFigure(pdf, 300));
+        QVERIFY(view.exportFigure(svg, 300));
+        QVERIFY(view.exportFigure(png, 150));
+        QFile f(pdf);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QVERIFY(f.read(5) == "%PDF-");
+        QFile s(svg);
+        QVERIFY(s.open(QIODevice::ReadOnly));
+        QXmlStreamReader xml(&s);
+        bool svg_root = false;
+        while (!xml.atEnd())
+            if (xml.readNext() == QXmlStreamReader::StartElement && xml.name() == QLatin1String("svg")) svg_root = true;
+        QVERIFY2(!xml.hasError(), qPrintable(xml.errorString()));
+        QVERIFY(svg_root);
+        const QImage image(png);
+        QVERIFY(!image.isNull());
+        QCOMPARE(image.width(), 750); // 5 inches at 150 dpi
+        QVERIFY(!view.exportFigure(dir_.filePath("w.bmp"), 300)); // unknown format: refused
+    }
+
+    void reportIsTheEnginesText() {
+        ReportView view;
+        view.showData(data_);
+        QVERIFY(view.text().contains("NC1"));
+        QVERIFY(view.csv().contains("\"nc1\""));
+    }
+};
+
+QTEST_MAIN(TestViews)
+#include "test_views.moc"

@@ -1,0 +1,83 @@
+#include "analysis_view.h"
+
+#include <QFileInfo>
+#include <QSvgGenerator>
+
+#include <algorithm>
+#include <numeric>
+
+#include <qcustomplot.h>
+
+namespace ltlab::ui {
+
+QCustomPlot* makePlot(QWidget* parent, const QString& title) {
+    auto* plot = new QCustomPlot(parent);
+    plot->setObjectName(title);
+    plot->axisRect()->insetLayout()->take(plot->legend);
+    plot->plotLayout()->addElement(1, 0, plot->legend);
+    plot->plotLayout()->setRowStretchFactor(1, 0.001);
+    plot->plotLayout()->setRowSpacing(0);
+    plot->legend->setFillOrder(QCPLegend::foColumnsFirst);
+    plot->legend->setWrap(3);
+    plot->legend->setBorderPen(Qt::NoPen);
+    plot->legend->setMargins(QMargins(4, 0, 4, 2));
+    QFont font = plot->font();
+    font.setPointSizeF(font.pointSizeF() * 0.85);
+    // Unhinted outlines scale linearly, so the legend laid out on screen still
+    // fits its text in a 300 dpi PNG or a PDF.
+    font.setHintingPreference(QFont::PreferNoHinting);
+    font.setStyleStrategy(QFont::ForceOutline);
+    plot->legend->setFont(font);
+    return plot;
+}
+
+namespace {
+
+constexpr int kWidthPt = 360, kHeightPt = 230; // 5 x 3.2 inches at 72 points per inch
+
+// As many legend columns as the figure's width holds for the longest entry.
+void fitLegendColumns(QCustomPlot* plot, int width) {
+    const QFontMetrics metrics(plot->legend->font());
+    int widest = 0;
+    for (int i = 0; i < plot->legend->itemCount(); ++i)
+        if (auto* item = qobject_cast<QCPPlottableLegendItem*>(plot->legend->item(i)))
+            widest = std::max(widest, metrics.horizontalAdvance(item->plottable()->name()));
+    const int entry = widest + plot->legend->iconSize().width() + plot->legend->iconTextPadding() + 12;
+    plot->legend->setWrap(std::clamp(width / std::max(entry, 1), 1, 4));
+    plot->legend->setFillOrder(QCPLegend::foColumnsFirst, true); // re-flow the existing entries
+}
+
+} // namespace
+
+void replot(QCustomPlot* plot) {
+    if (!plot->size().isEmpty()) plot->replot();
+}
+
+bool exportPlot(QCustomPlot* plot, const QString& path, double dpi) {
+    fitLegendColumns(plot, kWidthPt);
+    const QString suffix = QFileInfo(path).suffix().toLower();
+    if (suffix == "pdf") return plot->savePdf(path, kWidthPt, kHeightPt, QCP::epNoCosmetic, "ltlab", plot->objectName());
+    if (suffix == "png") return plot->savePng(path, kWidthPt, kHeightPt, dpi / 72.0, -1, static_cast<int>(dpi));
+    if (suffix == "svg") {
+        QSvgGenerator generator;
+        generator.setFileName(path);
+        generator.setSize(QSize(kWidthPt, kHeightPt));
+        generator.setViewBox(QRect(0, 0, kWidthPt, kHeightPt));
+        generator.setTitle(plot->objectName());
+        QCPPainter painter;
+        if (!painter.begin(&generator)) return false;
+        plot->toPainter(&painter, kWidthPt, kHeightPt);
+        painter.end();
+        return QFileInfo(path).size() > 0;
+    }
+    return false;
+}
+
+std::vector<int> classesByCount(const std::vector<std::int64_t>& train_counts) {
+    std::vector<int> order(train_counts.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return train_counts[a] > train_counts[b]; });
+    return order;
+}
+
+} // namespace ltlab::ui

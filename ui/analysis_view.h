@@ -1,0 +1,55 @@
+#pragma once
+// A view of one analysed snapshot. Views draw what ltlab_core computed and
+// never compute metrics themselves, so every number on screen is the number
+// `ltlab analyze` prints. Each view can export its figure (PDF and SVG as
+// vectors, PNG at a chosen DPI) and the data behind it (CSV).
+
+#include <QString>
+#include <QWidget>
+
+#include <memory>
+#include <optional>
+
+#include "ltlab/analysis.h"
+#include "ltlab/run_file.h"
+
+class QCustomPlot;
+
+namespace ltlab::ui {
+
+struct ViewData {
+    QString run_name;                            // for titles
+    std::shared_ptr<const Analysis> analysis;    // null: nothing to show
+    ClassInfo classes;
+    std::optional<History> history;
+};
+
+class AnalysisView : public QWidget {
+    Q_OBJECT
+public:
+    using QWidget::QWidget;
+    virtual QString title() const = 0;
+    virtual QString fileStem() const = 0;        // e.g. "weight_norms" for figures
+    virtual void showData(const ViewData& data) = 0;
+    virtual QString csv() const = 0;
+    // Writes the figure; the format comes from the suffix (pdf, svg, png).
+    virtual bool exportFigure(const QString& path, double dpi = 300) const = 0;
+};
+
+// A plot styled for papers: the legend in a row below the axes (it never
+// hides data), wrapped in columns, in a smaller font.
+QCustomPlot* makePlot(QWidget* parent, const QString& title);
+
+// Redraws a plot that has an area; an unshown tab's plot is redrawn by
+// QCustomPlot when it first gets its size (drawing into a 0x0 buffer fails).
+void replot(QCustomPlot* plot);
+
+// Saves a plot as PDF or SVG (vector) or PNG (raster at `dpi`), at a size fit
+// for a paper column: 5 x 3.2 inches.
+bool exportPlot(QCustomPlot* plot, const QString& path, double dpi);
+
+// The ordering used by every per-class view: classes by training count,
+// largest first (ties by class id), as the papers plot them.
+std::vector<int> classesByCount(const std::vector<std::int64_t>& train_counts);
+
+} // namespace ltlab::ui

@@ -1,0 +1,75 @@
+// `ltlab figures`: every view of one snapshot written to files, without a
+// window. The 2D views render through QPainter, so no display is needed
+// (the offscreen platform is used when DISPLAY is unset).
+
+#include <QApplication>
+#include <QDir>
+#include <QFile>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "analysis_view.h"
+#include "logit_adjustment_view.h"
+#include "ltlab/analysis.h"
+#include "ltlab/error.h"
+#include "ltlab/runtime.h"
+#include "report_view.h"
+#include "training_curves_view.h"
+#include "weight_norm_view.h"
+
+extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* snapshot_name, const char* split_name,
+                                              const char* out_dir, const char* formats, double dpi) {
+    if (!std::getenv("DISPLAY") && !std::getenv("QT_QPA_PLATFORM")) setenv("QT_QPA_PLATFORM", "offscreen", 1);
+    static int argc = 1;
+    static char name[] = "ltlab";
+    static char* argv[] = {name, nullptr};
+    std::unique_ptr<QApplication> app;
+    if (!QApplication::instance()) app = std::make_unique<QApplication>(argc, argv);
+    ltlab::initNumericRuntime();
+    using namespace ltlab;
+    try {
+        const auto file = RunFile::open(run_path);
+        const SnapshotInfo& snap = snapshot_name ? file->snapshot(snapshot_name) : file->latestSnapshot();
+        const SplitInfo* split = split_name ? snap.split(split_name) : &snap.defaultSplit();
+        if (!split) file->fail(snapshotPath(snap), std::string("has no split '") + split_name + "'");
+        ui::ViewData data{QString::fromLocal8Bit(run_path),
+                          std::make_shared<Analysis>(analyzeSnapshot(file, snap, *split,
+                                                                     defaultOptionsFor(*file, std::nullopt, std::nullopt))),
+                          file->classes(), file->history()};
+        QDir dir(QString::fromLocal8Bit(out_dir));
+        if (!dir.mkpath(".")) throw InputError(out_dir, "", "cannot create the output folder");
+        ui::ReportView report;
+        ui::WeightNormView weights;
+        ui::LogitAdjustmentView la;
+        ui::TrainingCurvesView curves;
+        const std::vector<ui::AnalysisView*> views{&report, &weights, &la, &curves};
+        const QStringList wanted = QString(formats).split(',', Qt::SkipEmptyParts);
+        for (ui::AnalysisView* view : views) {
+            view->resize(1000, 700);
+            view->showData(data);
+            QStringList targets;
+            if (view == &report)
+                targets << dir.filePath("report.txt");
+            else
+                for (const QString& format : wanted) targets << dir.filePath(view->fileStem() + "." + format.trimmed());
+            for (const QString& target : targets) {
+                if (!view->exportFigure(target, dpi)) throw InputError(target.toStdString(), "", "cannot write the figure");
+                std::printf("%s\n", qPrintable(target));
+            }
+            const QString csv_path = dir.filePath(view->fileStem() + (view == &report ? ".json" : ".csv"));
+            QFile csv(csv_path);
+            if (!csv.open(QIODevice::WriteOnly | QIODevice::Text) || csv.write(view->csv().toUtf8()) < 0)
+                throw InputError(csv_path.toStdString(), "", "cannot write the data");
+            std::printf("%s\n", qPrintable(csv_path));
+        }
+        return 0;
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "ltlab figures: %s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ltlab figures: %s\n", e.what());
+        return 2;
+    }
+}

@@ -1,0 +1,206 @@
+#include "logit_adjustment_view.h"
+
+#include <QComboBox>
+#include <QFileInfo>
+#include <QGridLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QSlider>
+
+#include <cmath>
+
+#include <qcustomplot.h>
+
+namespace ltlab::ui {
+
+namespace {
+const QColor kAll(0x22, 0x22, 0x22), kMany(0x1f, 0x77, 0xb4), kMedium(0xff, 0x7f, 0x0e), kFew(0xd6, 0x27, 0x28);
+
+QVector<double> values(const std::vector<ShotAccuracy>& acc, Nullable ShotAccuracy::*member, QVector<double>& keys,
+                       const std::vector<double>& tau) {
+    QVector<double> out;
+    keys.clear();
+    for (std::size_t k = 0; k < acc.size(); ++k)
+        if ((acc[k].*member)) {
+            keys << tau[k];
+            out << 100.0 * *(acc[k].*member);
+        }
+    return out;
+}
+} // namespace
+
+LogitAdjustmentView::LogitAdjustmentView(QWidget* parent) : AnalysisView(parent) {
+    implicit_ = makePlot(this, "Implicit logit adjustment");
+    sweep_ = makePlot(this, "Post-hoc logit adjustment sweep");
+    per_class_ = makePlot(this, "Per-class accuracy at tau");
+    mode_ = new QComboBox(this);
+    mode_->addItems({tr("additive  z - tau log pi"), tr("multiplicative  z / pi^tau")});
+    tau_slider_ = new QSlider(Qt::Horizontal, this);
+    tau_slider_->setRange(0, 30);
+    tau_label_ = new QLabel(this);
+    auto* controls = new QHBoxLayout;
+    controls->addWidget(new QLabel(tr("Adjustment:"), this));
+    controls->addWidget(mode_);
+    controls->addWidget(new QLabel(tr("tau:"), this));
+    controls->addWidget(tau_slider_, 1);
+    controls->addWidget(tau_label_);
+    auto* layout = new QGridLayout(this);
+    layout->addWidget(implicit_, 0, 0);
+    layout->addWidget(sweep_, 0, 1);
+    layout->addLayout(controls, 1, 0, 1, 2);
+    layout->addWidget(per_class_, 2, 0, 1, 2);
+    layout->setRowStretch(0, 3);
+    layout->setRowStretch(2, 2);
+    connect(mode_, &QComboBox::currentIndexChanged, this, [this] {
+        drawSweep();
+        drawPerClass();
+    });
+    connect(tau_slider_, &QSlider::valueChanged, this, [this] {
+        drawSweep();
+        drawPerClass();
+    });
+}
+
+bool LogitAdjustmentView::multiplicative() const { return mode_->currentIndex() == 1; }
+void LogitAdjustmentView::setMultiplicative(bool on) { mode_->setCurrentIndex(on ? 1 : 0); }
+
+void LogitAdjustmentView::showData(const ViewData& data) {
+    data_ = data;
+    // Start at the tau the sweep found best, so the view opens on the interesting point.
+    if (data_.analysis) {
+        const auto& sweep = multiplicative() ? data_.analysis->la_multiplicative : data_.analysis->la_additive;
+        QSignalBlocker block(tau_slider_);
+        tau_slider_->setValue(sweep.best_tau ? static_cast<int>(std::lround(*sweep.best_tau * 10)) : 0);
+    }
+    drawImplicit();
+    drawSweep();
+    drawPerClass();
+}
+
+void LogitAdjustmentView::drawImplicit() {
+    implicit_->clearPlottables();
+    implicit_->clearItems();
+    if (data_.analysis) {
+        const auto& pc = data_.analysis->per_class;
+        double total = 0;
+        for (auto n : pc.train_count) total += double(n);
+        QVector<double> x, y;
+        for (std::size_t c = 0; c < pc.train_count.size(); ++c)
+            if (pc.train_count[c] > 0 && pc.weight_norm[c] > 0) { // the classes the fit uses
+                x << -std::log(double(pc.train_count[c]) / total);
+                y << std::log(pc.weight_norm[c]);
+            }
+        QCPGraph* points = implicit_->addGraph();
+        points->setName(tr("classes"));
+        points->setData(x, y);
+        points->setLineStyle(QCPGraph::lsNone);
+        points->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, kMany, 6));
+        if (data_.analysis->implicit_la_tau && data_.analysis->implicit_la_intercept && !x.isEmpty()) {
+            const double lo = *std::min_element(x.begin(), x.end()), hi = *std::max_element(x.begin(), x.end());
+            const double tau = *data_.analysis->implicit_la_tau, b = *data_.analysis->implicit_la_intercept;
+            QCPGraph* line = implicit_->addGraph();
+            line->setName(tr("fit: tau = %1").arg(tau, 0, 'f', 3));
+            line->setData({lo, hi}, {b + tau * lo, b + tau * hi});
+            line->setPen(QPen(kFew, 2));
+        }
+    }
+    implicit_->xAxis->setLabel(tr("-log pi_c"));
+    implicit_->yAxis->setLabel(tr("log ||w_c||"));
+    implicit_->legend->setVisible(true);
+    implicit_->rescaleAxes();
+    replot(implicit_);
+}
+
+void LogitAdjustmentView::drawSweep() {
+    sweep_->clearPlottables();
+    sweep_->clearItems();
+    tau_label_->setText(QString::number(tau_slider_->value() / 10.0, 'f', 1));
+    if (data_.analysis) {
+        const auto& additive = data_.analysis->la_additive;
+        const auto& mult = data_.analysis->la_multiplicative;
+        const auto& chosen = multiplicative() ? mult : additive;
+        QVector<double> keys;
+        auto add = [&](const QString& name, const LogitAdjustmentSweep& s, Nullable ShotAccuracy::*m, QPen pen) {
+            const QVector<double> v = values(s.accuracy, m, keys, s.tau);
+            if (v.isEmpty()) return;
+            QCPGraph* g = sweep_->addGraph();
+            g->setName(name);
+            g->setData(keys, v, true);
+            g->setPen(pen);
+        };
+        add(tr("additive"), additive, &ShotAccuracy::all, QPen(kAll, 2));
+        add(tr("multiplicative"), mult, &ShotAccuracy::all, QPen(kAll, 2, Qt::DashLine));
+        add(tr("many"), chosen, &ShotAccuracy::many, QPen(kMany, 1.5));
+        add(tr("medium"), chosen, &ShotAccuracy::medium, QPen(kMedium, 1.5));
+        add(tr("few"), chosen, &ShotAccuracy::few, QPen(kFew, 1.5));
+        auto* marker = new QCPItemStraightLine(sweep_);
+        const double tau = tau_slider_->value() / 10.0;
+        marker->point1->setCoords(tau, 0);
+        marker->point2->setCoords(tau, 1);
+        marker->setPen(QPen(Qt::gray, 1, Qt::DotLine));
+    }
+    sweep_->xAxis->setLabel(tr("tau"));
+    sweep_->yAxis->setLabel(tr("balanced accuracy (%)"));
+    sweep_->legend->setVisible(true);
+    sweep_->rescaleAxes();
+    sweep_->yAxis->setRange(0, 100);
+    replot(sweep_);
+}
+
+void LogitAdjustmentView::drawPerClass() {
+    per_class_->clearPlottables();
+    if (data_.analysis) {
+        const auto& sweep = multiplicative() ? data_.analysis->la_multiplicative : data_.analysis->la_additive;
+        const auto k = static_cast<std::size_t>(tau_slider_->value());
+        const auto order = classesByCount(data_.analysis->per_class.train_count);
+        QVector<double> keys, at_tau, at_zero;
+        for (std::size_t rank = 0; rank < order.size(); ++rank) {
+            const auto c = static_cast<std::size_t>(order[rank]);
+            if (!sweep.per_class_accuracy[k][c]) continue;
+            keys << double(rank);
+            at_tau << 100.0 * *sweep.per_class_accuracy[k][c];
+            at_zero << 100.0 * *sweep.per_class_accuracy[0][c];
+        }
+        auto* bars = new QCPBars(per_class_->xAxis, per_class_->yAxis);
+        bars->setName(tr("accuracy at tau = %1").arg(sweep.tau[k], 0, 'f', 1));
+        bars->setData(keys, at_tau, true);
+        bars->setPen(Qt::NoPen);
+        bars->setBrush(kMany);
+        bars->setWidth(0.8);
+        QCPGraph* base = per_class_->addGraph();
+        base->setName(tr("at tau = 0"));
+        base->setData(keys, at_zero, true);
+        base->setLineStyle(QCPGraph::lsNone);
+        base->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCross, kAll, 7));
+    }
+    per_class_->xAxis->setLabel(tr("class, by training count (head to tail)"));
+    per_class_->yAxis->setLabel(tr("accuracy (%)"));
+    per_class_->legend->setVisible(true);
+    per_class_->rescaleAxes();
+    per_class_->yAxis->setRange(0, 100);
+    replot(per_class_);
+}
+
+QString LogitAdjustmentView::csv() const {
+    QString out = "tau,additive,additive_many,additive_medium,additive_few,multiplicative,multiplicative_many,"
+                  "multiplicative_medium,multiplicative_few\n";
+    if (!data_.analysis) return out;
+    auto cell = [](const Nullable& v) { return v ? QString::number(*v, 'g', 17) : QString(); };
+    const auto& a = data_.analysis->la_additive;
+    const auto& m = data_.analysis->la_multiplicative;
+    for (std::size_t k = 0; k < a.tau.size(); ++k)
+        out += QStringList{QString::number(a.tau[k]), cell(a.accuracy[k].all), cell(a.accuracy[k].many),
+                           cell(a.accuracy[k].medium), cell(a.accuracy[k].few), cell(m.accuracy[k].all),
+                           cell(m.accuracy[k].many), cell(m.accuracy[k].medium), cell(m.accuracy[k].few)}
+                   .join(',') +
+               "\n";
+    return out;
+}
+
+bool LogitAdjustmentView::exportFigure(const QString& path, double dpi) const {
+    const QFileInfo info(path);
+    const QString implicit_path = info.path() + "/" + info.completeBaseName() + "_implicit." + info.suffix();
+    return exportPlot(sweep_, path, dpi) && exportPlot(implicit_, implicit_path, dpi);
+}
+
+} // namespace ltlab::ui

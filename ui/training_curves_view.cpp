@@ -1,0 +1,116 @@
+#include "training_curves_view.h"
+
+#include <QComboBox>
+#include <QLabel>
+#include <QVBoxLayout>
+
+#include <cmath>
+
+#include <qcustomplot.h>
+
+namespace ltlab::ui {
+
+namespace {
+
+struct Group {
+    const char* title;
+    std::vector<const char*> series;
+};
+
+const std::vector<Group>& groups() {
+    static const std::vector<Group> list{
+        {"Loss and accuracy", {"train_loss", "train_accuracy", "test_accuracy", "accuracy_many", "accuracy_medium", "accuracy_few"}},
+        {"Neural collapse", {"nc1", "nc2_equinorm_means", "nc2_equinorm_weights", "nc2_equiangular_means",
+                             "nc2_equiangular_weights", "nc3", "nc4"}},
+        {"Fisher's discriminant ratio", {"fdr", "trace_sw", "trace_sb"}},
+        {"Cone effect", {"cone_mean_cos", "cone_std_cos", "cone_mean_cos_same_class", "cone_mean_cos_diff_class",
+                         "class_means_mean_cos"}},
+        {"Logit adjustment and learning rate", {"implicit_la_tau", "lr"}},
+    };
+    return list;
+}
+
+QColor colour(int i) {
+    static const QColor palette[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xff, 0x7f, 0x0e), QColor(0x2c, 0xa0, 0x2c),
+                                     QColor(0xd6, 0x27, 0x28), QColor(0x94, 0x67, 0xbd), QColor(0x8c, 0x56, 0x4b),
+                                     QColor(0xe3, 0x77, 0xc2)};
+    return palette[i % 7];
+}
+
+} // namespace
+
+TrainingCurvesView::TrainingCurvesView(QWidget* parent) : AnalysisView(parent) {
+    plot_ = makePlot(this, "Training curves");
+    group_ = new QComboBox(this);
+    for (const auto& g : groups()) group_->addItem(tr(g.title));
+    auto* layout = new QVBoxLayout(this);
+    layout->addWidget(group_);
+    layout->addWidget(plot_, 1);
+    connect(group_, &QComboBox::currentIndexChanged, this, [this] { redraw(); });
+}
+
+void TrainingCurvesView::showData(const ViewData& data) {
+    data_ = data;
+    redraw();
+}
+
+void TrainingCurvesView::redraw() {
+    plot_->clearPlottables();
+    const Group& group = groups()[static_cast<std::size_t>(std::max(0, group_->currentIndex()))];
+    bool all_positive = true, any = false;
+    double lo = INFINITY, hi = 0;
+    if (data_.history && data_.history->series.count("epoch")) {
+        const auto& epochs = data_.history->series.at("epoch");
+        int i = 0;
+        for (const char* name : group.series) {
+            const auto it = data_.history->series.find(name);
+            if (it == data_.history->series.end()) continue;
+            QVector<double> x, y;
+            for (std::size_t e = 0; e < it->second.size(); ++e)
+                if (std::isfinite(it->second[e])) {
+                    x << epochs[e];
+                    y << it->second[e];
+                    all_positive = all_positive && it->second[e] > 0;
+                    lo = std::min(lo, std::abs(it->second[e]));
+                    hi = std::max(hi, std::abs(it->second[e]));
+                }
+            if (x.isEmpty()) continue;
+            QCPGraph* g = plot_->addGraph();
+            g->setName(name);
+            g->setData(x, y, true);
+            g->setPen(QPen(colour(i++), 2));
+            g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 4));
+            any = true;
+        }
+    }
+    const bool log_scale = any && all_positive && hi / lo > 100;
+    plot_->yAxis->setScaleType(log_scale ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    plot_->yAxis->setTicker(log_scale ? QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog)
+                                      : QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    plot_->xAxis->setLabel(tr("epoch"));
+    plot_->yAxis->setLabel(group_->currentText());
+    plot_->legend->setVisible(any);
+    plot_->rescaleAxes();
+    if (!log_scale) plot_->yAxis->scaleRange(1.1, plot_->yAxis->range().center()); // no point on the frame
+    plot_->xAxis->scaleRange(1.05, plot_->xAxis->range().center());
+    replot(plot_);
+}
+
+QString TrainingCurvesView::csv() const {
+    if (!data_.history) return "epoch\n";
+    QStringList names;
+    for (const auto& [name, values] : data_.history->series) names << QString::fromStdString(name);
+    QString out = names.join(',') + "\n";
+    for (std::int64_t e = 0; e < data_.history->numEpochs(); ++e) {
+        QStringList row;
+        for (const auto& [name, values] : data_.history->series)
+            row << (std::isfinite(values[static_cast<std::size_t>(e)]) ? QString::number(values[static_cast<std::size_t>(e)], 'g', 17)
+                                                                       : QString());
+        out += row.join(',') + "\n";
+    }
+    return out;
+}
+
+bool TrainingCurvesView::exportFigure(const QString& path, double dpi) const { return exportPlot(plot_, path, dpi); }
+
+} // namespace ltlab::ui

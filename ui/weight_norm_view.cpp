@@ -1,0 +1,135 @@
+#include "weight_norm_view.h"
+
+#include <QCheckBox>
+#include <QToolTip>
+#include <QVBoxLayout>
+
+#include <cmath>
+
+#include <qcustomplot.h>
+
+namespace ltlab::ui {
+
+namespace {
+const QColor kGroupColours[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xff, 0x7f, 0x0e), QColor(0xd6, 0x27, 0x28)};
+const char* kGroupNames[] = {"many", "medium", "few"};
+} // namespace
+
+WeightNormView::WeightNormView(QWidget* parent) : AnalysisView(parent) {
+    plot_ = makePlot(this, "Per-class weight norms");
+    show_bias_ = new QCheckBox(tr("Show biases instead of norms"), this);
+    auto* layout = new QVBoxLayout(this);
+    layout->addWidget(plot_, 1);
+    layout->addWidget(show_bias_);
+    connect(show_bias_, &QCheckBox::toggled, this, [this] { redraw(); });
+    connect(plot_, &QCustomPlot::mouseMove, this, &WeightNormView::hover);
+}
+
+void WeightNormView::showData(const ViewData& data) {
+    data_ = data;
+    redraw();
+}
+
+std::vector<double> WeightNormView::barValues() const {
+    std::vector<double> values(order_.size(), 0.0);
+    for (int i = 0; i < plot_->plottableCount(); ++i)
+        if (auto* bars = qobject_cast<QCPBars*>(plot_->plottable(i)))
+            for (auto it = bars->data()->constBegin(); it != bars->data()->constEnd(); ++it)
+                values[static_cast<std::size_t>(it->key)] = it->value;
+    return values;
+}
+
+void WeightNormView::redraw() {
+    plot_->clearPlottables();
+    if (!data_.analysis) {
+        replot(plot_);
+        return;
+    }
+    const auto& pc = data_.analysis->per_class;
+    const bool bias = show_bias_->isChecked();
+    order_ = classesByCount(pc.train_count);
+    QVector<double> keys[3], values[3], count_keys, counts;
+    for (std::size_t rank = 0; rank < order_.size(); ++rank) {
+        const auto c = static_cast<std::size_t>(order_[rank]);
+        const int g = static_cast<int>(pc.group[c]);
+        keys[g] << double(rank);
+        values[g] << (bias ? pc.bias[c] : pc.weight_norm[c]);
+        count_keys << double(rank);
+        counts << double(std::max<std::int64_t>(pc.train_count[c], 1));
+    }
+    for (int g = 0; g < 3; ++g) {
+        if (keys[g].isEmpty()) continue;
+        auto* bars = new QCPBars(plot_->xAxis, plot_->yAxis);
+        bars->setName(QString("%1-shot").arg(kGroupNames[g]));
+        bars->setData(keys[g], values[g], true);
+        bars->setWidth(0.8);
+        bars->setPen(Qt::NoPen);
+        bars->setBrush(kGroupColours[g]);
+    }
+    QCPGraph* count_graph = plot_->addGraph(plot_->xAxis, plot_->yAxis2);
+    count_graph->setName(tr("training count"));
+    count_graph->setData(count_keys, counts, true);
+    count_graph->setPen(QPen(Qt::black, 1.5));
+
+    plot_->xAxis->setLabel(tr("class, by training count (head to tail)"));
+    plot_->yAxis->setLabel(bias ? tr("bias b_c") : tr("weight norm ||w_c||"));
+    plot_->yAxis2->setVisible(true);
+    plot_->yAxis2->setLabel(tr("training count n_c"));
+    plot_->yAxis2->setScaleType(QCPAxis::stLogarithmic);
+    plot_->yAxis2->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+    if (order_.size() <= 20) {
+        QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
+        for (std::size_t rank = 0; rank < order_.size(); ++rank)
+            ticker->addTick(double(rank), QString::fromStdString(data_.classes.names[static_cast<std::size_t>(order_[rank])]));
+        plot_->xAxis->setTicker(ticker);
+        plot_->xAxis->setTickLabelRotation(45);
+    } else {
+        plot_->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+        plot_->xAxis->setTickLabelRotation(0);
+    }
+    plot_->legend->setVisible(true);
+    plot_->rescaleAxes();
+    plot_->xAxis->setRange(-0.6, double(order_.size()) - 0.4);
+    if (!bias) plot_->yAxis->setRangeLower(0);
+    replot(plot_);
+}
+
+void WeightNormView::hover(QMouseEvent* event) {
+    if (!data_.analysis || order_.empty()) return;
+    const int rank = static_cast<int>(std::lround(plot_->xAxis->pixelToCoord(event->pos().x())));
+    if (rank < 0 || rank >= static_cast<int>(order_.size())) return QToolTip::hideText();
+    const auto c = static_cast<std::size_t>(order_[static_cast<std::size_t>(rank)]);
+    const auto& pc = data_.analysis->per_class;
+    QToolTip::showText(event->globalPosition().toPoint(),
+                       tr("%1 (class %2)\nn = %3 train, %4 in %5\n||w|| = %6, b = %7\naccuracy %8")
+                           .arg(QString::fromStdString(data_.classes.names[c]))
+                           .arg(c)
+                           .arg(pc.train_count[c])
+                           .arg(pc.count[c])
+                           .arg(QString::fromStdString(data_.analysis->split))
+                           .arg(pc.weight_norm[c], 0, 'g', 5)
+                           .arg(pc.bias[c], 0, 'g', 5)
+                           .arg(pc.accuracy[c] ? QString::number(100 * *pc.accuracy[c], 'f', 1) + " %" : tr("n/a")),
+                       plot_);
+}
+
+QString WeightNormView::csv() const {
+    QString out = "rank,class,name,train_count,weight_norm,bias\n";
+    if (!data_.analysis) return out;
+    const auto& pc = data_.analysis->per_class;
+    for (std::size_t rank = 0; rank < order_.size(); ++rank) {
+        const auto c = static_cast<std::size_t>(order_[rank]);
+        out += QString("%1,%2,\"%3\",%4,%5,%6\n")
+                   .arg(rank)
+                   .arg(c)
+                   .arg(QString::fromStdString(data_.classes.names[c]).replace('"', "\"\""))
+                   .arg(pc.train_count[c])
+                   .arg(pc.weight_norm[c], 0, 'g', 17)
+                   .arg(pc.bias[c], 0, 'g', 17);
+    }
+    return out;
+}
+
+bool WeightNormView::exportFigure(const QString& path, double dpi) const { return exportPlot(plot_, path, dpi); }
+
+} // namespace ltlab::ui
