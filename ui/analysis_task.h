@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "ltlab/analysis.h"
+#include "ltlab/cone.h"
 #include "ltlab/run_file.h"
 
 namespace ltlab::ui {
@@ -24,6 +25,7 @@ struct OpenedRun {
 struct AnalysisOutcome {
     QString path, snapshot, split;
     std::shared_ptr<const Analysis> analysis; // null on error
+    std::shared_ptr<const ConeHistograms> cone;
     QString report;                           // the engine's text report
     QString error;
 };

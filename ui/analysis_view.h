@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "ltlab/analysis.h"
+#include "ltlab/cone.h"
 #include "ltlab/run_file.h"
 
 class QCustomPlot;
@@ -22,6 +23,7 @@ struct ViewData {
     std::shared_ptr<const Analysis> analysis;    // null: nothing to show
     ClassInfo classes;
     std::optional<History> history;
+    std::shared_ptr<const ConeHistograms> cone; // pairwise cosines of the same split
 };
 
 class AnalysisView : public QWidget {

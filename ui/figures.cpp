@@ -11,6 +11,8 @@
 #include <memory>
 
 #include "analysis_view.h"
+#include "cone_view.h"
+#include "per_class_view.h"
 #include "logit_adjustment_view.h"
 #include "ltlab/analysis.h"
 #include "ltlab/error.h"
@@ -37,14 +39,17 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* 
         ui::ViewData data{QString::fromLocal8Bit(run_path),
                           std::make_shared<Analysis>(analyzeSnapshot(file, snap, *split,
                                                                      defaultOptionsFor(*file, std::nullopt, std::nullopt))),
-                          file->classes(), file->history()};
+                          file->classes(), file->history(),
+                          std::make_shared<ConeHistograms>(coneHistograms(RunFileSource(file, snap, *split)))};
         QDir dir(QString::fromLocal8Bit(out_dir));
         if (!dir.mkpath(".")) throw InputError(out_dir, "", "cannot create the output folder");
         ui::ReportView report;
         ui::WeightNormView weights;
         ui::LogitAdjustmentView la;
         ui::TrainingCurvesView curves;
-        const std::vector<ui::AnalysisView*> views{&report, &weights, &la, &curves};
+        ui::ConeView cone;
+        ui::PerClassView per_class;
+        const std::vector<ui::AnalysisView*> views{&report, &cone, &weights, &la, &per_class, &curves};
         const QStringList wanted = QString(formats).split(',', Qt::SkipEmptyParts);
         for (ui::AnalysisView* view : views) {
             view->resize(1000, 700);

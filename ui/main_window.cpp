@@ -24,6 +24,8 @@
 #include <QTreeWidget>
 
 #include "analysis_task.h"
+#include "cone_view.h"
+#include "per_class_view.h"
 #include "logit_adjustment_view.h"
 #include "report_view.h"
 #include "training_curves_view.h"
@@ -44,7 +46,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 
     tabs_ = new QTabWidget(this);
     report_ = new ReportView(this);
-    views_ = {report_, new WeightNormView(this), new LogitAdjustmentView(this), new TrainingCurvesView(this)};
+    views_ = {report_,
+              new ConeView(this),
+              new WeightNormView(this),
+              new LogitAdjustmentView(this),
+              new PerClassView(this),
+              new TrainingCurvesView(this)};
     for (AnalysisView* v : views_) tabs_->addTab(v, v->title());
     setCentralWidget(tabs_);
 
@@ -236,7 +243,7 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         if (still_selected && run != runs_by_path_.end()) {
             if (out.error.isEmpty()) {
                 const ViewData data{QFileInfo(out.path).fileName(), out.analysis, run->second.file->classes(),
-                                    run->second.history};
+                                    run->second.history, out.cone};
                 for (AnalysisView* v : views_) v->showData(data);
                 statusBar()->showMessage(tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split));
             } else {

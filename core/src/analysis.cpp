@@ -368,6 +368,19 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
         result.class_means_mean_cos = pairwiseCosineStats(present_means).mean_cos;
     }
 
+    // Class-mean cosine matrix for the heatmap views.
+    result.class_mean_cosine.assign(Cs * Cs, std::nullopt);
+    {
+        const VectorXd norms = present_means.rowwise().norm();
+        const MatrixXd gram = present_means * present_means.transpose();
+        for (Index a = 0; a < K; ++a)
+            for (Index b = 0; b < K; ++b)
+                if (norms[a] > 0 && norms[b] > 0)
+                    result.class_mean_cosine[static_cast<std::size_t>(present[static_cast<std::size_t>(a)]) * Cs +
+                                             static_cast<std::size_t>(present[static_cast<std::size_t>(b)])] =
+                        gram(a, b) / (norms[a] * norms[b]);
+    }
+
     // ---- Fisher's discriminant ratio on the non-constant dimensions ------------
     if (K >= 2) {
         const double threshold =

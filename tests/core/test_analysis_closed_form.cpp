@@ -8,6 +8,7 @@
 #include <Eigen/Dense>
 
 #include "ltlab/analysis.h"
+#include "ltlab/cone.h"
 #include "ltlab/error.h"
 
 using namespace ltlab;
@@ -273,4 +274,39 @@ TEST(NullRules, NonFiniteFeaturesAreCountedAndReported) {
         EXPECT_NE(std::string(e.what()).find("2 non-finite values"), std::string::npos) << e.what();
         EXPECT_NE(std::string(e.what()).find("row 4, column 1"), std::string::npos) << e.what();
     }
+}
+
+TEST(ConeHistograms, ExactOverAllPairsOrOverASeededSampleOfRows) {
+    std::mt19937_64 rng(21);
+    std::normal_distribution<double> normal;
+    const int N = 300, D = 6, C = 3;
+    Dataset d;
+    d.features.resize(N, D);
+    for (int r = 0; r < N; ++r) {
+        d.labels.push_back(r % C);
+        for (int j = 0; j < D; ++j) d.features(r, j) = normal(rng) + (j == r % C ? 3.0 : 0.5);
+    }
+    const MemorySource source(d.features, d.labels);
+    const ConeHistograms exact = coneHistograms(source, 50, 1000, 0);
+    EXPECT_TRUE(exact.exact);
+    double same = 0, diff = 0, same_weighted = 0;
+    for (int b = 0; b < 50; ++b) {
+        same += exact.same_class[b];
+        diff += exact.diff_class[b];
+        same_weighted += exact.same_class[b] * exact.binCentre(b);
+    }
+    EXPECT_EQ(same, 3 * 100 * 99 / 2);
+    EXPECT_EQ(diff, 300 * 299 / 2 - same);
+    const Analysis a = run(d, Eigen::MatrixXd::Identity(C, D), {100, 100, 100});
+    EXPECT_NEAR(same_weighted / same, *a.cone_mean_cos_same_class, 1.0 / 50); // within a bin
+    const ConeHistograms sampled = coneHistograms(source, 50, 120, 7);
+    EXPECT_FALSE(sampled.exact);
+    EXPECT_EQ(sampled.rows_used, 120);
+    double total = 0;
+    for (int b = 0; b < 50; ++b) total += sampled.same_class[b] + sampled.diff_class[b];
+    EXPECT_EQ(total, 120 * 119 / 2);
+    EXPECT_EQ(coneHistograms(source, 50, 120, 7).diff_class, sampled.diff_class); // seeded
+    // The class-mean cosine matrix holds cos(mu_c, mu_c').
+    EXPECT_NEAR(*a.class_mean_cosine[0 * C + 0], 1.0, 1e-12);
+    EXPECT_NEAR(*a.class_mean_cosine[1 * C + 2], *a.class_mean_cosine[2 * C + 1], 1e-12);
 }

@@ -31,7 +31,8 @@ class FiguresCli(unittest.TestCase):
             if env_display is not None:
                 os.environ["DISPLAY"] = env_display
         self.assertEqual(p.returncode, 0, describe(p))
-        for stem in ("weight_norms", "logit_adjustment", "logit_adjustment_implicit", "training_curves"):
+        for stem in ("weight_norms", "logit_adjustment", "logit_adjustment_implicit", "training_curves", "cone",
+                     "cone_class_means", "per_class", "per_class_confusion"):
             with open(os.path.join(out, stem + ".pdf"), "rb") as f:
                 self.assertEqual(f.read(5), b"%PDF-", stem)
             self.assertEqual(ET.parse(os.path.join(out, stem + ".svg")).getroot().tag, "{http://www.w3.org/2000/svg}svg")

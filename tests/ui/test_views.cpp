@@ -10,7 +10,9 @@
 
 #include <qcustomplot.h>
 
+#include "cone_view.h"
 #include "logit_adjustment_view.h"
+#include "per_class_view.h"
 #include "ltlab/analysis.h"
 #include "ltlab/synthetic.h"
 #include "report_view.h"
@@ -51,7 +53,8 @@ private slots:
         data_ = {"run.h5",
                  std::make_shared<Analysis>(
                      analyzeSnapshot(file, snap, snap.defaultSplit(), defaultOptionsFor(*file, std::nullopt, std::nullopt))),
-                 file->classes(), file->history()};
+                 file->classes(), file->history(),
+                 std::make_shared<ConeHistograms>(coneHistograms(RunFileSource(file, snap, snap.defaultSplit()), 40))};
     }
 
     void weightNormViewHasOneBarPerClassWithTheStoredNorms() {
@@ -137,6 +140,44 @@ private slots:
         QVERIFY(!image.isNull());
         QCOMPARE(image.width(), 750); // 5 inches at 150 dpi
         QVERIFY(!view.exportFigure(dir_.filePath("w.bmp"), 300)); // unknown format: refused
+    }
+
+    void coneViewDrawsTheHistogramsAndTheClassMeanCosines() {
+        ConeView view;
+        view.showData(data_);
+        QCOMPARE(view.histogramPlot()->graphCount(), 2);
+        const auto same = view.histogramPlot()->graph(0)->data();
+        QCOMPARE(same->size(), 40);
+        double total = 0;
+        for (double c : data_.cone->same_class) total += c;
+        // Density: counts / total * bins / 2, bin by bin.
+        for (int b = 0; b < 40; ++b)
+            QVERIFY(qAbs(same->at(b)->value - data_.cone->same_class[static_cast<std::size_t>(b)] / total * 20.0) < 1e-12);
+        QVERIFY(view.histogramPlot()->graph(0)->name().contains(QString::number(*data_.analysis->cone_mean_cos_same_class, 'f', 3)));
+        auto* map = qobject_cast<QCPColorMap*>(view.heatmapPlot()->plottable(0));
+        QVERIFY(map);
+        const auto order = classesByCount(data_.analysis->per_class.train_count);
+        const int C = static_cast<int>(data_.analysis->num_classes);
+        QCOMPARE(map->data()->cell(1, 2), *data_.analysis->class_mean_cosine[static_cast<std::size_t>(order[1] * C + order[2])]);
+    }
+
+    void perClassViewShowsAccuraciesAndARowNormalisedConfusionMatrix() {
+        PerClassView view;
+        view.showData(data_);
+        auto* bars = qobject_cast<QCPBars*>(view.accuracyPlot()->plottable(0));
+        QVERIFY(bars);
+        const auto order = classesByCount(data_.analysis->per_class.train_count);
+        for (auto it = bars->data()->constBegin(); it != bars->data()->constEnd(); ++it)
+            QCOMPARE(it->value, 100.0 * *data_.analysis->per_class.accuracy[static_cast<std::size_t>(order[static_cast<std::size_t>(it->key)])]);
+        view.groupedBox()->setChecked(true);
+        auto* map = qobject_cast<QCPColorMap*>(view.confusionPlot()->plottable(0));
+        QVERIFY(map);
+        QCOMPARE(map->data()->keySize(), 3);
+        for (int row = 0; row < 3; ++row) {
+            double sum = 0;
+            for (int col = 0; col < 3; ++col) sum += map->data()->cell(col, row);
+            if (!std::isnan(sum)) QVERIFY(qAbs(sum - 1.0) < 1e-12);
+        }
     }
 
     void reportIsTheEnginesText() {

@@ -140,6 +140,8 @@ struct Analysis {
 
     // confusion[true * C + predicted]: sample counts (not in the spec's JSON).
     std::vector<std::int64_t> confusion;
+    // class_mean_cosine[c * C + c']: cos(mu_c, mu_c') (uncentred), null where a class is absent.
+    std::vector<Nullable> class_mean_cosine;
 
     // Work done, for benchmarks: BLAS floating-point operations and seconds.
     double blas_flops = 0;

@@ -1,0 +1,107 @@
+#include "cone_view.h"
+
+#include <QFileInfo>
+#include <QHBoxLayout>
+
+#include <cmath>
+
+#include <qcustomplot.h>
+
+namespace ltlab::ui {
+
+ConeView::ConeView(QWidget* parent) : AnalysisView(parent) {
+    histograms_ = makePlot(this, "Pairwise feature cosine");
+    heatmap_ = makePlot(this, "Class-mean cosine");
+    scale_ = new QCPColorScale(heatmap_);
+    scale_->setLabel(tr("cosine"));
+    scale_->setDataRange(QCPRange(-1, 1));
+    scale_->setGradient(QCPColorGradient::gpPolar);
+    heatmap_->plotLayout()->addElement(0, 1, scale_);
+    auto* layout = new QHBoxLayout(this);
+    layout->addWidget(histograms_, 3);
+    layout->addWidget(heatmap_, 2);
+}
+
+void ConeView::showData(const ViewData& data) {
+    data_ = data;
+    histograms_->clearPlottables();
+    histograms_->plotLayout()->setAutoMargins(QCP::msAll);
+    heatmap_->clearPlottables();
+    if (data_.analysis && data_.cone) {
+        const ConeHistograms& h = *data_.cone;
+        auto density = [&](const std::vector<double>& counts) {
+            double total = 0;
+            for (double c : counts) total += c;
+            QVector<double> x, y;
+            for (int b = 0; b < h.bins; ++b) {
+                x << h.binCentre(b);
+                y << (total > 0 ? counts[static_cast<std::size_t>(b)] / total * h.bins / 2.0 : 0.0); // density on [-1, 1]
+            }
+            return std::pair{x, y};
+        };
+        const auto fmt = [](const Nullable& v) { return v ? QString::number(*v, 'f', 3) : QString("n/a"); };
+        const auto [xs, ys] = density(h.same_class);
+        const auto [xd, yd] = density(h.diff_class);
+        QCPGraph* same = histograms_->addGraph();
+        same->setName(tr("same class (mean %1)").arg(fmt(data_.analysis->cone_mean_cos_same_class)));
+        same->setData(xs, ys, true);
+        same->setLineStyle(QCPGraph::lsStepCenter);
+        same->setPen(QPen(QColor(0x1f, 0x77, 0xb4), 1.5));
+        same->setBrush(QColor(0x1f, 0x77, 0xb4, 60));
+        QCPGraph* diff = histograms_->addGraph();
+        diff->setName(tr("different class (mean %1)").arg(fmt(data_.analysis->cone_mean_cos_diff_class)));
+        diff->setData(xd, yd, true);
+        diff->setLineStyle(QCPGraph::lsStepCenter);
+        diff->setPen(QPen(QColor(0xd6, 0x27, 0x28), 1.5));
+        diff->setBrush(QColor(0xd6, 0x27, 0x28, 60));
+        histograms_->xAxis->setLabel(h.exact ? tr("cosine similarity (all %1 samples' pairs)").arg(h.rows_used)
+                                             : tr("cosine similarity (pairs of a seeded sample of %1 samples)").arg(h.rows_used));
+        histograms_->yAxis->setLabel(tr("density"));
+        histograms_->legend->setVisible(true);
+        histograms_->rescaleAxes();
+        histograms_->xAxis->setRange(-1, 1);
+        histograms_->yAxis->setRangeLower(0);
+
+        const auto C = static_cast<int>(data_.analysis->num_classes);
+        const auto order = classesByCount(data_.analysis->per_class.train_count);
+        auto* map = new QCPColorMap(heatmap_->xAxis, heatmap_->yAxis);
+        map->setName(tr("cos(mu_c, mu_c')"));
+        map->data()->setSize(C, C);
+        map->data()->setRange(QCPRange(0, C - 1), QCPRange(0, C - 1));
+        for (int i = 0; i < C; ++i)
+            for (int j = 0; j < C; ++j) {
+                const auto& v = data_.analysis->class_mean_cosine[static_cast<std::size_t>(order[i]) * C +
+                                                                  static_cast<std::size_t>(order[j])];
+                map->data()->setCell(i, j, v ? *v : std::nan(""));
+            }
+        map->setColorScale(scale_); // gradient and range [-1, 1] come from the scale
+        map->setInterpolate(false);
+        heatmap_->xAxis->setLabel(tr("class (head to tail)"));
+        heatmap_->yAxis->setLabel(tr("class (head to tail)"));
+        heatmap_->yAxis->setRangeReversed(true);
+        heatmap_->legend->setVisible(false);
+        heatmap_->xAxis->setRange(-0.5, C - 0.5); // whole cells at the edges
+        heatmap_->yAxis->setRange(-0.5, C - 0.5);
+    }
+    replot(histograms_);
+    replot(heatmap_);
+}
+
+QString ConeView::csv() const {
+    QString out = "cosine_bin_centre,same_class_pairs,different_class_pairs\n";
+    if (!data_.cone) return out;
+    for (int b = 0; b < data_.cone->bins; ++b)
+        out += QString("%1,%2,%3\n")
+                   .arg(data_.cone->binCentre(b), 0, 'g', 6)
+                   .arg(data_.cone->same_class[static_cast<std::size_t>(b)], 0, 'f', 0)
+                   .arg(data_.cone->diff_class[static_cast<std::size_t>(b)], 0, 'f', 0);
+    return out;
+}
+
+bool ConeView::exportFigure(const QString& path, double dpi) const {
+    const QFileInfo info(path);
+    return exportPlot(histograms_, path, dpi) &&
+           exportPlot(heatmap_, info.path() + "/" + info.completeBaseName() + "_class_means." + info.suffix(), dpi);
+}
+
+} // namespace ltlab::ui

@@ -1,0 +1,152 @@
+#include "per_class_view.h"
+
+#include <QCheckBox>
+#include <QFileInfo>
+#include <QGridLayout>
+
+#include <cmath>
+
+#include <qcustomplot.h>
+
+namespace ltlab::ui {
+
+namespace {
+const QColor kBands[] = {QColor(0x1f, 0x77, 0xb4, 40), QColor(0xff, 0x7f, 0x0e, 40), QColor(0xd6, 0x27, 0x28, 40)};
+const char* kGroupNames[] = {"many", "medium", "few"};
+} // namespace
+
+PerClassView::PerClassView(QWidget* parent) : AnalysisView(parent) {
+    accuracy_ = makePlot(this, "Per-class accuracy");
+    confusion_ = makePlot(this, "Confusion matrix");
+    scale_ = new QCPColorScale(confusion_);
+    scale_->setLabel(tr("fraction of the true class"));
+    scale_->setDataRange(QCPRange(0, 1));
+    scale_->setGradient(QCPColorGradient::gpThermal);
+    confusion_->plotLayout()->addElement(0, 1, scale_);
+    grouped_ = new QCheckBox(tr("Group the confusion matrix by many / medium / few"), this);
+    auto* layout = new QGridLayout(this);
+    layout->addWidget(accuracy_, 0, 0);
+    layout->addWidget(confusion_, 0, 1);
+    layout->addWidget(grouped_, 1, 1);
+    layout->setColumnStretch(0, 3);
+    layout->setColumnStretch(1, 2);
+    connect(grouped_, &QCheckBox::toggled, this, [this] { drawConfusion(); });
+}
+
+void PerClassView::showData(const ViewData& data) {
+    data_ = data;
+    accuracy_->clearPlottables();
+    accuracy_->clearItems();
+    if (data_.analysis) {
+        const auto& pc = data_.analysis->per_class;
+        const auto order = classesByCount(pc.train_count);
+        QVector<double> keys, values;
+        for (std::size_t rank = 0; rank < order.size(); ++rank) {
+            const auto c = static_cast<std::size_t>(order[rank]);
+            if (!pc.accuracy[c]) continue;
+            keys << double(rank);
+            values << 100.0 * *pc.accuracy[c];
+        }
+        // Shot-group bands behind the bars.
+        for (std::size_t rank = 0; rank < order.size();) {
+            const ShotGroup g = pc.group[static_cast<std::size_t>(order[rank])];
+            std::size_t end = rank;
+            while (end < order.size() && pc.group[static_cast<std::size_t>(order[end])] == g) ++end;
+            auto* band = new QCPItemRect(accuracy_);
+            band->topLeft->setCoords(double(rank) - 0.5, 100);
+            band->bottomRight->setCoords(double(end) - 0.5, 0);
+            band->setPen(Qt::NoPen);
+            band->setBrush(kBands[static_cast<int>(g)]);
+            band->setLayer("background");
+            auto* label = new QCPItemText(accuracy_);
+            label->position->setCoords((double(rank) + double(end) - 1) / 2.0, 97);
+            label->setText(kGroupNames[static_cast<int>(g)]);
+            label->setPositionAlignment(Qt::AlignTop | Qt::AlignHCenter);
+            rank = end;
+        }
+        auto* bars = new QCPBars(accuracy_->xAxis, accuracy_->yAxis);
+        bars->setName(tr("accuracy (%1 split)").arg(QString::fromStdString(data_.analysis->split)));
+        bars->setData(keys, values, true);
+        bars->setPen(Qt::NoPen);
+        bars->setBrush(QColor(0x44, 0x44, 0x44));
+        bars->setWidth(0.8);
+        accuracy_->xAxis->setRange(-0.5, double(order.size()) - 0.5);
+    }
+    accuracy_->xAxis->setLabel(tr("class, by training count (head to tail)"));
+    accuracy_->yAxis->setLabel(tr("accuracy (%)"));
+    accuracy_->yAxis->setRange(0, 100);
+    accuracy_->legend->setVisible(true);
+    replot(accuracy_);
+    drawConfusion();
+}
+
+void PerClassView::drawConfusion() {
+    confusion_->clearPlottables();
+    if (!data_.analysis) return replot(confusion_);
+    const auto& pc = data_.analysis->per_class;
+    const auto C = static_cast<std::size_t>(data_.analysis->num_classes);
+    const bool grouped = grouped_->isChecked();
+    const auto order = classesByCount(pc.train_count);
+    // Cells: sums of the engine's confusion counts, normalised per true class (group).
+    const std::size_t n = grouped ? 3 : C;
+    auto cell_of = [&](std::size_t c) { return grouped ? static_cast<std::size_t>(pc.group[c]) : c; };
+    std::vector<std::size_t> rank_of(C);
+    for (std::size_t r = 0; r < C; ++r) rank_of[static_cast<std::size_t>(order[r])] = r;
+    std::vector<double> counts(n * n, 0.0), row_totals(n, 0.0);
+    for (std::size_t t = 0; t < C; ++t)
+        for (std::size_t p = 0; p < C; ++p) {
+            const double v = double(data_.analysis->confusion[t * C + p]);
+            const std::size_t i = grouped ? cell_of(t) : rank_of[t], j = grouped ? cell_of(p) : rank_of[p];
+            counts[i * n + j] += v;
+            row_totals[i] += v;
+        }
+    auto* map = new QCPColorMap(confusion_->xAxis, confusion_->yAxis);
+    map->data()->setSize(static_cast<int>(n), static_cast<int>(n));
+    map->data()->setRange(QCPRange(0, double(n) - 1), QCPRange(0, double(n) - 1));
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < n; ++j)
+            map->data()->setCell(static_cast<int>(j), static_cast<int>(i),
+                                 row_totals[i] > 0 ? counts[i * n + j] / row_totals[i] : std::nan(""));
+    map->setColorScale(scale_);
+    map->setInterpolate(false);
+    if (grouped) {
+        QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
+        for (int g = 0; g < 3; ++g) ticker->addTick(g, kGroupNames[g]);
+        confusion_->xAxis->setTicker(ticker);
+        confusion_->yAxis->setTicker(ticker);
+    } else {
+        confusion_->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+        confusion_->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    }
+    confusion_->xAxis->setLabel(tr("predicted"));
+    confusion_->yAxis->setLabel(tr("true"));
+    confusion_->yAxis->setRangeReversed(true);
+    confusion_->legend->setVisible(false);
+    confusion_->xAxis->setRange(-0.5, double(n) - 0.5); // whole cells at the edges
+    confusion_->yAxis->setRange(-0.5, double(n) - 0.5);
+    replot(confusion_);
+}
+
+QString PerClassView::csv() const {
+    QString out = "class,name,train_count,count,accuracy\n";
+    if (!data_.analysis) return out;
+    const auto& pc = data_.analysis->per_class;
+    for (int c : classesByCount(pc.train_count)) {
+        const auto k = static_cast<std::size_t>(c);
+        out += QString("%1,\"%2\",%3,%4,%5\n")
+                   .arg(c)
+                   .arg(QString::fromStdString(data_.classes.names[k]).replace('"', "\"\""))
+                   .arg(pc.train_count[k])
+                   .arg(pc.count[k])
+                   .arg(pc.accuracy[k] ? QString::number(*pc.accuracy[k], 'g', 17) : QString());
+    }
+    return out;
+}
+
+bool PerClassView::exportFigure(const QString& path, double dpi) const {
+    const QFileInfo info(path);
+    return exportPlot(accuracy_, path, dpi) &&
+           exportPlot(confusion_, info.path() + "/" + info.completeBaseName() + "_confusion." + info.suffix(), dpi);
+}
+
+} // namespace ltlab::ui
