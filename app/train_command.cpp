@@ -64,12 +64,8 @@ int runPosthoc(const cli::Args& args, const TrainConfig& config, const std::stri
     return kExitOk;
 }
 
-// Runs the trainer with progress on stderr and the summary on stdout.
-int trainAndReport(const TrainConfig& config, const std::string& out, bool resume) {
-    std::unique_ptr<Trainer> trainer = loadTrainer();
-    TrainingControl control;
-    g_control = &control;
-    std::signal(SIGINT, onInterrupt);
+// Progress for a person: a bar on a terminal, plain lines otherwise (stderr).
+TrainingCallbacks humanCallbacks() {
     const bool tty = isatty(STDERR_FILENO);
     TrainingCallbacks callbacks;
     callbacks.log = [](const std::string& s) { std::cerr << s << "\n"; };
@@ -91,6 +87,40 @@ int trainAndReport(const TrainConfig& config, const std::string& out, bool resum
                       r.snapshot ? ", snapshot " : "", r.snapshot ? r.snapshot->c_str() : "");
         std::cerr << line;
     };
+    return callbacks;
+}
+
+// Progress for a program (the workbench): one JSON object a line on stdout, flushed.
+TrainingCallbacks jsonCallbacks() {
+    TrainingCallbacks callbacks;
+    callbacks.log = [](const std::string& s) {
+        std::cout << nlohmann::json{{"event", "log"}, {"message", s}}.dump() << std::endl;
+    };
+    callbacks.progress = [last = -1](double f, const std::string& what) mutable {
+        const int permille = static_cast<int>(f * 1000);
+        if (permille == last) return; // at most a thousand lines a run
+        last = permille;
+        std::cout << nlohmann::json{{"event", "progress"}, {"fraction", f}, {"what", what}}.dump() << std::endl;
+    };
+    callbacks.epoch = [](const EpochReport& r) {
+        nlohmann::json j{{"event", "epoch"},           {"epoch", r.epoch},
+                         {"epochs_total", r.epochs_total}, {"stage", r.stage},
+                         {"train_loss", r.train_loss},  {"train_accuracy", r.train_accuracy},
+                         {"test_accuracy", r.test_accuracy}, {"seconds", r.seconds},
+                         {"metrics", r.metrics}};
+        if (r.snapshot) j["snapshot"] = *r.snapshot;
+        std::cout << j.dump() << std::endl;
+    };
+    return callbacks;
+}
+
+// Runs the trainer with progress (on stderr, or as JSON lines) and the summary on stdout.
+int trainAndReport(const TrainConfig& config, const std::string& out, bool resume, bool json) {
+    std::unique_ptr<Trainer> trainer = loadTrainer();
+    TrainingControl control;
+    g_control = &control;
+    std::signal(SIGINT, onInterrupt);
+    const TrainingCallbacks callbacks = json ? jsonCallbacks() : humanCallbacks();
     TrainingSummary summary;
     try {
         summary = trainer->train(config, out, callbacks, control, resume);
@@ -167,7 +197,8 @@ int runTrain(const std::vector<std::string>& argv) {
                                            {"from", "RUN", "recipe la: the finished run to adjust"},
                                            {"snapshot", "NAME", "recipe la: the snapshot to adjust (default: the last)"},
                                            {"overwrite", "", "replace an existing run file"},
-                                           {"resume", "RUN", "continue RUN.h5 after its last finished epoch (nothing else)"}};
+                                           {"resume", "RUN", "continue RUN.h5 after its last finished epoch (nothing else)"},
+                                           {"progress-json", "", "progress as JSON lines on stdout (for the workbench)"}};
         for (const auto& key : configKeys())
             if (key != "recipe") specs.push_back({dashed(key), "VALUE", "config key " + key});
         specs.push_back({"help", "", "show this help"});
@@ -198,7 +229,7 @@ int runTrain(const std::vector<std::string>& argv) {
                 throw InputError(*run, "/", std::string("attribute 'config' is not a training configuration: ") + e.what());
             }
             if (const auto threads = args.integer("threads", 0)) config.threads = static_cast<int>(*threads);
-            return trainAndReport(config, *run, true);
+            return trainAndReport(config, *run, true, args.flag("progress-json"));
         }
         const auto out = args.value("out");
         if (!out) throw UsageError("ltlab train: missing --out RUN.h5");
@@ -247,7 +278,7 @@ int runTrain(const std::vector<std::string>& argv) {
         if (args.value("from") || args.value("snapshot"))
             throw UsageError("ltlab train: --from and --snapshot belong to the la recipe");
 
-        return trainAndReport(config, *out, false);
+        return trainAndReport(config, *out, false, args.flag("progress-json"));
     });
 }
 

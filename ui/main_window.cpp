@@ -28,6 +28,7 @@
 #include "per_class_view.h"
 #include "logit_adjustment_view.h"
 #include "report_view.h"
+#include "training_dock.h"
 #include "training_curves_view.h"
 #include "weight_norm_view.h"
 
@@ -102,6 +103,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         if (index >= 0 && index < top->childCount() && top->child(index) != current) runs_->setCurrentItem(top->child(index));
     });
 
+    training_ = new TrainingDock(this);
+    addDockWidget(Qt::RightDockWidgetArea, training_);
+    connect(training_, &TrainingDock::epochFinished, this, [this](const QString& path) { refreshRun(path); });
+    connect(training_, &TrainingDock::runFinished, this, [this](const QString& path, int, const QString& message) {
+        refreshRun(path);
+        statusBar()->showMessage(message, 15000);
+    });
+
     auto* file_menu = menuBar()->addMenu(tr("&File"));
     file_menu->addAction(tr("&Open…"), QKeySequence::Open, this, &MainWindow::openDialog);
     recent_menu_ = file_menu->addMenu(tr("Open &Recent"));
@@ -112,6 +121,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     auto* view_menu = menuBar()->addMenu(tr("&View"));
     view_menu->addAction(dock->toggleViewAction());
     view_menu->addAction(timeline_dock->toggleViewAction());
+    view_menu->addAction(training_->toggleViewAction());
 
     progress_ = new QProgressBar(this);
     progress_->setRange(0, 0);
@@ -193,6 +203,53 @@ void MainWindow::openFiles(const QStringList& paths) {
     }
 }
 
+void MainWindow::refreshRun(const QString& path) {
+    if (!QFileInfo::exists(path)) return; // before the first epoch is written
+    // HDF5 shares one open file per process and would serve the new open from
+    // the old one's cached metadata: let go of ours so the file is read afresh.
+    if (auto it = runs_by_path_.find(path); it != runs_by_path_.end()) it->second.file.reset();
+    beginWork(tr("Reading %1…").arg(QFileInfo(path).fileName()));
+    auto* watcher = new QFutureWatcher<OpenedRun>(this);
+    connect(watcher, &QFutureWatcher<OpenedRun>::finished, this, [this, watcher] {
+        OpenedRun opened = watcher->result();
+        watcher->deleteLater();
+        if (opened.file) {
+            Run run{opened.file, std::move(opened.history), nullptr};
+            if (runs_by_path_.count(opened.path))
+                updateRun(opened.path, std::move(run));
+            else
+                addRun(opened.path, std::move(run));
+        } else {
+            statusBar()->showMessage(opened.error, 8000); // e.g. read during a write: the next epoch retries
+        }
+        endWork();
+    });
+    watcher->setFuture(openRunAsync(path));
+}
+
+void MainWindow::updateRun(const QString& path, Run run) {
+    Run& existing = runs_by_path_[path];
+    QTreeWidgetItem* top = existing.item;
+    QTreeWidgetItem* current = runs_->currentItem();
+    const bool following = !current || current == top || (current->parent() == top && top->indexOfChild(current) == top->childCount() - 1);
+    QStringList known;
+    for (int i = 0; i < top->childCount(); ++i) known << top->child(i)->data(0, kSnapshotRole).toString();
+    for (const SnapshotInfo& snap : run.file->snapshots()) {
+        const QString name = QString::fromStdString(snap.name);
+        if (known.contains(name)) continue;
+        auto* item = new QTreeWidgetItem(top, {name, snap.epoch ? QString::number(*snap.epoch) : QString()});
+        item->setData(0, kPathRole, path);
+        item->setData(0, kSnapshotRole, name);
+        if (!snap.label.empty()) item->setToolTip(0, QString::fromStdString(snap.label));
+    }
+    run.item = top;
+    existing = std::move(run);
+    if (following && top->childCount() > 0 && top->child(top->childCount() - 1) != current)
+        runs_->setCurrentItem(top->child(top->childCount() - 1));
+    else
+        syncTimeline(runs_->currentItem());
+}
+
 void MainWindow::addRun(const QString& path, Run run) {
     auto* top = new QTreeWidgetItem(runs_, {QFileInfo(path).fileName(), QString()});
     top->setToolTip(0, path);
@@ -228,7 +285,7 @@ void MainWindow::syncTimeline(QTreeWidgetItem* item) {
 void MainWindow::analyzeItem(QTreeWidgetItem* item) {
     if (!item || item->data(0, kSnapshotRole).isNull()) return;
     const auto it = runs_by_path_.find(item->data(0, kPathRole).toString());
-    if (it == runs_by_path_.end()) return;
+    if (it == runs_by_path_.end() || !it->second.file) return; // being re-read: the refresh selects again
     const QString snapshot = item->data(0, kSnapshotRole).toString();
     beginWork(tr("Analysing %1…").arg(snapshot));
     auto* watcher = new QFutureWatcher<AnalysisOutcome>(this);
@@ -240,7 +297,7 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         const bool still_selected = current && current->data(0, kPathRole).toString() == out.path &&
                                     current->data(0, kSnapshotRole).toString() == out.snapshot;
         const auto run = runs_by_path_.find(out.path);
-        if (still_selected && run != runs_by_path_.end()) {
+        if (still_selected && run != runs_by_path_.end() && run->second.file) {
             if (out.error.isEmpty()) {
                 const ViewData data{QFileInfo(out.path).fileName(), out.analysis, run->second.file->classes(),
                                     run->second.history, out.cone};

@@ -26,6 +26,7 @@ class QTreeWidgetItem;
 namespace ltlab::ui {
 
 class ReportView;
+class TrainingDock;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -40,6 +41,10 @@ public:
     QSlider* timeline() const { return timeline_; }
     const std::vector<AnalysisView*>& views() const { return views_; }
     AnalysisView* view(const QString& file_stem) const;
+    TrainingDock* trainingDock() const { return training_; }
+    // Re-reads a run that grows (training): new snapshots join the tree, and
+    // the timeline follows the newest unless the user has moved away from it.
+    void refreshRun(const QString& path);
 
 signals:
     void workFinished();
@@ -59,6 +64,7 @@ private:
     void openDialog();
     void exportCurrentView();
     void addRun(const QString& path, Run run);
+    void updateRun(const QString& path, Run run);
     void analyzeItem(QTreeWidgetItem* item);
     void syncTimeline(QTreeWidgetItem* item);
     void updateRecentMenu();
@@ -75,6 +81,7 @@ private:
     QToolButton* play_ = nullptr;
     QTimer* play_timer_ = nullptr;
     QProgressBar* progress_ = nullptr;
+    TrainingDock* training_ = nullptr;
     QMenu* recent_menu_ = nullptr;
     std::map<QString, Run> runs_by_path_;
     int pending_ = 0;

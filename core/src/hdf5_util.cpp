@@ -44,6 +44,12 @@ void Handle::reset() {
     id_ = H5I_INVALID_HID;
 }
 
+Handle unlockedFileAccess() {
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+    H5Pset_file_locking(fapl.get(), false, true);
+    return fapl;
+}
+
 bool linkExists(hid_t loc, const std::string& path) {
     // H5Lexists fails (rather than answering no) when an intermediate link is missing.
     std::string prefix;

@@ -47,6 +47,12 @@ private:
     hid_t id_ = H5I_INVALID_HID;
 };
 
+// File access without HDF5's file locks. The trainer opens, appends and
+// closes the run once per epoch while the workbench (or any reader) keeps it
+// open between epochs; with locks one of them would be refused. Readers
+// reopen the file to see new epochs.
+Handle unlockedFileAccess();
+
 bool linkExists(hid_t loc, const std::string& path);   // every component checked
 bool isGroup(hid_t loc, const std::string& path);
 bool isDataset(hid_t loc, const std::string& path);

@@ -82,7 +82,7 @@ std::shared_ptr<const RunFile> RunFile::open(const std::string& path) {
                                                 : "cannot be read as HDF5" + (why.empty() ? "" : ": " + why));
     }
     std::shared_ptr<RunFile> file(new RunFile(path));
-    file->handles_->file = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    file->handles_->file = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, h5::unlockedFileAccess().get()));
     if (!file->handles_->file) {
         const std::string why = h5::lastLibraryError();
         throw InputError(path, "", "cannot open the HDF5 file (truncated or damaged?)" +

@@ -74,7 +74,7 @@ RunFileWriter::RunFileWriter(const std::string& path, const ClassInfo& classes,
     if (classes.numClasses() < 2) throw UsageError("a run needs at least 2 classes");
     h5::Lock lock(h5::hdf5Mutex());
     h5::silenceLibraryErrors();
-    handles_->file = h5::Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+    handles_->file = h5::Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, h5::unlockedFileAccess().get()));
     if (!handles_->file) throw InputError(path, "", "cannot create file: " + h5::lastLibraryError());
     const hid_t root = handles_->file.get();
     h5::writeStringAttribute(root, "format", kRunFormatName);
@@ -103,7 +103,7 @@ RunFileWriter::RunFileWriter(const std::string& path, const ClassInfo& classes,
 RunFileWriter::RunFileWriter(const std::string& path) : path_(path), handles_(std::make_unique<Handles>()) {
     h5::Lock lock(h5::hdf5Mutex());
     h5::silenceLibraryErrors();
-    handles_->file = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    handles_->file = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, h5::unlockedFileAccess().get()));
     if (!handles_->file) throw InputError(path, "", "cannot open for appending: " + h5::lastLibraryError());
     const hid_t root = handles_->file.get();
     if (h5::isGroup(root, "/history")) {

@@ -1,0 +1,70 @@
+#pragma once
+// The Training dock: dataset, model, recipe and its main settings, seed and
+// device; presets for the classroom; Start, Pause, Stop; progress and ETA.
+//
+// Training runs in a child process (`ltlab train --progress-json`), so libtorch
+// never loads into the workbench, a crash in training cannot take the window
+// down, and pausing (SIGSTOP/SIGCONT) and stopping (SIGINT: finish the batch,
+// keep every finished epoch) are immediate. Progress arrives as JSON lines on
+// the child's stdout, read by the event loop; the run file is complete between
+// epochs, and the window re-reads it after each one.
+
+#include <QDockWidget>
+#include <QElapsedTimer>
+#include <QProcess>
+
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QLineEdit;
+class QProgressBar;
+class QPushButton;
+class QSpinBox;
+
+namespace ltlab::ui {
+
+class TrainingDock : public QDockWidget {
+    Q_OBJECT
+public:
+    explicit TrainingDock(QWidget* parent = nullptr);
+    ~TrainingDock() override;
+
+    bool running() const;
+    QString outputPath() const { return out_path_; }
+    // The command line `Start` runs (for tests and the log).
+    QStringList trainArguments(const QString& out_path) const;
+    void applyPreset(int index);
+    // The ltlab executable to run (default: this process's own, which is ltlab).
+    void setExecutable(const QString& path) { executable_ = path; }
+    // Form fields, for tests and scripted demos.
+    void setDataset(const QString& dataset, const QString& model);
+    void setRecipe(const QString& recipe, int epochs);
+
+public slots:
+    void start();
+    void togglePause();
+    void stop();
+
+signals:
+    void runStarted(const QString& path);
+    void epochFinished(const QString& path, int epoch, int epochs_total);
+    void runFinished(const QString& path, int exit_code, const QString& message);
+
+private:
+    void readOutput();
+
+    QComboBox *preset_, *dataset_, *model_, *recipe_, *device_;
+    QLineEdit* data_dir_;
+    QDoubleSpinBox *imbalance_, *lr_, *weight_decay_;
+    QSpinBox *epochs_, *stage2_epochs_, *seed_;
+    QPushButton *start_, *pause_, *stop_;
+    QProgressBar* progress_;
+    QLabel* status_;
+    QProcess* process_ = nullptr;
+    QString out_path_;
+    QString executable_;
+    QElapsedTimer clock_;
+    bool paused_ = false;
+};
+
+} // namespace ltlab::ui
