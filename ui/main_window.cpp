@@ -104,7 +104,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     });
 
     training_ = new TrainingDock(this);
-    addDockWidget(Qt::RightDockWidgetArea, training_);
+    addDockWidget(Qt::LeftDockWidgetArea, training_);
+    tabifyDockWidget(dock, training_); // Runs and Training share the left side
+    dock->raise();
     connect(training_, &TrainingDock::epochFinished, this, [this](const QString& path) { refreshRun(path); });
     connect(training_, &TrainingDock::runFinished, this, [this](const QString& path, int, const QString& message) {
         refreshRun(path);

@@ -12,6 +12,7 @@ namespace ltlab::ui {
 ReportView::ReportView(QWidget* parent) : AnalysisView(parent) {
     text_ = new QPlainTextEdit(this);
     text_->setReadOnly(true);
+    text_->setLineWrapMode(QPlainTextEdit::NoWrap); // a report of aligned columns
     text_->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
     text_->setPlaceholderText(tr("Open a run file (File ▸ Open, or drop it here) and pick a snapshot."));
     auto* layout = new QVBoxLayout(this);
