@@ -49,6 +49,24 @@ void fitLegendColumns(QCustomPlot* plot, int width) {
 
 } // namespace
 
+void setPlotFontScale(QCustomPlot* plot, double scale) {
+    // The base sizes are kept on the plot, so scaling twice never compounds.
+    if (!plot->property("base_point_size").isValid()) plot->setProperty("base_point_size", plot->font().pointSizeF());
+    const double base = plot->property("base_point_size").toDouble();
+    auto scaled = [&](QFont font, double factor) {
+        font.setPointSizeF(base * factor * scale);
+        return font;
+    };
+    for (QCPAxis* axis : plot->axisRect()->axes()) {
+        axis->setLabelFont(scaled(axis->labelFont(), 1.0));
+        axis->setTickLabelFont(scaled(axis->tickLabelFont(), 1.0));
+    }
+    plot->legend->setFont(scaled(plot->legend->font(), 0.85));
+    for (int i = 0; i < plot->legend->itemCount(); ++i)
+        if (QCPAbstractLegendItem* item = plot->legend->item(i)) item->setFont(scaled(item->font(), 0.85));
+    replot(plot);
+}
+
 void replot(QCustomPlot* plot) {
     if (!plot->size().isEmpty()) plot->replot();
 }

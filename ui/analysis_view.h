@@ -42,6 +42,9 @@ public:
 // hides data), wrapped in columns, in a smaller font.
 QCustomPlot* makePlot(QWidget* parent, const QString& title);
 
+// Scales every font of a plot (presentation mode: 1.6), from its base size.
+void setPlotFontScale(QCustomPlot* plot, double scale);
+
 // Redraws a plot that has an area; an unshown tab's plot is redrawn by
 // QCustomPlot when it first gets its size (drawing into a 0x0 buffer fails).
 void replot(QCustomPlot* plot);

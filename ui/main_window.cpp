@@ -24,6 +24,8 @@
 #include <QTreeWidget>
 
 #include "analysis_task.h"
+
+#include <qcustomplot.h>
 #include "cone_view.h"
 #include "per_class_view.h"
 #include "logit_adjustment_view.h"
@@ -124,6 +126,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     view_menu->addAction(dock->toggleViewAction());
     view_menu->addAction(timeline_dock->toggleViewAction());
     view_menu->addAction(training_->toggleViewAction());
+    view_menu->addSeparator();
+    QAction* presentation = view_menu->addAction(tr("&Presentation mode"), this, &MainWindow::setPresentationMode);
+    presentation->setCheckable(true);
+    presentation->setShortcut(QKeySequence(Qt::Key_F5));
+    normal_font_ = QApplication::font();
 
     progress_ = new QProgressBar(this);
     progress_->setRange(0, 0);
@@ -203,6 +210,15 @@ void MainWindow::openFiles(const QStringList& paths) {
         });
         watcher->setFuture(openRunAsync(path));
     }
+}
+
+void MainWindow::setPresentationMode(bool on) {
+    constexpr double kScale = 1.6;
+    QFont font = normal_font_;
+    font.setPointSizeF(normal_font_.pointSizeF() * (on ? kScale : 1.0));
+    QApplication::setFont(font);
+    for (AnalysisView* v : views_)
+        for (QCustomPlot* plot : v->findChildren<QCustomPlot*>()) setPlotFontScale(plot, on ? kScale : 1.0);
 }
 
 void MainWindow::refreshRun(const QString& path) {

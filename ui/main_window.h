@@ -45,6 +45,8 @@ public:
     // Re-reads a run that grows (training): new snapshots join the tree, and
     // the timeline follows the newest unless the user has moved away from it.
     void refreshRun(const QString& path);
+    // Large fonts everywhere, for a lecture hall.
+    void setPresentationMode(bool on);
 
 signals:
     void workFinished();
@@ -82,6 +84,7 @@ private:
     QTimer* play_timer_ = nullptr;
     QProgressBar* progress_ = nullptr;
     TrainingDock* training_ = nullptr;
+    QFont normal_font_;
     QMenu* recent_menu_ = nullptr;
     std::map<QString, Run> runs_by_path_;
     int pending_ = 0;

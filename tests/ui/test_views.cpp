@@ -180,6 +180,17 @@ private slots:
         }
     }
 
+    void presentationFontsScaleWithoutCompounding() {
+        WeightNormView view;
+        view.showData(data_);
+        const double base = view.plot()->xAxis->labelFont().pointSizeF();
+        setPlotFontScale(view.plot(), 1.6);
+        setPlotFontScale(view.plot(), 1.6);
+        QVERIFY(qAbs(view.plot()->xAxis->labelFont().pointSizeF() - 1.6 * base) < 1e-6);
+        setPlotFontScale(view.plot(), 1.0);
+        QVERIFY(qAbs(view.plot()->xAxis->labelFont().pointSizeF() - base) < 1e-6);
+    }
+
     void reportIsTheEnginesText() {
         ReportView view;
         view.showData(data_);
