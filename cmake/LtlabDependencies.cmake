@@ -35,4 +35,7 @@ message(STATUS "OpenBLAS: ${LTLAB_OPENBLAS_LIBRARY}")
 if(LTLAB_BUILD_UI)
   find_package(Qt6 6.4 REQUIRED COMPONENTS Core Gui Widgets OpenGLWidgets Concurrent Svg PrintSupport Test)
   find_package(QCustomPlotQt6 REQUIRED)
+  # Never VTK::GUISupportQt: Debian builds it for Qt 5 (ui/vtk_widget.h embeds VTK itself).
+  find_package(VTK 9.1 REQUIRED COMPONENTS CommonCore CommonDataModel FiltersSources FiltersCore RenderingCore
+               RenderingOpenGL2 IOImage InteractionStyle RenderingFreeType)
 endif()

@@ -22,7 +22,7 @@ QFuture<OpenedRun> openRunAsync(const QString& path) {
 
 QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, QString snapshot, QString split) {
     return QtConcurrent::run([file, snapshot, split] {
-        AnalysisOutcome out{QString::fromStdString(file->path()), snapshot, split, nullptr, nullptr, {}, {}};
+        AnalysisOutcome out{QString::fromStdString(file->path()), snapshot, split, nullptr, nullptr, nullptr, {}, {}};
         try {
             const SnapshotInfo& snap = file->snapshot(snapshot.toStdString());
             const SplitInfo* s = split.isEmpty() ? &snap.defaultSplit() : snap.split(split.toStdString());
@@ -31,6 +31,7 @@ QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, QStri
                 analyzeSnapshot(file, snap, *s, defaultOptionsFor(*file, std::nullopt, std::nullopt)));
             out.report = QString::fromStdString(analysisToText(*analysis, file->classes()));
             out.cone = std::make_shared<ConeHistograms>(coneHistograms(RunFileSource(file, snap, *s)));
+            out.geometry = std::make_shared<ClassGeometry3D>(projectClassGeometry(*analysis));
             out.split = QString::fromStdString(s->name);
             out.analysis = std::move(analysis);
         } catch (const std::exception& e) {

@@ -11,6 +11,7 @@
 
 #include "ltlab/analysis.h"
 #include "ltlab/cone.h"
+#include "ltlab/geometry.h"
 #include "ltlab/run_file.h"
 
 namespace ltlab::ui {
@@ -26,6 +27,7 @@ struct AnalysisOutcome {
     QString path, snapshot, split;
     std::shared_ptr<const Analysis> analysis; // null on error
     std::shared_ptr<const ConeHistograms> cone;
+    std::shared_ptr<const ClassGeometry3D> geometry;
     QString report;                           // the engine's text report
     QString error;
 };

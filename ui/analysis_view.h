@@ -12,6 +12,7 @@
 
 #include "ltlab/analysis.h"
 #include "ltlab/cone.h"
+#include "ltlab/geometry.h"
 #include "ltlab/run_file.h"
 
 class QCustomPlot;
@@ -24,6 +25,7 @@ struct ViewData {
     ClassInfo classes;
     std::optional<History> history;
     std::shared_ptr<const ConeHistograms> cone; // pairwise cosines of the same split
+    std::shared_ptr<const ClassGeometry3D> geometry;
 };
 
 class AnalysisView : public QWidget {

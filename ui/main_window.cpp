@@ -27,6 +27,7 @@
 
 #include <qcustomplot.h>
 #include "cone_view.h"
+#include "geometry_view.h"
 #include "per_class_view.h"
 #include "logit_adjustment_view.h"
 #include "report_view.h"
@@ -50,6 +51,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     tabs_ = new QTabWidget(this);
     report_ = new ReportView(this);
     views_ = {report_,
+              new GeometryView(this),
               new ConeView(this),
               new WeightNormView(this),
               new LogitAdjustmentView(this),
@@ -318,7 +320,7 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         if (still_selected && run != runs_by_path_.end() && run->second.file) {
             if (out.error.isEmpty()) {
                 const ViewData data{QFileInfo(out.path).fileName(), out.analysis, run->second.file->classes(),
-                                    run->second.history, out.cone};
+                                    run->second.history, out.cone, out.geometry};
                 for (AnalysisView* v : views_) v->showData(data);
                 statusBar()->showMessage(tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split));
             } else {

@@ -368,6 +368,9 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
         result.class_means_mean_cos = pairwiseCosineStats(present_means).mean_cos;
     }
 
+    result.class_means = means;
+    result.classifier_weight = classifier.weight;
+
     // Class-mean cosine matrix for the heatmap views.
     result.class_mean_cosine.assign(Cs * Cs, std::nullopt);
     {

@@ -9,6 +9,7 @@
 
 #include "ltlab/analysis.h"
 #include "ltlab/cone.h"
+#include "ltlab/geometry.h"
 #include "ltlab/error.h"
 
 using namespace ltlab;
@@ -309,4 +310,19 @@ TEST(ConeHistograms, ExactOverAllPairsOrOverASeededSampleOfRows) {
     // The class-mean cosine matrix holds cos(mu_c, mu_c').
     EXPECT_NEAR(*a.class_mean_cosine[0 * C + 0], 1.0, 1e-12);
     EXPECT_NEAR(*a.class_mean_cosine[1 * C + 2], *a.class_mean_cosine[2 * C + 1], 1e-12);
+}
+
+TEST(Geometry, AnExactEtfIsItsOwnAlignedEtfAndFillsThreeDimensions) {
+    const int C = 4, D = 7; // centred means of 4 classes span exactly 3 dimensions
+    const Eigen::MatrixXd M = 2.5 * simplexEtf(C, D);
+    const Analysis a = run(atMeans(M, 3), M, std::vector<std::int64_t>(C, 10));
+    const ClassGeometry3D g = projectClassGeometry(a);
+    ASSERT_EQ(g.means.size(), 4u);
+    EXPECT_NEAR(g.explained, 1.0, 1e-12);
+    EXPECT_NEAR(g.procrustes_residual, 0.0, 1e-9);
+    for (int k = 0; k < C; ++k) {
+        EXPECT_NEAR((g.means[k] - g.etf[k]).norm(), 0.0, 1e-9);
+        EXPECT_NEAR(g.means[k].norm(), M.row(k).norm(), 1e-9);  // PCA keeps lengths here
+        EXPECT_NEAR((g.weights[k] - g.means[k]).norm(), 0.0, 1e-9); // self-dual classifier
+    }
 }

@@ -140,6 +140,10 @@ struct Analysis {
 
     // confusion[true * C + predicted]: sample counts (not in the spec's JSON).
     std::vector<std::int64_t> confusion;
+    // The class means mu_c (C x D; zero rows for absent classes) and the
+    // classifier, for the geometry views (not in the spec's JSON).
+    RowMatrix class_means;
+    RowMatrix classifier_weight;
     // class_mean_cosine[c * C + c']: cos(mu_c, mu_c') (uncentred), null where a class is absent.
     std::vector<Nullable> class_mean_cosine;
 

@@ -1,0 +1,135 @@
+#include "vtk_widget.h"
+
+#include <QMouseEvent>
+#include <QOpenGLContext>
+#include <QOpenGLExtraFunctions>
+#include <QWheelEvent>
+
+#include <vtkCallbackCommand.h>
+#include <vtkCamera.h>
+#include <vtkCommand.h>
+#include <vtkGenericOpenGLRenderWindow.h>
+#include <vtkOpenGLFramebufferObject.h>
+#include <vtkOpenGLState.h>
+#include <vtkPNGWriter.h>
+#include <vtkRenderer.h>
+#include <vtkWindowToImageFilter.h>
+
+namespace ltlab::ui {
+
+VtkWidget::VtkWidget(QWidget* parent) : QOpenGLWidget(parent) {
+    window_ = vtkSmartPointer<vtkGenericOpenGLRenderWindow>::New();
+    renderer_ = vtkSmartPointer<vtkRenderer>::New();
+    renderer_->SetBackground(1.0, 1.0, 1.0);
+    window_->AddRenderer(renderer_);
+    window_->SetMultiSamples(0);
+    // VTK asks the host to make its context current, whether it is current, and
+    // to show a finished frame; the widget answers with its own context.
+    auto on_event = vtkSmartPointer<vtkCallbackCommand>::New();
+    on_event->SetClientData(this);
+    on_event->SetCallback([](vtkObject*, unsigned long id, void* client, void* call) {
+        auto* self = static_cast<VtkWidget*>(client);
+        switch (id) {
+        case vtkCommand::WindowMakeCurrentEvent:
+            if (self->context()) self->context()->makeCurrent(self->context()->surface());
+            break;
+        case vtkCommand::WindowIsCurrentEvent:
+            *static_cast<bool*>(call) = self->context() && QOpenGLContext::currentContext() == self->context();
+            break;
+        case vtkCommand::WindowFrameEvent:
+            break; // paintGL blits the frame
+        default:
+            break;
+        }
+    });
+    window_->AddObserver(vtkCommand::WindowMakeCurrentEvent, on_event);
+    window_->AddObserver(vtkCommand::WindowIsCurrentEvent, on_event);
+    window_->AddObserver(vtkCommand::WindowFrameEvent, on_event);
+}
+
+vtkRenderer* VtkWidget::renderer() const { return renderer_; }
+vtkGenericOpenGLRenderWindow* VtkWidget::renderWindow() const { return window_; }
+
+VtkWidget::~VtkWidget() {
+    if (initialized_) {
+        makeCurrent();
+        window_->Finalize();
+        doneCurrent();
+    }
+}
+
+void VtkWidget::initializeGL() {
+    window_->SetReadyForRendering(true);
+    window_->SetOwnContext(0);
+    window_->SetForceMaximumHardwareLineWidth(1);
+    window_->OpenGLInitContext();
+    initialized_ = true;
+}
+
+void VtkWidget::resizeGL(int w, int h) {
+    const double dpr = devicePixelRatioF();
+    window_->SetSize(static_cast<int>(w * dpr), static_cast<int>(h * dpr));
+}
+
+void VtkWidget::paintGL() {
+    if (!initialized_) return;
+    // Qt leaves its own GL state behind: let VTK re-read what it tracks.
+    window_->GetState()->Reset();
+    window_->Render();
+    makeCurrent();
+    QOpenGLExtraFunctions* f = context()->extraFunctions();
+    const int w = static_cast<int>(width() * devicePixelRatioF()), h = static_cast<int>(height() * devicePixelRatioF());
+    f->glBindFramebuffer(GL_DRAW_FRAMEBUFFER, defaultFramebufferObject());
+    f->glDisable(GL_SCISSOR_TEST);
+    window_->GetState()->vtkglDisable(GL_SCISSOR_TEST);
+    int* size = window_->GetRenderFramebuffer()->GetLastSize();
+    window_->BlitDisplayFramebuffer(0, 0, 0, size[0], size[1], 0, 0, w, h, GL_COLOR_BUFFER_BIT, GL_LINEAR);
+    f->glBindFramebuffer(GL_FRAMEBUFFER, defaultFramebufferObject());
+    f->glViewport(0, 0, w, h);
+}
+
+void VtkWidget::resetCamera() {
+    renderer_->ResetCamera();
+    update();
+}
+
+bool VtkWidget::savePng(const QString& path, int scale) {
+    if (!initialized_) return false;
+    makeCurrent();
+    auto grab = vtkSmartPointer<vtkWindowToImageFilter>::New();
+    grab->SetInput(window_);
+    grab->SetScale(scale);
+    grab->ReadFrontBufferOff();
+    grab->Update();
+    auto writer = vtkSmartPointer<vtkPNGWriter>::New();
+    writer->SetFileName(path.toLocal8Bit().constData());
+    writer->SetInputConnection(grab->GetOutputPort());
+    writer->Write();
+    doneCurrent();
+    update();
+    return true;
+}
+
+void VtkWidget::mousePressEvent(QMouseEvent* event) { last_mouse_ = event->pos(); }
+
+void VtkWidget::mouseMoveEvent(QMouseEvent* event) {
+    if (!(event->buttons() & Qt::LeftButton)) return;
+    const QPoint d = event->pos() - last_mouse_;
+    last_mouse_ = event->pos();
+    vtkCamera* camera = renderer_->GetActiveCamera();
+    camera->Azimuth(-0.4 * d.x());
+    camera->Elevation(0.4 * d.y());
+    camera->OrthogonalizeViewUp();
+    renderer_->ResetCameraClippingRange();
+    update();
+}
+
+void VtkWidget::mouseDoubleClickEvent(QMouseEvent*) { resetCamera(); }
+
+void VtkWidget::wheelEvent(QWheelEvent* event) {
+    renderer_->GetActiveCamera()->Dolly(event->angleDelta().y() > 0 ? 1.1 : 1 / 1.1);
+    renderer_->ResetCameraClippingRange();
+    update();
+}
+
+} // namespace ltlab::ui

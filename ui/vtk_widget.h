@@ -1,0 +1,46 @@
+#pragma once
+// A QOpenGLWidget that hosts a VTK render window. Debian's VTK Qt module is
+// built for Qt 5, so ltlab embeds VTK itself: vtkGenericOpenGLRenderWindow
+// renders with the widget's context into its own framebuffer, which paintGL
+// blits into the widget's framebuffer. Mouse: drag rotates, wheel zooms,
+// double-click resets the camera.
+
+#include <QOpenGLWidget>
+
+#include <vtkNew.h>
+#include <vtkSmartPointer.h>
+
+class vtkGenericOpenGLRenderWindow;
+class vtkRenderer;
+
+namespace ltlab::ui {
+
+class VtkWidget : public QOpenGLWidget {
+    Q_OBJECT
+public:
+    explicit VtkWidget(QWidget* parent = nullptr);
+    ~VtkWidget() override;
+
+    vtkRenderer* renderer() const;
+    vtkGenericOpenGLRenderWindow* renderWindow() const;
+    void resetCamera();
+    // Renders off screen at `scale` times the widget's size and saves a PNG.
+    bool savePng(const QString& path, int scale = 1);
+
+protected:
+    void initializeGL() override;
+    void resizeGL(int w, int h) override;
+    void paintGL() override;
+    void mousePressEvent(QMouseEvent* event) override;
+    void mouseMoveEvent(QMouseEvent* event) override;
+    void mouseDoubleClickEvent(QMouseEvent* event) override;
+    void wheelEvent(QWheelEvent* event) override;
+
+private:
+    vtkSmartPointer<vtkGenericOpenGLRenderWindow> window_;
+    vtkSmartPointer<vtkRenderer> renderer_;
+    QPoint last_mouse_;
+    bool initialized_ = false;
+};
+
+} // namespace ltlab::ui
