@@ -40,7 +40,8 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* 
                           std::make_shared<Analysis>(analyzeSnapshot(file, snap, *split,
                                                                      defaultOptionsFor(*file, std::nullopt, std::nullopt))),
                           file->classes(), file->history(),
-                          std::make_shared<ConeHistograms>(coneHistograms(RunFileSource(file, snap, *split)))};
+                          std::make_shared<ConeHistograms>(coneHistograms(RunFileSource(file, snap, *split))),
+                          nullptr}; // the 3D view needs a display; figures are the 2D views
         QDir dir(QString::fromLocal8Bit(out_dir));
         if (!dir.mkpath(".")) throw InputError(out_dir, "", "cannot create the output folder");
         ui::ReportView report;

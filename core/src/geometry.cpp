@@ -31,9 +31,8 @@ ClassGeometry3D projectClassGeometry(const Analysis& a) {
     g.explained = total > 0 ? kept / total : 0;
     // The simplex ETF with the means' average norm, aligned by orthogonal Procrustes.
     const double mean_norm = M.rowwise().norm().mean();
-    const Eigen::MatrixXd E = mean_norm * (Eigen::MatrixXd::Identity(K, K) -
-                                           Eigen::MatrixXd::Constant(K, K, 1.0 / double(K)));
-    const Eigen::MatrixXd Etf = E / (E.rowwise().norm().mean()) * mean_norm;
+    const Eigen::MatrixXd centring = Eigen::MatrixXd::Identity(K, K) - Eigen::MatrixXd::Constant(K, K, 1.0 / double(K));
+    const Eigen::MatrixXd Etf = centring / centring.row(0).norm() * mean_norm; // K equal-norm vertices
     const Eigen::BDCSVD<Eigen::MatrixXd> svd(Etf.transpose() * M, Eigen::ComputeThinU | Eigen::ComputeThinV);
     const Eigen::MatrixXd aligned = Etf * svd.matrixU() * svd.matrixV().transpose();
     g.procrustes_residual = M.norm() > 0 ? (aligned - M).norm() / M.norm() : 0;
