@@ -7,6 +7,16 @@
 
 namespace ltlab::ui {
 
+std::shared_ptr<const Analysis> stageOneComparison(const std::shared_ptr<const RunFile>& file,
+                                                   const SnapshotInfo& snapshot, const SplitInfo& split) {
+    if (snapshot.stage != 2) return nullptr;
+    for (const SnapshotInfo& other : file->snapshots())
+        if (other.name == "stage1_final" && other.split(split.name))
+            return std::make_shared<Analysis>(analyzeSnapshot(file, other, *other.split(split.name),
+                                                              defaultOptionsFor(*file, std::nullopt, std::nullopt)));
+    return nullptr;
+}
+
 QFuture<OpenedRun> openRunAsync(const QString& path) {
     return QtConcurrent::run([path] {
         OpenedRun run{path, nullptr, std::nullopt, {}};
@@ -22,7 +32,7 @@ QFuture<OpenedRun> openRunAsync(const QString& path) {
 
 QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, QString snapshot, QString split) {
     return QtConcurrent::run([file, snapshot, split] {
-        AnalysisOutcome out{QString::fromStdString(file->path()), snapshot, split, nullptr, nullptr, nullptr, {}, {}};
+        AnalysisOutcome out{QString::fromStdString(file->path()), snapshot, split, nullptr, nullptr, nullptr, nullptr, {}, {}};
         try {
             const SnapshotInfo& snap = file->snapshot(snapshot.toStdString());
             const SplitInfo* s = split.isEmpty() ? &snap.defaultSplit() : snap.split(split.toStdString());
@@ -34,6 +44,7 @@ QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, QStri
             out.geometry = std::make_shared<ClassGeometry3D>(projectClassGeometry(*analysis));
             out.split = QString::fromStdString(s->name);
             out.analysis = std::move(analysis);
+            out.stage1 = stageOneComparison(file, snap, *s);
         } catch (const std::exception& e) {
             out.error = QString::fromStdString(e.what());
         }

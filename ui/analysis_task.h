@@ -28,9 +28,16 @@ struct AnalysisOutcome {
     std::shared_ptr<const Analysis> analysis; // null on error
     std::shared_ptr<const ConeHistograms> cone;
     std::shared_ptr<const ClassGeometry3D> geometry;
+    // For a weight-balancing stage-2 snapshot: the end of stage 1, to overlay.
+    std::shared_ptr<const Analysis> stage1;
     QString report;                           // the engine's text report
     QString error;
 };
+
+// For a weight-balancing stage-2 snapshot, stage 1's final analysis of the
+// same split (stage 2 retrains only the classifier); null otherwise.
+std::shared_ptr<const Analysis> stageOneComparison(const std::shared_ptr<const RunFile>& file,
+                                                   const SnapshotInfo& snapshot, const SplitInfo& split);
 
 QFuture<OpenedRun> openRunAsync(const QString& path);
 QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, QString snapshot, QString split);

@@ -26,6 +26,8 @@ struct ViewData {
     std::optional<History> history;
     std::shared_ptr<const ConeHistograms> cone; // pairwise cosines of the same split
     std::shared_ptr<const ClassGeometry3D> geometry;
+    std::shared_ptr<const Analysis> compare;     // another snapshot to overlay (WB: the end of stage 1)
+    QString compare_label;
 };
 
 class AnalysisView : public QWidget {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "analysis_task.h"
 #include "analysis_view.h"
 #include "cone_view.h"
 #include "per_class_view.h"
@@ -36,12 +37,15 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* 
         const SnapshotInfo& snap = snapshot_name ? file->snapshot(snapshot_name) : file->latestSnapshot();
         const SplitInfo* split = split_name ? snap.split(split_name) : &snap.defaultSplit();
         if (!split) file->fail(snapshotPath(snap), std::string("has no split '") + split_name + "'");
-        ui::ViewData data{QString::fromLocal8Bit(run_path),
-                          std::make_shared<Analysis>(analyzeSnapshot(file, snap, *split,
-                                                                     defaultOptionsFor(*file, std::nullopt, std::nullopt))),
-                          file->classes(), file->history(),
-                          std::make_shared<ConeHistograms>(coneHistograms(RunFileSource(file, snap, *split))),
-                          nullptr}; // the 3D view needs a display; figures are the 2D views
+        ui::ViewData data;
+        data.run_name = QString::fromLocal8Bit(run_path);
+        data.analysis = std::make_shared<Analysis>(
+            analyzeSnapshot(file, snap, *split, defaultOptionsFor(*file, std::nullopt, std::nullopt)));
+        data.classes = file->classes();
+        data.history = file->history();
+        data.cone = std::make_shared<ConeHistograms>(coneHistograms(RunFileSource(file, snap, *split)));
+        data.compare = ui::stageOneComparison(file, snap, *split); // the 3D view needs a display: not here
+        if (data.compare) data.compare_label = "end of stage 1";
         QDir dir(QString::fromLocal8Bit(out_dir));
         if (!dir.mkpath(".")) throw InputError(out_dir, "", "cannot create the output folder");
         ui::ReportView report;

@@ -320,7 +320,8 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         if (still_selected && run != runs_by_path_.end() && run->second.file) {
             if (out.error.isEmpty()) {
                 const ViewData data{QFileInfo(out.path).fileName(), out.analysis, run->second.file->classes(),
-                                    run->second.history, out.cone, out.geometry};
+                                    run->second.history, out.cone, out.geometry, out.stage1,
+                                    out.stage1 ? tr("end of stage 1") : QString()};
                 for (AnalysisView* v : views_) v->showData(data);
                 statusBar()->showMessage(tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split));
             } else {

@@ -66,6 +66,19 @@ void WeightNormView::redraw() {
         bars->setPen(Qt::NoPen);
         bars->setBrush(kGroupColours[g]);
     }
+    if (data_.compare) { // e.g. weight balancing: stage-1 norms behind the stage-2 bars
+        const auto& other = data_.compare->per_class;
+        QVector<double> ck, cv;
+        for (std::size_t rank = 0; rank < order_.size(); ++rank) {
+            ck << double(rank);
+            cv << (bias ? other.bias[static_cast<std::size_t>(order_[rank])] : other.weight_norm[static_cast<std::size_t>(order_[rank])]);
+        }
+        QCPGraph* compare = plot_->addGraph();
+        compare->setName(data_.compare_label);
+        compare->setData(ck, cv, true);
+        compare->setLineStyle(QCPGraph::lsNone);
+        compare->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDiamond, Qt::black, Qt::white, 8));
+    }
     QCPGraph* count_graph = plot_->addGraph(plot_->xAxis, plot_->yAxis2);
     count_graph->setName(tr("training count"));
     count_graph->setData(count_keys, counts, true);

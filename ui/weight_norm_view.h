@@ -1,7 +1,8 @@
 #pragma once
 // Per-class classifier weight norms ||w_c|| as bars ordered by training
 // count (head to tail, coloured by shot group), with the training counts on a
-// logarithmic right axis. Hovering a bar shows that class's numbers.
+// logarithmic right axis. Hovering a bar shows that class's numbers. A second
+// snapshot (for weight balancing: the end of stage 1) is overlaid as markers.
 
 #include "analysis_view.h"
 

@@ -67,6 +67,17 @@ private slots:
         for (std::size_t rank = 0; rank < order.size(); ++rank)
             QCOMPARE(bars[rank], pc.weight_norm[static_cast<std::size_t>(order[rank])]);
         QVERIFY(pc.train_count[static_cast<std::size_t>(order.front())] >= pc.train_count[static_cast<std::size_t>(order.back())]);
+        // An overlaid snapshot appears as one marker per class at its own norms.
+        ViewData with_compare = data_;
+        auto other = std::make_shared<Analysis>(*data_.analysis);
+        for (auto& n : other->per_class.weight_norm) n *= 2;
+        with_compare.compare = other;
+        with_compare.compare_label = "end of stage 1";
+        view.showData(with_compare);
+        const auto marks = points(view.plot(), "end of stage 1");
+        QCOMPARE(marks.size(), static_cast<int>(order.size()));
+        QCOMPARE(marks[0].y(), 2 * pc.weight_norm[static_cast<std::size_t>(order[0])]);
+        view.showData(data_);
         view.findChild<QCheckBox*>()->setChecked(true); // biases on demand
         QCOMPARE(view.barValues()[0], pc.bias[static_cast<std::size_t>(order[0])]);
         QCOMPARE(view.csv().count('\n'), static_cast<int>(pc.weight_norm.size()) + 1);
