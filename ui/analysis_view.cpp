@@ -13,6 +13,8 @@ namespace ltlab::ui {
 QCustomPlot* makePlot(QWidget* parent, const QString& title) {
     auto* plot = new QCustomPlot(parent);
     plot->setObjectName(title);
+    // Tick labels are measured afresh for every size (exports lay out again at 5 x 3.2 in).
+    plot->setPlottingHint(QCP::phCacheLabels, false);
     plot->axisRect()->insetLayout()->take(plot->legend);
     plot->plotLayout()->addElement(1, 0, plot->legend);
     plot->plotLayout()->setRowStretchFactor(1, 0.001);
@@ -33,7 +35,7 @@ QCustomPlot* makePlot(QWidget* parent, const QString& title) {
 
 namespace {
 
-constexpr int kWidthPt = 360, kHeightPt = 230; // 5 x 3.2 inches at 72 points per inch
+constexpr int kWidthPt = 360, kHeightPt = 259; // 5 x 3.6 inches at 72 points per inch
 
 // As many legend columns as the figure's width holds for the longest entry.
 void fitLegendColumns(QCustomPlot* plot, int width) {

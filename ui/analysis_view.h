@@ -54,7 +54,7 @@ void setPlotFontScale(QCustomPlot* plot, double scale);
 void replot(QCustomPlot* plot);
 
 // Saves a plot as PDF or SVG (vector) or PNG (raster at `dpi`), at a size fit
-// for a paper column: 5 x 3.2 inches.
+// for a paper column: 5 x 3.6 inches.
 bool exportPlot(QCustomPlot* plot, const QString& path, double dpi);
 
 // The ordering used by every per-class view: classes by training count,

@@ -85,9 +85,9 @@ void WeightNormView::redraw() {
     count_graph->setPen(QPen(Qt::black, 1.5));
 
     plot_->xAxis->setLabel(tr("class, by training count (head to tail)"));
-    plot_->yAxis->setLabel(bias ? tr("bias b_c") : tr("weight norm ||w_c||"));
+    plot_->yAxis->setLabel(bias ? tr("bias b_c") : tr("||w_c||"));
     plot_->yAxis2->setVisible(true);
-    plot_->yAxis2->setLabel(tr("training count n_c"));
+    plot_->yAxis2->setLabel(tr("n_c"));
     plot_->yAxis2->setScaleType(QCPAxis::stLogarithmic);
     plot_->yAxis2->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
     if (order_.size() <= 20) {
@@ -103,7 +103,7 @@ void WeightNormView::redraw() {
     plot_->legend->setVisible(true);
     plot_->rescaleAxes();
     plot_->xAxis->setRange(-0.6, double(order_.size()) - 0.4);
-    if (!bias) plot_->yAxis->setRangeLower(0);
+    if (!bias) plot_->yAxis->setRange(0, plot_->yAxis->range().upper * 1.08); // no marker on the frame
     replot(plot_);
 }
 
