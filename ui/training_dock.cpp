@@ -194,7 +194,6 @@ void TrainingDock::start() {
     stop_->setEnabled(true);
     process_->start(executable_.isEmpty() ? QCoreApplication::applicationFilePath() : executable_,
                     trainArguments(out_path_));
-    emit runStarted(out_path_);
 }
 
 void TrainingDock::togglePause() {

@@ -46,7 +46,6 @@ public slots:
     void stop();
 
 signals:
-    void runStarted(const QString& path);
     void epochFinished(const QString& path, int epoch, int epochs_total);
     void runFinished(const QString& path, int exit_code, const QString& message);
 

@@ -190,9 +190,4 @@ void RunFileWriter::appendHistory(const std::vector<std::pair<std::string, doubl
     H5Fflush(root, H5F_SCOPE_GLOBAL);
 }
 
-void RunFileWriter::flush() {
-    h5::Lock lock(h5::hdf5Mutex());
-    H5Fflush(handles_->file.get(), H5F_SCOPE_GLOBAL);
-}
-
 } // namespace ltlab

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -325,4 +326,25 @@ TEST(Geometry, AnExactEtfIsItsOwnAlignedEtfAndFillsThreeDimensions) {
         EXPECT_NEAR(g.means[k].norm(), M.row(k).norm(), 1e-9);  // PCA keeps lengths here
         EXPECT_NEAR((g.weights[k] - g.means[k]).norm(), 0.0, 1e-9); // self-dual classifier
     }
+}
+
+TEST(Analysis, ProgressReachesOneAndReturningFalseCancels) {
+    const Dataset d = atMeans(3.0 * simplexEtf(4, 6), 50);
+    AnalysisOptions options;
+    options.chunk_rows = 16;
+    std::vector<double> seen;
+    options.progress = [&](double f) {
+        seen.push_back(f);
+        return true;
+    };
+    const Eigen::MatrixXd W = Eigen::MatrixXd::Identity(4, 6);
+    analyze(MemorySource(d.features, d.labels), {W, Eigen::VectorXd::Zero(4), {10, 10, 10, 10}}, options);
+    ASSERT_FALSE(seen.empty());
+    EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+    EXPECT_DOUBLE_EQ(seen.back(), 1.0);
+    int calls = 0;
+    options.progress = [&](double) { return ++calls < 3; };
+    EXPECT_THROW(analyze(MemorySource(d.features, d.labels), {W, Eigen::VectorXd::Zero(4), {10, 10, 10, 10}}, options),
+                 Cancelled);
+    EXPECT_EQ(calls, 3); // stops at the first refusal
 }

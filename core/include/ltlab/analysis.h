@@ -82,7 +82,7 @@ struct ClassifierInput {
 struct AnalysisOptions {
     std::int64_t many_threshold = 100;
     std::int64_t few_threshold = 20;
-    // Rows per chunk; 0 picks about 32 MB of float64 features per chunk.
+    // Rows per chunk; 0 picks about 8 MB of float64 features per buffer.
     std::int64_t chunk_rows = 0;
     // Called with the fraction done; return false to cancel (throws Cancelled).
     std::function<bool(double)> progress;

@@ -47,7 +47,6 @@ public:
     // Appends one epoch to /history: the datasets are chunked and unlimited,
     // created on first use; a series missing from an epoch gets NaN.
     void appendHistory(const std::vector<std::pair<std::string, double>>& values);
-    void flush();
 
 private:
     struct Handles;
