@@ -147,6 +147,7 @@ int runBenchmarkTraining(const std::vector<std::string>& argv) {
                               {"batch-size", "N", "default 64"},
                               {"steps", "N", "timed steps after 5 warm-up steps (default 30)"},
                               {"threads", "N", "default: all cores"},
+                              {"device", "NAME", "auto, cpu or cuda (default cpu)"},
                               {"help", "", "show this help"}},
                              argv);
         if (args.flag("help")) {
@@ -163,7 +164,8 @@ int runBenchmarkTraining(const std::vector<std::string>& argv) {
         std::unique_ptr<Trainer> trainer = loadTrainer();
         const double rate = trainer->measureThroughput(model, batch, mnist_like ? 1 : 3, mnist_like ? 28 : 32,
                                                        mnist_like ? 28 : 32, mnist_like ? 10 : 100,
-                                                       static_cast<int>(threads), static_cast<int>(steps));
+                                                       static_cast<int>(threads), static_cast<int>(steps),
+                                                       args.value("device").value_or("cpu"));
         std::cout << "images_per_second: " << rate << "\n";
         return kExitOk;
     });

@@ -70,11 +70,10 @@ PosthocResult logitAdjustRun(const std::string& in_path, const std::string& out_
     const std::string config = std::string("{\"recipe\": \"la\", \"from\": \"") + in_path + "\", \"la_mode\": \"" +
                                (multiplicative ? "multiplicative" : "additive") + "\", \"tau\": " + std::to_string(*tau) +
                                "}";
-    {
-        RunFileWriter writer(out_path, file->classes(), config);
+    createRunFile(out_path, file->classes(), config, [&](RunFileWriter& writer) {
         writer.writeSnapshot(original);
         writer.writeSnapshot(adjusted);
-    }
+    });
     const auto out = RunFile::open(out_path);
     const SnapshotInfo& before = out->snapshot(original.name);
     const SnapshotInfo& after = out->snapshot(adjusted.name);

@@ -190,4 +190,31 @@ void RunFileWriter::appendHistory(const std::vector<std::pair<std::string, doubl
     H5Fflush(root, H5F_SCOPE_GLOBAL);
 }
 
+void RunFileWriter::truncateHistory(std::int64_t epochs) {
+    h5::Lock lock(h5::hdf5Mutex());
+    if (epochs < 0 || epochs > history_length_)
+        throw UsageError("cannot keep " + std::to_string(epochs) + " of " + std::to_string(history_length_) + " epochs");
+    const hid_t root = handles_->file.get();
+    DatasetWriter out(path_, root);
+    for (const std::string& name : handles_->history_names) {
+        const std::string path = "/history/" + name;
+        h5::Handle ds(H5Dopen2(root, path.c_str(), H5P_DEFAULT));
+        const hsize_t dims[1] = {static_cast<hsize_t>(epochs)};
+        out.check(H5Dset_extent(ds.get(), dims), path);
+    }
+    history_length_ = epochs;
+    H5Fflush(root, H5F_SCOPE_GLOBAL);
+}
+
+void RunFileWriter::removeSnapshot(const std::string& name) {
+    h5::Lock lock(h5::hdf5Mutex());
+    const hid_t root = handles_->file.get();
+    const std::string path = "/snapshots/" + name;
+    if (name.empty() || name.find('/') != std::string::npos || !h5::linkExists(root, path))
+        throw UsageError("no snapshot '" + name + "' to remove");
+    if (H5Ldelete(root, path.c_str(), H5P_DEFAULT) < 0)
+        throw InputError(path_, path, "cannot remove: " + h5::lastLibraryError());
+    H5Fflush(root, H5F_SCOPE_GLOBAL);
+}
+
 } // namespace ltlab

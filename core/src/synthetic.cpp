@@ -122,8 +122,7 @@ void writeSyntheticRun(const std::string& path, const SynthConfig& cfg) {
     std::string config = "{\"generator\": \"ltlab synth\", \"classes\": " + std::to_string(C) +
                          ", \"dim\": " + std::to_string(D) + ", \"imbalance\": " + std::to_string(cfg.imbalance) +
                          ", \"seed\": " + std::to_string(cfg.seed) + ", \"noise\": " + std::to_string(cfg.noise) + "}";
-    RunFileWriter writer(path, classes, config);
-
+    createRunFile(path, classes, config, [&](RunFileWriter& writer) {
     for (std::int64_t e = 0; e < cfg.snapshots; ++e) {
         const double t = cfg.snapshots > 1 ? static_cast<double>(e) / static_cast<double>(cfg.snapshots - 1) : 1.0;
         const double blend = 0.3 + 0.7 * t; // how far the means have moved onto the ETF
@@ -205,6 +204,7 @@ void writeSyntheticRun(const std::string& path, const SynthConfig& cfg) {
             writer.appendHistory(row);
         }
     }
+    });
 }
 
 } // namespace ltlab

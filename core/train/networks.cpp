@@ -25,7 +25,8 @@ void NetworkImpl::setEtfHead(std::int64_t classes, bool bias, std::uint64_t seed
     // U: the first C columns of a random orthogonal D x D matrix; M = sqrt(C/(C-1)) (I - 11^T/C).
     auto generator = at::detail::createCPUGenerator(seed);
     const torch::Tensor gaussian = at::normal(0.0, 1.0, {feature_dim_, feature_dim_}, generator, torch::kFloat64);
-    const torch::Tensor U = std::get<0>(torch::linalg::qr(gaussian)).narrow(1, 0, classes);
+    const torch::Tensor U = std::get<0>(at::linalg_qr(gaussian)) // ATen name: torch::linalg is gone from libtorch 2.x
+                                .narrow(1, 0, classes);
     const torch::Tensor M = std::sqrt(double(classes) / double(classes - 1)) *
                             (torch::eye(classes, torch::kFloat64) - torch::full({classes, classes}, 1.0 / classes, torch::kFloat64));
     etf_weight_ = register_buffer("etf_weight", torch::matmul(U, M).t().to(torch::kFloat32).contiguous());

@@ -247,12 +247,14 @@ void saveCheckpoint(const std::string& path, Network& net, torch::optim::Optimiz
     std::filesystem::rename(tmp, path);
 }
 
+// Tensors are mapped onto the device the network is on now, so that a run
+// trained on a GPU can be resumed on the CPU and the other way round.
 CheckpointState loadCheckpoint(const std::string& path, Network& net, torch::optim::Optimizer* optimizer) {
     if (!std::filesystem::exists(path))
         throw InputError(path, "", "no checkpoint to resume from (ltlab train keeps one beside the run while it trains)");
     torch::serialize::InputArchive archive, model, optim;
     try {
-        archive.load_from(path);
+        archive.load_from(path, net->parameters().front().device());
     } catch (const c10::Error& e) {
         throw InputError(path, "", std::string("not a readable checkpoint: ") + e.what_without_backtrace());
     }
@@ -268,7 +270,7 @@ CheckpointState loadCheckpoint(const std::string& path, Network& net, torch::opt
     archive.read("rng", rng);
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(rng);
+    generator.set_state(rng.to(torch::kCPU)); // mapped onto the GPU with the rest when resuming there
     return {epochs.item<std::int64_t>(), threshold.item<double>()};
 }
 
@@ -281,10 +283,19 @@ public:
         classes.names = data.class_names;
         classes.many_threshold = data.many_threshold;
         classes.few_threshold = data.few_threshold;
-        RunFileWriter(path, classes, config.toJson());
+        createRunFile(path, classes, config.toJson(), {});
     }
+    // Each epoch is one transaction (updateRunFile): a kill at any moment
+    // leaves a complete file holding every finished epoch.
     void epoch(const EpochReport& report, const std::optional<SnapshotData>& snapshot) {
-        RunFileWriter writer(path_); // closed again at the end: the file is complete between epochs
+        updateRunFile(path_, [&](RunFileWriter& writer) { record(writer, report, snapshot); });
+    }
+    void snapshot(const SnapshotData& snapshot) {
+        updateRunFile(path_, [&](RunFileWriter& writer) { writer.writeSnapshot(snapshot); });
+    }
+
+private:
+    static void record(RunFileWriter& writer, const EpochReport& report, const std::optional<SnapshotData>& snapshot) {
         if (snapshot) writer.writeSnapshot(*snapshot);
         std::vector<std::pair<std::string, double>> row{{"epoch", double(report.epoch)},
                                                         {"stage", double(report.stage)},
@@ -297,9 +308,7 @@ public:
         for (const auto& [k, v] : report.metrics) row.emplace_back(k, v);
         writer.appendHistory(row);
     }
-    void snapshot(const SnapshotData& snapshot) { RunFileWriter(path_).writeSnapshot(snapshot); }
 
-private:
     std::string path_;
 };
 
@@ -320,39 +329,46 @@ public:
     }
 
     double measureThroughput(const std::string& model, std::int64_t batch_size, std::int64_t channels, std::int64_t height,
-                             std::int64_t width, std::int64_t classes, int threads, int steps) override {
+                             std::int64_t width, std::int64_t classes, int threads, int steps,
+                             const std::string& device_name) override {
         torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
         torch::manual_seed(0);
+        const torch::Device device = pickDevice(device_name);
         Network net = makeNetwork(model, channels, height, width);
         net->setLinearHead(classes, true);
+        net->to(device);
         net->train();
         torch::optim::SGD optimizer(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
-        const torch::Tensor x = torch::randn({batch_size, channels, height, width});
-        const torch::Tensor y = torch::randint(0, classes, {batch_size}, torch::kInt64);
+        const torch::Tensor x = torch::randn({batch_size, channels, height, width}).to(device);
+        const torch::Tensor y = torch::randint(0, classes, {batch_size}, torch::kInt64).to(device);
+        torch::Tensor loss;
         auto step = [&] {
-            const torch::Tensor loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+            loss = torch::nn::functional::cross_entropy(net->forward(x), y);
             optimizer.zero_grad();
             loss.backward();
             optimizer.step();
         };
-        for (int i = 0; i < 5; ++i) step(); // warm-up: allocations, thread pool
+        for (int i = 0; i < 5; ++i) step(); // warm-up: allocations, thread pool, cuDNN's choices
+        loss.item<float>();                 // on a GPU: wait for the queued work
         const auto started = Clock::now();
         for (int i = 0; i < steps; ++i) step();
+        loss.item<float>();
         return double(batch_size) * steps / std::chrono::duration<double>(Clock::now() - started).count();
     }
 
 private:
     TrainingSummary run(const TrainConfig& config, const std::string& out_path, const TrainingCallbacks& callbacks,
                         TrainingControl& control, bool resume);
-    static torch::Device pickDevice(const TrainConfig& c) {
-        if (c.device == "cpu") return torch::kCPU;
-        if (c.device == "cuda") {
+    static torch::Device pickDevice(const TrainConfig& c) { return pickDevice(c.device); }
+    static torch::Device pickDevice(const std::string& name) {
+        if (name == "cpu") return torch::kCPU;
+        if (name == "cuda") {
             if (!torch::cuda::is_available())
                 throw UsageError("--device cuda: this libtorch has no CUDA or no GPU is present (Debian's libtorch is "
                                  "CPU-only; build with Torch_DIR pointing at a CUDA libtorch)");
             return torch::kCUDA;
         }
-        if (c.device != "auto") throw UsageError("unknown device '" + c.device + "' (auto, cpu, cuda)");
+        if (name != "auto") throw UsageError("unknown device '" + name + "' (auto, cpu, cuda)");
         return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
     }
 };
@@ -479,6 +495,19 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
         const auto history = RunFile::open(out_path)->history();
         if (!history || history->numEpochs() < resume_from)
             throw InputError(out_path, "/history", "has fewer epochs than its checkpoint (" + std::to_string(resume_from) + ")");
+        if (history->numEpochs() > resume_from) {
+            // Killed after an epoch reached the run file but before its checkpoint:
+            // that epoch is trained again, so its record goes.
+            log(out_path + ": dropping " + std::to_string(history->numEpochs() - resume_from) +
+                " epoch(s) recorded after the last checkpoint");
+            std::vector<std::string> later;
+            for (const SnapshotInfo& s : RunFile::open(out_path)->snapshots())
+                if (s.epoch && *s.epoch > resume_from) later.push_back(s.name);
+            updateRunFile(out_path, [&](RunFileWriter& writer) {
+                writer.truncateHistory(resume_from);
+                for (const auto& name : later) writer.removeSnapshot(name);
+            });
+        }
         epoch_counter = resume_from;
         summary.epochs_done = resume_from;
         final_snapshot = !two_stage ? "final" : resume_from >= total_epochs ? "stage2_final" : "stage1_final";

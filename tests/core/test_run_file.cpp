@@ -116,6 +116,53 @@ TEST(RunFile, RoundTripKeepsEveryObject) {
     EXPECT_EQ(history->series.at("nc1")[1], 0.25);
 }
 
+std::string contentsOf(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(RunFileTransaction, CommitsAllOrNothingAndOpenReadersKeepTheirView) {
+    TempDir dir;
+    const std::string path = dir.file("run.h5");
+    createRunFile(path, threeClasses(), std::nullopt, [](RunFileWriter& w) {
+        w.writeSnapshot(snapshot("epoch_0001", 1));
+        w.appendHistory({{"epoch", 1}, {"train_loss", 2.0}});
+    });
+    EXPECT_FALSE(fs::exists(partialPathFor(path)));
+    const auto before = RunFile::open(path); // a reader holding the file open, like the GUI
+
+    // A change that fails half-way leaves the file byte for byte as it was.
+    const std::string bytes = contentsOf(path);
+    EXPECT_THROW(updateRunFile(path,
+                               [](RunFileWriter& w) {
+                                   w.appendHistory({{"epoch", 2}, {"train_loss", 1.0}});
+                                   w.writeSnapshot(snapshot("epoch_0001", 2)); // duplicate name: throws
+                               }),
+                 UsageError);
+    EXPECT_EQ(contentsOf(path), bytes);
+    EXPECT_FALSE(fs::exists(partialPathFor(path)));
+
+    updateRunFile(path, [](RunFileWriter& w) {
+        w.appendHistory({{"epoch", 2}, {"train_loss", 1.0}});
+        w.writeSnapshot(snapshot("epoch_0002", 2));
+    });
+    EXPECT_EQ(before->history()->numEpochs(), 1);
+    EXPECT_EQ(before->snapshots().size(), 1u);
+    const auto after = RunFile::open(path);
+    EXPECT_EQ(after->history()->series.at("train_loss"), (std::vector<double>{2.0, 1.0}));
+    EXPECT_EQ(after->snapshots().size(), 2u);
+
+    // Undoing an epoch (resume from an older checkpoint).
+    updateRunFile(path, [](RunFileWriter& w) {
+        w.truncateHistory(1);
+        w.removeSnapshot("epoch_0002");
+    });
+    const auto undone = RunFile::open(path);
+    EXPECT_EQ(undone->history()->series.at("train_loss"), (std::vector<double>{2.0}));
+    EXPECT_EQ(undone->snapshots().size(), 1u);
+    EXPECT_THROW(updateRunFile(dir.file("missing.h5"), [](RunFileWriter&) {}), InputError);
+}
+
 TEST(RunFile, AnalysisOfAFileEqualsAnalysisOfTheSameDataInMemory) {
     TempDir dir;
     const std::string path = dir.file("run.h5");

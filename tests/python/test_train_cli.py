@@ -3,9 +3,12 @@ at a tiny budget on the synthetic Gaussian-mixture dataset."""
 
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 import h5py
@@ -125,6 +128,51 @@ class TrainCli(unittest.TestCase):
         self.assertIn("interrupted", stdout)
         with h5py.File(out, "r") as f:
             self.assertGreaterEqual(len(f["history/epoch"]), 2)
+
+    def assert_complete_run(self, out):
+        """Every finished epoch is there and the file is one that analyze accepts."""
+        with h5py.File(out, "r") as f:
+            lengths = {name: len(ds) for name, ds in f["history"].items()}
+            self.assertEqual(len(set(lengths.values())), 1, lengths)
+            epochs = list(f["history/epoch"][()])
+            self.assertEqual(epochs, list(range(1, len(epochs) + 1)))
+            for name, snap in f["snapshots"].items():
+                self.assertIn("classifier_weight", snap, name)
+                self.assertLessEqual(snap.attrs["epoch"], len(epochs), name)
+        p = run_ltlab("analyze", out, "--format", "json")
+        self.assertEqual(p.returncode, 0, describe(p))
+        return len(epochs)
+
+    def test_kill_at_any_moment_leaves_a_complete_file_and_resume_continues(self):
+        # Epochs of this tiny run take milliseconds, most of them spent writing
+        # the run file (a snapshot every epoch): random kills land mid-write.
+        out, log = self.path("killed.h5"), self.path("train.log")
+        rng = random.Random(11)
+        epochs_before = 0
+        for trial in range(8):
+            args = ["--resume", out] if trial else ["--recipe", "ce", "--epochs", "100000", *FAST,
+                                                    "--snapshot-every", "1", "--out", out]
+            with open(log, "w") as err:
+                proc = subprocess.Popen([ltlab_bin(), "train", *args], stdout=subprocess.DEVNULL, stderr=err)
+            deadline = time.monotonic() + 120
+            def text():
+                with open(log) as f:
+                    return f.read()
+            # Kill after this process finished an epoch, at a random moment of the next ones.
+            while (not re.search(r"^epoch \d+/", text(), re.M) and time.monotonic() < deadline
+                   and proc.poll() is None):
+                time.sleep(0.02)
+            self.assertIsNone(proc.poll(), text())
+            time.sleep(rng.uniform(0.0, 0.4))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+            epochs = self.assert_complete_run(out)
+            if os.environ.get("LTLAB_TEST_VERBOSE"):
+                print(f"trial {trial}: {epochs} epochs; log: {text()[-200:]!r}")
+            # A kill between the epoch's record and its checkpoint loses that epoch at most.
+            self.assertGreaterEqual(epochs, epochs_before - 1)
+            epochs_before = epochs
+        self.assertGreater(epochs_before, 1)
 
     def test_benchmark_training_prints_a_rate(self):
         p = run_ltlab("benchmark-training", "--model", "mlp", "--steps", "3", "--batch-size", "16")

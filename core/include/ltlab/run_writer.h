@@ -3,6 +3,7 @@
 // and by the tests; any framework can write the same layout with h5py.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,10 @@ public:
     // Appends one epoch to /history: the datasets are chunked and unlimited,
     // created on first use; a series missing from an epoch gets NaN.
     void appendHistory(const std::vector<std::pair<std::string, double>>& values);
+    // Undoing epochs (resuming from a checkpoint older than the file): keeps
+    // the first `epochs` entries of every /history series, removes a snapshot.
+    void truncateHistory(std::int64_t epochs);
+    void removeSnapshot(const std::string& name);
 
 private:
     struct Handles;
@@ -54,5 +59,20 @@ private:
     std::unique_ptr<Handles> handles_;
     std::int64_t history_length_ = 0;
 };
+
+// Writing run files as transactions. The changes go to a copy beside the file
+// (partialPathFor(path)); the copy is flushed to disk and renamed over the
+// file. A kill or a power cut at any moment therefore leaves either the
+// previous complete file or the new one, never a damaged one (HDF5 1.10 updates
+// its metadata in place, and SWMR cannot create groups); a process that has
+// the file open keeps its consistent view until it reopens. The copy is a
+// reflink where the file system has them and an in-kernel copy otherwise.
+// If `fill` or `change` throws, the file is left as it was.
+void createRunFile(const std::string& path, const ClassInfo& classes, const std::optional<std::string>& config_json,
+                   const std::function<void(RunFileWriter&)>& fill);
+void updateRunFile(const std::string& path, const std::function<void(RunFileWriter&)>& change);
+// Where an unfinished transaction on `path` writes (left behind only by a kill;
+// the next transaction replaces it).
+std::string partialPathFor(const std::string& path);
 
 } // namespace ltlab

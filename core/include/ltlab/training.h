@@ -116,10 +116,11 @@ public:
                                   const TrainingCallbacks& callbacks, TrainingControl& control,
                                   bool resume = false) = 0;
     // Training throughput (images/s: forward, loss, backward, SGD step) of a
-    // model on random inputs of the given shape, after a warm-up.
+    // model on random inputs of the given shape, after a warm-up, on `device`
+    // (auto, cpu or cuda, as TrainConfig::device).
     virtual double measureThroughput(const std::string& model, std::int64_t batch_size, std::int64_t channels,
                                      std::int64_t height, std::int64_t width, std::int64_t classes, int threads,
-                                     int steps) = 0;
+                                     int steps, const std::string& device) = 0;
 };
 
 // Model, optimiser and RNG state after the last finished epoch, beside the run.
