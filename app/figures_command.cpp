@@ -19,13 +19,17 @@ int runFigures(const std::vector<std::string>& argv) {
                               {"split", "SPLIT", "train, val or test (default: test, else val, else train)"},
                               {"format", "LIST", "comma-separated: pdf,png,svg (default pdf,png)"},
                               {"dpi", "N", "PNG resolution (default 300)"},
+                              {"samples-per-class", "N", "3D view: a seeded sample of N features per class (default 0)"},
                               {"help", "", "show this help"}},
                              argv);
         if (args.flag("help")) {
             std::cout << "Usage: ltlab figures RUN.h5 --out DIR [options]\n\n"
                          "Writes every 2D view of a snapshot (weight norms, logit adjustment, training\n"
-                         "curves) as vector PDF/SVG (pdflatex accepts the PDFs) or PNG, each with the data\n"
-                         "behind it as CSV, and the text report. No display is needed.\n\n"
+                         "curves, cone effect, per-class accuracy) as vector PDF/SVG (pdflatex accepts the\n"
+                         "PDFs) or PNG, each with the data behind it as CSV, and the text report. No display\n"
+                         "is needed for these. The 3D geometry view is written too (PNG, and PDF/SVG with the\n"
+                         "scene as a raster image) when an X server is there: VTK renders only through X, so\n"
+                         "on a headless machine run `xvfb-run -a ltlab figures ...`.\n\n"
                       << args.optionsHelp();
             return kExitOk;
         }
@@ -42,12 +46,14 @@ int runFigures(const std::vector<std::string>& argv) {
         if (auto split = args.value("split")) args.choice("split", {"train", "val", "test"}, "");
         const double dpi = static_cast<double>(args.integer("dpi", 10).value_or(300));
         void* module = loadModule("libltlab_ui.so");
-        using Entry = int (*)(const char*, const char*, const char*, const char*, const char*, double);
+        const auto samples = args.integer("samples-per-class", 0).value_or(0);
+        using Entry = int (*)(const char*, const char*, const char*, const char*, const char*, double, long long);
         auto entry = reinterpret_cast<Entry>(dlsym(module, "ltlab_ui_figures"));
         if (!entry) throw UsageError("libltlab_ui.so has no ltlab_ui_figures");
         const auto snapshot = args.value("snapshot"), split = args.value("split");
         return entry(args.positional()[0].c_str(), snapshot ? snapshot->c_str() : nullptr,
-                     split ? split->c_str() : nullptr, out->c_str(), formats.c_str(), dpi);
+                     split ? split->c_str() : nullptr, out->c_str(), formats.c_str(), dpi,
+                     static_cast<long long>(samples));
     });
 }
 

@@ -37,5 +37,5 @@ if(LTLAB_BUILD_UI)
   find_package(QCustomPlotQt6 REQUIRED)
   # Never VTK::GUISupportQt: Debian builds it for Qt 5 (ui/vtk_widget.h embeds VTK itself).
   find_package(VTK 9.1 REQUIRED COMPONENTS CommonCore CommonDataModel FiltersSources FiltersCore RenderingCore
-               RenderingOpenGL2 IOImage InteractionStyle RenderingFreeType)
+               RenderingOpenGL2 IOImage InteractionStyle RenderingFreeType IOExportGL2PS RenderingGL2PSOpenGL2)
 endif()

@@ -1,5 +1,8 @@
 #include "analysis_task.h"
 
+#include <QFileInfo>
+#include <QObject>
+
 #include <QtConcurrent/QtConcurrentRun>
 
 #include "ltlab/analysis_report.h"
@@ -30,21 +33,53 @@ QFuture<OpenedRun> openRunAsync(const QString& path) {
     });
 }
 
-QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, QString snapshot, QString split) {
-    return QtConcurrent::run([file, snapshot, split] {
-        AnalysisOutcome out{QString::fromStdString(file->path()), snapshot, split, nullptr, nullptr, nullptr, nullptr, {}, {}};
+QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, AnalysisRequest request) {
+    return QtConcurrent::run([file, request] {
+        AnalysisOutcome out;
+        out.path = QString::fromStdString(file->path());
+        out.snapshot = request.snapshot;
         try {
-            const SnapshotInfo& snap = file->snapshot(snapshot.toStdString());
-            const SplitInfo* s = split.isEmpty() ? &snap.defaultSplit() : snap.split(split.toStdString());
-            if (!s) throw UsageError("snapshot " + snap.name + " has no split " + split.toStdString());
-            auto analysis = std::make_shared<Analysis>(
-                analyzeSnapshot(file, snap, *s, defaultOptionsFor(*file, std::nullopt, std::nullopt)));
+            const SnapshotInfo& snap = file->snapshot(request.snapshot.toStdString());
+            const SplitInfo* s =
+                request.split.isEmpty() ? &snap.defaultSplit() : snap.split(request.split.toStdString());
+            if (!s) throw UsageError("snapshot " + snap.name + " has no split " + request.split.toStdString());
+            const AnalysisOptions options = defaultOptionsFor(*file, std::nullopt, std::nullopt);
+            auto analysis = std::make_shared<Analysis>(analyzeSnapshot(file, snap, *s, options));
             out.report = QString::fromStdString(analysisToText(*analysis, file->classes()));
-            out.cone = std::make_shared<ConeHistograms>(coneHistograms(RunFileSource(file, snap, *s)));
-            out.geometry = std::make_shared<ClassGeometry3D>(projectClassGeometry(*analysis));
+            const RunFileSource source(file, snap, *s);
+            out.cone = std::make_shared<ConeHistograms>(coneHistograms(source));
+            ClassGeometry3D geometry;
+            try {
+                geometry = projectClassGeometry(*analysis, request.geometry);
+            } catch (const UsageError& e) { // e.g. the same class chosen twice as an axis
+                out.warning = QString::fromStdString(e.what()) + QObject::tr("; showing the PCA axes");
+                GeometryOptions pca = request.geometry;
+                pca.axes = GeometryAxes::Pca;
+                geometry = projectClassGeometry(*analysis, pca);
+            }
+            addSampleCloud(geometry, source);
+            out.geometry = std::make_shared<ClassGeometry3D>(std::move(geometry));
             out.split = QString::fromStdString(s->name);
+            if (request.compare_file) {
+                const auto& other_file = request.compare_file;
+                const SnapshotInfo& other = other_file->snapshot(request.compare_snapshot.toStdString());
+                const SplitInfo* os = other.split(s->name) ? other.split(s->name) : &other.defaultSplit();
+                if (other_file->classes().numClasses() != file->classes().numClasses()) {
+                    out.warning = QObject::tr("cannot overlay %1: it has %2 classes, this run %3")
+                                      .arg(request.compare_snapshot)
+                                      .arg(other_file->classes().numClasses())
+                                      .arg(file->classes().numClasses());
+                } else {
+                    out.compare = std::make_shared<Analysis>(analyzeSnapshot(
+                        other_file, other, *os, defaultOptionsFor(*other_file, std::nullopt, std::nullopt)));
+                    out.compare_label = QStringLiteral("%1: %2")
+                                            .arg(QFileInfo(QString::fromStdString(other_file->path())).fileName(),
+                                                 request.compare_snapshot);
+                }
+            } else if ((out.compare = stageOneComparison(file, snap, *s))) {
+                out.compare_label = QObject::tr("end of stage 1");
+            }
             out.analysis = std::move(analysis);
-            out.stage1 = stageOneComparison(file, snap, *s);
         } catch (const std::exception& e) {
             out.error = QString::fromStdString(e.what());
         }

@@ -28,10 +28,21 @@ struct AnalysisOutcome {
     std::shared_ptr<const Analysis> analysis; // null on error
     std::shared_ptr<const ConeHistograms> cone;
     std::shared_ptr<const ClassGeometry3D> geometry;
-    // For a weight-balancing stage-2 snapshot: the end of stage 1, to overlay.
-    std::shared_ptr<const Analysis> stage1;
+    // A snapshot to overlay: the one the user chose, else for a
+    // weight-balancing stage-2 snapshot the end of stage 1.
+    std::shared_ptr<const Analysis> compare;
+    QString compare_label;
     QString report;                           // the engine's text report
     QString error;
+    QString warning;                          // a part that could not be done (the rest is shown)
+};
+
+// What to analyse besides the snapshot itself.
+struct AnalysisRequest {
+    QString snapshot, split;                  // split empty: the snapshot's default
+    GeometryOptions geometry;
+    std::shared_ptr<const RunFile> compare_file; // null: the automatic stage-1 comparison
+    QString compare_snapshot;
 };
 
 // For a weight-balancing stage-2 snapshot, stage 1's final analysis of the
@@ -40,6 +51,6 @@ std::shared_ptr<const Analysis> stageOneComparison(const std::shared_ptr<const R
                                                    const SnapshotInfo& snapshot, const SplitInfo& split);
 
 QFuture<OpenedRun> openRunAsync(const QString& path);
-QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, QString snapshot, QString split);
+QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, AnalysisRequest request);
 
 } // namespace ltlab::ui

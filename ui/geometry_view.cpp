@@ -1,22 +1,32 @@
 #include "geometry_view.h"
 
+#include <QCheckBox>
+#include <QComboBox>
 #include <QFileInfo>
+#include <QHBoxLayout>
 #include <QLabel>
+#include <QSignalBlocker>
+#include <QSaveFile>
+#include <QSpinBox>
+#include <QTemporaryDir>
 #include <QVBoxLayout>
 
 #include <vtkActor.h>
 #include <vtkCellArray.h>
 #include <vtkCellData.h>
-#include <vtkDoubleArray.h>
-#include <vtkGlyph3D.h>
+#include <vtkCamera.h>
+#include <vtkFloatArray.h>
 #include <vtkPointData.h>
 #include <vtkPoints.h>
 #include <vtkPolyData.h>
+#include <vtkOpenGLSphereMapper.h>
 #include <vtkPolyDataMapper.h>
 #include <vtkProperty.h>
 #include <vtkRenderer.h>
 #include <vtkSmartPointer.h>
 #include <vtkSphereSource.h>
+#include <vtkTextActor.h>
+#include <vtkTextProperty.h>
 #include <vtkUnsignedCharArray.h>
 
 #include <algorithm>
@@ -36,39 +46,53 @@ void rankColour(double t, unsigned char rgb[3]) {
     rgb[2] = static_cast<unsigned char>(180 + t * (40 - 180));
 }
 
+// Spheres as imposters (one shaded screen-space quad each, vtkOpenGLSphereMapper):
+// a thousand classes stay interactive under software OpenGL, where a
+// tessellated glyph per class would cost hundreds of triangles each.
 vtkSmartPointer<vtkActor> spheres(const std::vector<Eigen::Vector3d>& centres, const std::vector<double>& radii,
                                   vtkUnsignedCharArray* colours) {
     auto points = vtkSmartPointer<vtkPoints>::New();
-    auto radius = vtkSmartPointer<vtkDoubleArray>::New();
+    auto verts = vtkSmartPointer<vtkCellArray>::New();
+    auto radius = vtkSmartPointer<vtkFloatArray>::New();
     radius->SetName("radius");
     for (std::size_t i = 0; i < centres.size(); ++i) {
-        points->InsertNextPoint(centres[i].data());
-        radius->InsertNextValue(radii[i]);
+        const vtkIdType id = points->InsertNextPoint(centres[i].data());
+        verts->InsertNextCell(1, &id);
+        radius->InsertNextValue(static_cast<float>(radii[i]));
     }
     auto data = vtkSmartPointer<vtkPolyData>::New();
     data->SetPoints(points);
-    data->GetPointData()->SetScalars(radius);
-    if (colours) data->GetPointData()->AddArray(colours);
-    auto sphere = vtkSmartPointer<vtkSphereSource>::New();
-    sphere->SetThetaResolution(16);
-    sphere->SetPhiResolution(12);
-    sphere->SetRadius(1.0);
-    auto glyph = vtkSmartPointer<vtkGlyph3D>::New();
-    glyph->SetInputData(data);
-    glyph->SetSourceConnection(sphere->GetOutputPort());
-    glyph->SetScaleModeToScaleByScalar();
-    glyph->SetScaleFactor(1.0);
-    auto mapper = vtkSmartPointer<vtkPolyDataMapper>::New();
-    mapper->SetInputConnection(glyph->GetOutputPort());
+    data->SetVerts(verts);
+    data->GetPointData()->AddArray(radius);
+    auto mapper = vtkSmartPointer<vtkOpenGLSphereMapper>::New();
+    mapper->SetInputData(data);
+    mapper->SetScaleArray("radius");
     if (colours) {
-        mapper->SetScalarModeToUsePointFieldData();
-        mapper->SelectColorArray("colours");
+        data->GetPointData()->SetScalars(colours);
         mapper->SetColorModeToDirectScalars();
     } else {
         mapper->ScalarVisibilityOff();
     }
     auto actor = vtkSmartPointer<vtkActor>::New();
     actor->SetMapper(mapper);
+    return actor;
+}
+
+// A wireframe shell (a tessellated sphere) around one point: the selection.
+vtkSmartPointer<vtkActor> shell(const Eigen::Vector3d& centre, double radius) {
+    auto sphere = vtkSmartPointer<vtkSphereSource>::New();
+    sphere->SetCenter(centre.data());
+    sphere->SetRadius(radius);
+    sphere->SetThetaResolution(16);
+    sphere->SetPhiResolution(10);
+    auto mapper = vtkSmartPointer<vtkPolyDataMapper>::New();
+    mapper->SetInputConnection(sphere->GetOutputPort());
+    auto actor = vtkSmartPointer<vtkActor>::New();
+    actor->SetMapper(mapper);
+    actor->GetProperty()->SetRepresentationToWireframe();
+    actor->GetProperty()->SetColor(0.0, 0.0, 0.0);
+    actor->GetProperty()->LightingOff();
+    actor->PickableOff();
     return actor;
 }
 
@@ -94,24 +118,165 @@ vtkSmartPointer<vtkActor> lines(const std::vector<std::pair<Eigen::Vector3d, Eig
     return actor;
 }
 
+// One vertex per sample, in its class's colour lightened towards white.
+vtkSmartPointer<vtkActor> cloud(const std::vector<Eigen::Vector3d>& points_in, const std::vector<int>& classes,
+                                const std::vector<int>& rank, std::size_t num_ranked) {
+    auto points = vtkSmartPointer<vtkPoints>::New();
+    points->SetNumberOfPoints(static_cast<vtkIdType>(points_in.size()));
+    auto verts = vtkSmartPointer<vtkCellArray>::New();
+    auto colours = vtkSmartPointer<vtkUnsignedCharArray>::New();
+    colours->SetNumberOfComponents(3);
+    for (std::size_t i = 0; i < points_in.size(); ++i) {
+        points->SetPoint(static_cast<vtkIdType>(i), points_in[i].data());
+        const vtkIdType id = static_cast<vtkIdType>(i);
+        verts->InsertNextCell(1, &id);
+        unsigned char rgb[3];
+        const auto c = static_cast<std::size_t>(classes[i]);
+        rankColour(num_ranked > 1 ? double(rank[c]) / double(num_ranked - 1) : 0.0, rgb);
+        for (auto& v : rgb) v = static_cast<unsigned char>(v + 0.45 * (255 - v));
+        colours->InsertNextTypedTuple(rgb);
+    }
+    auto data = vtkSmartPointer<vtkPolyData>::New();
+    data->SetPoints(points);
+    data->SetVerts(verts);
+    data->GetPointData()->SetScalars(colours);
+    auto mapper = vtkSmartPointer<vtkPolyDataMapper>::New();
+    mapper->SetInputData(data);
+    mapper->SetColorModeToDirectScalars();
+    auto actor = vtkSmartPointer<vtkActor>::New();
+    actor->SetMapper(mapper);
+    actor->GetProperty()->SetPointSize(points_in.size() > 5000 ? 2.0f : 3.0f);
+    actor->GetProperty()->LightingOff();
+    actor->PickableOff();
+    return actor;
+}
+
+QString className(const ClassInfo& classes, int c) {
+    return c >= 0 && static_cast<std::size_t>(c) < classes.names.size() ? QString::fromStdString(classes.names[c])
+                                                                        : QString::number(c);
+}
+
+QString percent(const Nullable& v) { return v ? QString::number(100.0 * *v, 'f', 1) + " %" : QStringLiteral("n/a"); }
+
 } // namespace
 
 GeometryView::GeometryView(QWidget* parent) : AnalysisView(parent) {
     vtk_ = new VtkWidget(this);
-    auto* hint = new QLabel(tr("Class means (spheres, size by training count, blue head to red tail), classifier rows "
-                               "(lines), aligned simplex ETF (black). Drag to rotate, wheel to zoom, double-click to reset."),
-                            this);
-    hint->setWordWrap(true);
+
+    axes_ = new QComboBox(this);
+    axes_->addItem(tr("PCA of the class means"));
+    axes_->addItem(tr("Classifier rows of:"));
+    axes_->setToolTip(tr("Project on the top three principal directions of the centred class means, or on the "
+                         "normalised classifier rows of three classes (coordinate k = component along w_k/||w_k||)"));
+    auto* controls = new QHBoxLayout;
+    controls->addWidget(new QLabel(tr("Axes:"), this));
+    controls->addWidget(axes_);
+    for (auto*& combo : axis_class_) {
+        combo = new QComboBox(this);
+        combo->setEnabled(false);
+        combo->setMinimumContentsLength(6);
+        controls->addWidget(combo);
+        connect(combo, &QComboBox::currentIndexChanged, this, [this] {
+            if (axes_->currentIndex() == 1) emit optionsChanged();
+        });
+    }
+    samples_ = new QSpinBox(this);
+    samples_->setRange(0, 5000);
+    samples_->setSingleStep(10);
+    samples_->setSpecialValueText(tr("none"));
+    samples_->setToolTip(tr("A seeded uniform sample of at most this many feature vectors per class"));
+    controls->addWidget(new QLabel(tr("Samples per class:"), this));
+    controls->addWidget(samples_);
+    show_etf_ = new QCheckBox(tr("Simplex ETF"), this);
+    show_etf_->setChecked(true);
+    controls->addWidget(show_etf_);
+    controls->addStretch(1);
+    connect(axes_, &QComboBox::currentIndexChanged, this, [this](int index) {
+        for (auto* combo : axis_class_) combo->setEnabled(index == 1);
+        emit optionsChanged();
+    });
+    connect(samples_, &QSpinBox::editingFinished, this, [this] {
+        if (!data_.geometry || data_.geometry->options.samples_per_class != samples_->value()) emit optionsChanged();
+    });
+    connect(show_etf_, &QCheckBox::toggled, this, [this] { showData(data_); });
+    connect(vtk_, &VtkWidget::clicked, this, [this](QPointF p) { pickAt(p.x(), p.y()); });
+
+    info_ = new QLabel(this);
+    info_->setWordWrap(true);
+    info_->setTextInteractionFlags(Qt::TextSelectableByMouse);
     auto* layout = new QVBoxLayout(this);
+    layout->addLayout(controls);
     layout->addWidget(vtk_, 1);
-    layout->addWidget(hint);
+    layout->addWidget(info_);
+}
+
+GeometryView::~GeometryView() = default;
+
+GeometryOptions GeometryView::options() const {
+    GeometryOptions o;
+    o.axes = axes_->currentIndex() == 1 ? GeometryAxes::ClassifierRows : GeometryAxes::Pca;
+    for (int j = 0; j < 3; ++j) {
+        const QVariant c = axis_class_[j]->currentData();
+        o.axis_classes[static_cast<std::size_t>(j)] = c.isValid() ? c.toInt() : j;
+    }
+    o.samples_per_class = samples_->value();
+    return o;
+}
+
+void GeometryView::setOptions(const GeometryOptions& o) {
+    const GeometryOptions before = options();
+    {
+        const QSignalBlocker b0(axes_), b1(samples_);
+        axes_->setCurrentIndex(o.axes == GeometryAxes::ClassifierRows ? 1 : 0);
+        samples_->setValue(static_cast<int>(o.samples_per_class));
+        for (int j = 0; j < 3; ++j) {
+            const QSignalBlocker b(axis_class_[j]);
+            axis_class_[j]->setEnabled(o.axes == GeometryAxes::ClassifierRows);
+            const int index = axis_class_[j]->findData(o.axis_classes[static_cast<std::size_t>(j)]);
+            if (index >= 0) axis_class_[j]->setCurrentIndex(index);
+        }
+    }
+    const GeometryOptions after = options();
+    if (after.axes != before.axes || after.axis_classes != before.axis_classes ||
+        after.samples_per_class != before.samples_per_class)
+        emit optionsChanged();
+}
+
+void GeometryView::fillClassChoices() {
+    const auto& counts = data_.classes.train_counts;
+    if (static_cast<std::size_t>(axis_class_[0]->count()) == counts.size()) return;
+    const auto order = classesByCount(counts);
+    for (int j = 0; j < 3; ++j) {
+        const QSignalBlocker block(axis_class_[j]);
+        axis_class_[j]->clear();
+        for (std::size_t c = 0; c < counts.size(); ++c)
+            axis_class_[j]->addItem(className(data_.classes, static_cast<int>(c)), static_cast<int>(c));
+        // Head, middle and tail class by default.
+        if (order.size() >= 3) {
+            const std::size_t pick[3] = {0, order.size() / 2, order.size() - 1};
+            axis_class_[j]->setCurrentIndex(order[pick[j]]);
+        }
+    }
 }
 
 void GeometryView::showData(const ViewData& data) {
     data_ = data;
+    fillClassChoices();
+    if (data_.geometry) { // show what was computed, whatever the controls said meanwhile
+        const QSignalBlocker b0(axes_), b1(samples_);
+        axes_->setCurrentIndex(data_.geometry->options.axes == GeometryAxes::ClassifierRows ? 1 : 0);
+        for (auto* combo : axis_class_) combo->setEnabled(axes_->currentIndex() == 1);
+        samples_->setValue(static_cast<int>(data_.geometry->options.samples_per_class));
+    }
     vtkRenderer* renderer = vtk_->renderer();
     renderer->RemoveAllViewProps();
-    sphere_count_ = 0;
+    radii_.clear();
+    caption_actor_ = nullptr;
+    caption_.clear();
+    sphere_count_ = sample_point_count_ = 0;
+    if (picked_ >= 0 && (!data_.geometry || std::find(data_.geometry->classes.begin(), data_.geometry->classes.end(),
+                                                      picked_) == data_.geometry->classes.end()))
+        picked_ = -1;
     if (data_.analysis && data_.geometry && !data_.geometry->means.empty()) {
         const ClassGeometry3D& g = *data_.geometry;
         const auto& counts = data_.analysis->per_class.train_count;
@@ -135,41 +300,182 @@ void GeometryView::showData(const ViewData& data) {
             rankColour(order.size() > 1 ? double(rank[c]) / double(order.size() - 1) : 0.0, rgb);
             colours->InsertNextTypedTuple(rgb);
             line_colours->InsertNextTypedTuple(rgb);
-            // Area grows with the count: from 3% (tail) to 8% (head) of the scene.
-            radii.push_back(extent * (0.03 + 0.05 * std::sqrt(std::max(1.0, double(counts[c])) / n_max)));
+            // Area grows with the count: from 3% (tail) to 8% (head) of the scene;
+            // with many classes, smaller, so that they stay apart.
+            const double scale = K > 100 ? 0.3 : 1.0;
+            radii.push_back(scale * extent * (0.03 + 0.05 * std::sqrt(std::max(1.0, double(counts[c])) / n_max)));
             weight_lines.emplace_back(Eigen::Vector3d::Zero(), g.weights[k]);
+        }
+        if (!g.samples.empty()) {
+            renderer->AddActor(cloud(g.samples, g.sample_classes, rank, order.size()));
+            sample_point_count_ = static_cast<int>(g.samples.size());
         }
         renderer->AddActor(spheres(g.means, radii, colours));
         renderer->AddActor(lines(weight_lines, line_colours, 2.0));
-        auto etf = spheres(g.etf, std::vector<double>(K, extent * 0.012), nullptr);
-        etf->GetProperty()->SetColor(0.1, 0.1, 0.1);
-        renderer->AddActor(etf);
-        if (K <= 20)
-            for (std::size_t i = 0; i < K; ++i)
-                for (std::size_t j = i + 1; j < K; ++j) etf_edges.emplace_back(g.etf[i], g.etf[j]);
-        if (!etf_edges.empty()) renderer->AddActor(lines(etf_edges, nullptr, 1.0));
+        if (show_etf_->isChecked()) {
+            auto etf = spheres(g.etf, std::vector<double>(K, extent * 0.012), nullptr);
+            etf->GetProperty()->SetColor(0.1, 0.1, 0.1);
+            etf->PickableOff();
+            renderer->AddActor(etf);
+            if (K <= 20)
+                for (std::size_t i = 0; i < K; ++i)
+                    for (std::size_t j = i + 1; j < K; ++j) etf_edges.emplace_back(g.etf[i], g.etf[j]);
+            if (!etf_edges.empty()) renderer->AddActor(lines(etf_edges, nullptr, 1.0));
+        }
+        radii_ = radii;
+        if (picked_ >= 0) { // a wireframe shell around the picked class
+            const auto k = static_cast<std::size_t>(
+                std::find(g.classes.begin(), g.classes.end(), picked_) - g.classes.begin());
+            renderer->AddActor(shell(g.means[k], radii[k] * 1.6));
+        }
+        // The caption is 2D text: vector text in PDF/SVG exports.
+        QString caption;
+        if (g.options.axes == GeometryAxes::Pca) {
+            caption = tr("PCA of the class means: %1 % of their variance").arg(100.0 * g.explained, 0, 'f', 1);
+        } else {
+            QStringList names;
+            for (int c : g.options.axis_classes) names << className(data_.classes, c);
+            caption = tr("Axes: classifier rows of %1 (%2 % of the means' variance in their span)")
+                          .arg(names.join(", "))
+                          .arg(100.0 * g.explained, 0, 'f', 1);
+        }
+        if (!g.samples.empty())
+            caption += tr("; %1 samples (at most %2 per class)").arg(g.samples.size()).arg(g.options.samples_per_class);
+        auto text = vtkSmartPointer<vtkTextActor>::New();
+        text->SetInput(caption.toUtf8().constData());
+        text->GetTextProperty()->SetFontSize(14);
+        text->GetTextProperty()->SetColor(0.1, 0.1, 0.1);
+        text->SetPosition(8, 8);
+        renderer->AddActor2D(text);
+        caption_actor_ = text;
+        caption_ = caption;
         sphere_count_ = static_cast<int>(K);
-        renderer->ResetCamera();
+        vtk_->resetCamera();
     }
+    showPicked();
     vtk_->update();
 }
 
+int GeometryView::pickAt(double x, double y) {
+    // The front-most class mean whose sphere covers (x, y) on screen.
+    int picked = -1;
+    if (data_.geometry && radii_.size() == data_.geometry->means.size()) {
+        vtkRenderer* renderer = vtk_->renderer();
+        vtkCamera* camera = renderer->GetActiveCamera();
+        double up[3];
+        camera->GetViewUp(up);
+        double best_depth = 2.0;
+        auto toDisplay = [renderer](const Eigen::Vector3d& p, double out[3]) {
+            renderer->SetWorldPoint(p[0], p[1], p[2], 1.0);
+            renderer->WorldToDisplay();
+            renderer->GetDisplayPoint(out);
+        };
+        for (std::size_t k = 0; k < data_.geometry->means.size(); ++k) {
+            const Eigen::Vector3d& centre = data_.geometry->means[k];
+            double c[3], edge[3];
+            toDisplay(centre, c);
+            toDisplay(centre + radii_[k] * Eigen::Vector3d(up[0], up[1], up[2]), edge);
+            const double screen_radius = std::max(3.0, std::hypot(edge[0] - c[0], edge[1] - c[1]));
+            if (std::hypot(x - c[0], y - c[1]) <= screen_radius && c[2] < best_depth) {
+                best_depth = c[2];
+                picked = data_.geometry->classes[k];
+            }
+        }
+    }
+    if (picked != picked_) {
+        picked_ = picked;
+        showData(data_); // redraws the selection shell
+    }
+    return picked;
+}
+
+QString GeometryView::pickedText() const {
+    if (picked_ < 0 || !data_.analysis) return {};
+    const auto& pc = data_.analysis->per_class;
+    const auto c = static_cast<std::size_t>(picked_);
+    static const char* groups[] = {"many-shot", "medium-shot", "few-shot"};
+    const int group = static_cast<int>(pc.group[c]);
+    return tr("%1 (class %2): %3 training samples (%4); accuracy %5 on %6 samples; ||w|| = %7, bias %8; "
+              "||mean|| = %9")
+        .arg(className(data_.classes, picked_))
+        .arg(picked_)
+        .arg(pc.train_count[c])
+        .arg(group >= 0 && group < 3 ? groups[group] : "")
+        .arg(percent(pc.accuracy[c]))
+        .arg(pc.count[c])
+        .arg(pc.weight_norm[c], 0, 'g', 4)
+        .arg(pc.bias[c], 0, 'g', 4)
+        .arg(pc.mean_norm[c] ? QString::number(*pc.mean_norm[c], 'g', 4) : QStringLiteral("n/a"));
+}
+
+void GeometryView::showPicked() {
+    const QString hint = tr("Class means (spheres, size by training count, blue head to red tail), classifier rows "
+                            "(lines), aligned simplex ETF (black). Drag to rotate, wheel to zoom, double-click to "
+                            "reset, click a sphere for its numbers.");
+    info_->setText(picked_ >= 0 ? pickedText() : hint);
+}
+
 QString GeometryView::csv() const {
-    QString out = "class,mean_x,mean_y,mean_z,weight_x,weight_y,weight_z,etf_x,etf_y,etf_z\n";
+    QString out = "kind,class,x,y,z\n";
     if (!data_.geometry) return out;
     const ClassGeometry3D& g = *data_.geometry;
+    auto row = [&](const char* kind, int c, const Eigen::Vector3d& v) {
+        out += QStringLiteral("%1,%2,%3,%4,%5\n")
+                   .arg(kind)
+                   .arg(c)
+                   .arg(v[0], 0, 'g', 17)
+                   .arg(v[1], 0, 'g', 17)
+                   .arg(v[2], 0, 'g', 17);
+    };
     for (std::size_t k = 0; k < g.classes.size(); ++k) {
-        QStringList row{QString::number(g.classes[k])};
-        for (const auto* v : {&g.means[k], &g.weights[k], &g.etf[k]})
-            for (int i = 0; i < 3; ++i) row << QString::number((*v)[i], 'g', 17);
-        out += row.join(',') + "\n";
+        row("mean", g.classes[k], g.means[k]);
+        row("weight", g.classes[k], g.weights[k]);
+        row("etf", g.classes[k], g.etf[k]);
     }
+    for (std::size_t i = 0; i < g.samples.size(); ++i) row("sample", g.sample_classes[i], g.samples[i]);
     return out;
 }
 
 bool GeometryView::exportFigure(const QString& path, double dpi) const {
-    if (QFileInfo(path).suffix().toLower() != "png") return false; // 3D: raster only for now
-    return vtk_->savePng(path, std::max(1, static_cast<int>(std::lround(dpi / 96.0))));
+    const QString suffix = QFileInfo(path).suffix().toLower();
+    const int scale = std::max(1, static_cast<int>(std::lround(dpi / 96.0)));
+    if (suffix == "png") return vtk_->savePng(path, scale);
+    if (suffix == "pdf") return vtk_->saveVector(path, std::min(scale, 3));
+    if (suffix == "svg") return saveSvg(path, std::min(scale, 3));
+    return false;
+}
+
+// Debian's GL2PS cannot embed images in SVG, so the SVG is written here: the
+// 3D scene as an embedded PNG, the caption as SVG text.
+bool GeometryView::saveSvg(const QString& path, int scale) const {
+    QTemporaryDir dir;
+    const QString png = dir.filePath("scene.png");
+    if (caption_actor_) caption_actor_->SetVisibility(false);
+    const bool rendered = dir.isValid() && vtk_->savePng(png, scale);
+    if (caption_actor_) caption_actor_->SetVisibility(true);
+    vtk_->update();
+    QFile image(png);
+    if (!rendered || !image.open(QIODevice::ReadOnly)) return false;
+    const QByteArray base64 = image.readAll().toBase64();
+    const int w = vtk_->width(), h = vtk_->height();
+    QSaveFile out(path);
+    if (!out.open(QIODevice::WriteOnly)) return false;
+    QString svg = QStringLiteral("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                                 "<svg xmlns=\"http://www.w3.org/2000/svg\" "
+                                 "xmlns:xlink=\"http://www.w3.org/1999/xlink\" width=\"%1\" height=\"%2\" "
+                                 "viewBox=\"0 0 %1 %2\">\n"
+                                 "<image x=\"0\" y=\"0\" width=\"%1\" height=\"%2\" xlink:href=\"data:image/png;base64,")
+                      .arg(w)
+                      .arg(h);
+    QString text = caption_.toHtmlEscaped();
+    out.write(svg.toUtf8());
+    out.write(base64);
+    out.write(QStringLiteral("\"/>\n<text x=\"8\" y=\"%1\" font-family=\"sans-serif\" font-size=\"14\" "
+                             "fill=\"#1a1a1a\">%2</text>\n</svg>\n")
+                  .arg(h - 10)
+                  .arg(text)
+                  .toUtf8());
+    return out.commit();
 }
 
 } // namespace ltlab::ui

@@ -50,14 +50,19 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 
     tabs_ = new QTabWidget(this);
     report_ = new ReportView(this);
+    geometry_ = new GeometryView(this);
+    weight_norms_ = new WeightNormView(this);
     views_ = {report_,
-              new GeometryView(this),
+              geometry_,
               new ConeView(this),
-              new WeightNormView(this),
+              weight_norms_,
               new LogitAdjustmentView(this),
               new PerClassView(this),
               new TrainingCurvesView(this)};
     for (AnalysisView* v : views_) tabs_->addTab(v, v->title());
+    // Choices that change what core computes ask for a new analysis.
+    connect(geometry_, &GeometryView::optionsChanged, this, &MainWindow::reanalyzeCurrent);
+    connect(weight_norms_, &WeightNormView::compareChanged, this, &MainWindow::reanalyzeCurrent);
     setCentralWidget(tabs_);
 
     runs_ = new QTreeWidget(this);
@@ -264,6 +269,7 @@ void MainWindow::updateRun(const QString& path, Run run) {
     }
     run.item = top;
     existing = std::move(run);
+    updateCompareChoices();
     if (following && top->childCount() > 0 && top->child(top->childCount() - 1) != current)
         runs_->setCurrentItem(top->child(top->childCount() - 1));
     else
@@ -284,6 +290,7 @@ void MainWindow::addRun(const QString& path, Run run) {
         if (!snap.label.empty()) last->setToolTip(0, QString::fromStdString(snap.label));
     }
     runs_by_path_[path] = std::move(run);
+    updateCompareChoices();
     top->setExpanded(true);
     if (last) runs_->setCurrentItem(last); // the latest snapshot, as `ltlab analyze` picks
 }
@@ -306,8 +313,15 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
     if (!item || item->data(0, kSnapshotRole).isNull()) return;
     const auto it = runs_by_path_.find(item->data(0, kPathRole).toString());
     if (it == runs_by_path_.end() || !it->second.file) return; // being re-read: the refresh selects again
-    const QString snapshot = item->data(0, kSnapshotRole).toString();
-    beginWork(tr("Analysing %1…").arg(snapshot));
+    AnalysisRequest request;
+    request.snapshot = item->data(0, kSnapshotRole).toString();
+    request.geometry = geometry_->options();
+    const QPair<QString, QString> compare = weight_norms_->compareChoice();
+    if (const auto other = runs_by_path_.find(compare.first); other != runs_by_path_.end() && other->second.file) {
+        request.compare_file = other->second.file;
+        request.compare_snapshot = compare.second;
+    }
+    beginWork(tr("Analysing %1…").arg(request.snapshot));
     auto* watcher = new QFutureWatcher<AnalysisOutcome>(this);
     connect(watcher, &QFutureWatcher<AnalysisOutcome>::finished, this, [this, watcher] {
         const AnalysisOutcome out = watcher->result();
@@ -320,10 +334,11 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         if (still_selected && run != runs_by_path_.end() && run->second.file) {
             if (out.error.isEmpty()) {
                 const ViewData data{QFileInfo(out.path).fileName(), out.analysis, run->second.file->classes(),
-                                    run->second.history, out.cone, out.geometry, out.stage1,
-                                    out.stage1 ? tr("end of stage 1") : QString()};
+                                    run->second.history, out.cone, out.geometry, out.compare, out.compare_label};
                 for (AnalysisView* v : views_) v->showData(data);
-                statusBar()->showMessage(tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split));
+                statusBar()->showMessage(out.warning.isEmpty()
+                                             ? tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split)
+                                             : tr("Analysed %1 (%2 split), but %3").arg(out.snapshot, out.split, out.warning));
             } else {
                 report_->showMessage(out.error);
                 tabs_->setCurrentWidget(report_);
@@ -332,7 +347,22 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         }
         endWork();
     });
-    watcher->setFuture(analyzeAsync(it->second.file, snapshot, QString()));
+    watcher->setFuture(analyzeAsync(it->second.file, request));
+}
+
+void MainWindow::reanalyzeCurrent() { analyzeItem(runs_->currentItem()); }
+
+void MainWindow::updateCompareChoices() {
+    QList<QPair<QString, QString>> choices;
+    QStringList labels;
+    for (const auto& [path, run] : runs_by_path_) {
+        if (!run.file) continue;
+        for (const SnapshotInfo& snap : run.file->snapshots()) {
+            choices.append({path, QString::fromStdString(snap.name)});
+            labels << QStringLiteral("%1: %2").arg(QFileInfo(path).fileName(), QString::fromStdString(snap.name));
+        }
+    }
+    weight_norms_->setCompareChoices(choices, labels);
 }
 
 void MainWindow::rememberRecent(const QString& path) {

@@ -25,7 +25,9 @@ class QTreeWidgetItem;
 
 namespace ltlab::ui {
 
+class GeometryView;
 class ReportView;
+class WeightNormView;
 class TrainingDock;
 
 class MainWindow : public QMainWindow {
@@ -40,6 +42,8 @@ public:
     QString reportText() const;
     QSlider* timeline() const { return timeline_; }
     const std::vector<AnalysisView*>& views() const { return views_; }
+    GeometryView* geometryView() const { return geometry_; }
+    WeightNormView* weightNormView() const { return weight_norms_; }
     AnalysisView* view(const QString& file_stem) const;
     TrainingDock* trainingDock() const { return training_; }
     // Re-reads a run that grows (training): new snapshots join the tree, and
@@ -70,6 +74,8 @@ private:
     void analyzeItem(QTreeWidgetItem* item);
     void syncTimeline(QTreeWidgetItem* item);
     void updateRecentMenu();
+    void updateCompareChoices();
+    void reanalyzeCurrent();
     void rememberRecent(const QString& path);
     void beginWork(const QString& message);
     void endWork();
@@ -77,6 +83,8 @@ private:
     QTreeWidget* runs_ = nullptr;
     QTabWidget* tabs_ = nullptr;
     ReportView* report_ = nullptr;
+    GeometryView* geometry_ = nullptr;
+    WeightNormView* weight_norms_ = nullptr;
     std::vector<AnalysisView*> views_;
     QSlider* timeline_ = nullptr;
     QLabel* timeline_label_ = nullptr;

@@ -1,5 +1,6 @@
 #include "vtk_widget.h"
 
+#include <QFileInfo>
 #include <QMouseEvent>
 #include <QOpenGLContext>
 #include <QOpenGLExtraFunctions>
@@ -8,6 +9,7 @@
 #include <vtkCallbackCommand.h>
 #include <vtkCamera.h>
 #include <vtkCommand.h>
+#include <vtkGL2PSExporter.h>
 #include <vtkGenericOpenGLRenderWindow.h>
 #include <vtkOpenGLFramebufferObject.h>
 #include <vtkOpenGLState.h>
@@ -76,6 +78,7 @@ void VtkWidget::paintGL() {
     // Qt leaves its own GL state behind: let VTK re-read what it tracks.
     window_->GetState()->Reset();
     window_->Render();
+    ++frames_;
     makeCurrent();
     QOpenGLExtraFunctions* f = context()->extraFunctions();
     const int w = static_cast<int>(width() * devicePixelRatioF()), h = static_cast<int>(height() * devicePixelRatioF());
@@ -90,6 +93,7 @@ void VtkWidget::paintGL() {
 
 void VtkWidget::resetCamera() {
     renderer_->ResetCamera();
+    renderer_->GetActiveCamera()->Zoom(1.4); // ResetCamera fits the bounding sphere: a lot of margin
     update();
 }
 
@@ -110,7 +114,42 @@ bool VtkWidget::savePng(const QString& path, int scale) {
     return true;
 }
 
-void VtkWidget::mousePressEvent(QMouseEvent* event) { last_mouse_ = event->pos(); }
+bool VtkWidget::saveVector(const QString& path, int scale) {
+    const QString suffix = QFileInfo(path).suffix().toLower();
+    if (!initialized_ || (suffix != "pdf" && suffix != "svg")) return false;
+    makeCurrent();
+    auto exporter = vtkSmartPointer<vtkGL2PSExporter>::New(); // the OpenGL2 implementation, by VTK's factory
+    exporter->SetRenderWindow(window_);
+    exporter->SetFileFormat(suffix == "pdf" ? vtkGL2PSExporter::PDF_FILE : vtkGL2PSExporter::SVG_FILE);
+    // GL2PS appends the suffix itself.
+    const QString prefix = path.left(path.size() - suffix.size() - 1);
+    exporter->SetFilePrefix(prefix.toLocal8Bit().constData());
+    exporter->SetCompress(false);
+    exporter->Write3DPropsAsRasterImageOn(); // shaded spheres do not survive as vector primitives
+    exporter->SetRasterExclusions(nullptr);
+    exporter->TextAsPathOff();
+    exporter->SetTitle("ltlab");
+    const int* size = window_->GetSize();
+    const int w = size[0], h = size[1];
+    window_->SetSize(w * scale, h * scale);
+    exporter->Write();
+    window_->SetSize(w, h);
+    doneCurrent();
+    update();
+    return QFileInfo(path).size() > 0;
+}
+
+QPointF VtkWidget::toDisplay(const QPoint& pos) const {
+    const double dpr = devicePixelRatioF();
+    return {pos.x() * dpr, (height() - 1 - pos.y()) * dpr};
+}
+
+void VtkWidget::mousePressEvent(QMouseEvent* event) { last_mouse_ = press_pos_ = event->pos(); }
+
+void VtkWidget::mouseReleaseEvent(QMouseEvent* event) {
+    if (event->button() == Qt::LeftButton && (event->pos() - press_pos_).manhattanLength() <= 3)
+        emit clicked(toDisplay(event->pos()));
+}
 
 void VtkWidget::mouseMoveEvent(QMouseEvent* event) {
     if (!(event->buttons() & Qt::LeftButton)) return;

@@ -3,7 +3,8 @@
 // built for Qt 5, so ltlab embeds VTK itself: vtkGenericOpenGLRenderWindow
 // renders with the widget's context into its own framebuffer, which paintGL
 // blits into the widget's framebuffer. Mouse: drag rotates, wheel zooms,
-// double-click resets the camera.
+// double-click resets the camera, a click (press and release in place) is
+// reported for picking.
 
 #include <QOpenGLWidget>
 
@@ -26,6 +27,15 @@ public:
     void resetCamera();
     // Renders off screen at `scale` times the widget's size and saves a PNG.
     bool savePng(const QString& path, int scale = 1);
+    // PDF or SVG (from the suffix) through GL2PS: the 3D scene as a raster
+    // image at `scale` times the widget's size, 2D text as vector text.
+    bool saveVector(const QString& path, int scale = 2);
+    int framesRendered() const { return frames_; } // for benchmarks and tests
+    // Widget coordinates (origin top left) to VTK display coordinates.
+    QPointF toDisplay(const QPoint& widget_pos) const;
+
+signals:
+    void clicked(QPointF display_pos);
 
 protected:
     void initializeGL() override;
@@ -33,14 +43,16 @@ protected:
     void paintGL() override;
     void mousePressEvent(QMouseEvent* event) override;
     void mouseMoveEvent(QMouseEvent* event) override;
+    void mouseReleaseEvent(QMouseEvent* event) override;
     void mouseDoubleClickEvent(QMouseEvent* event) override;
     void wheelEvent(QWheelEvent* event) override;
 
 private:
     vtkSmartPointer<vtkGenericOpenGLRenderWindow> window_;
     vtkSmartPointer<vtkRenderer> renderer_;
-    QPoint last_mouse_;
+    QPoint last_mouse_, press_pos_;
     bool initialized_ = false;
+    int frames_ = 0;
 };
 
 } // namespace ltlab::ui

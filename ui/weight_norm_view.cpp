@@ -1,6 +1,10 @@
 #include "weight_norm_view.h"
 
 #include <QCheckBox>
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QSignalBlocker>
 #include <QToolTip>
 #include <QVBoxLayout>
 
@@ -18,11 +22,51 @@ const char* kGroupNames[] = {"many", "medium", "few"};
 WeightNormView::WeightNormView(QWidget* parent) : AnalysisView(parent) {
     plot_ = makePlot(this, "Per-class weight norms");
     show_bias_ = new QCheckBox(tr("Show biases instead of norms"), this);
+    compare_ = new QComboBox(this);
+    compare_->addItem(tr("automatic (weight balancing: end of stage 1)"));
+    compare_->setToolTip(tr("A snapshot of any open run to overlay as markers"));
+    compare_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    auto* controls = new QHBoxLayout;
+    controls->addWidget(show_bias_);
+    controls->addSpacing(16);
+    controls->addWidget(new QLabel(tr("Overlay:"), this));
+    controls->addWidget(compare_);
+    controls->addStretch(1);
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(plot_, 1);
-    layout->addWidget(show_bias_);
+    layout->addLayout(controls);
+    connect(compare_, &QComboBox::currentIndexChanged, this, [this] { emit compareChanged(); });
     connect(show_bias_, &QCheckBox::toggled, this, [this] { redraw(); });
     connect(plot_, &QCustomPlot::mouseMove, this, &WeightNormView::hover);
+}
+
+void WeightNormView::setCompareChoices(const QList<QPair<QString, QString>>& choices, const QStringList& labels) {
+    const QPair<QString, QString> current = compareChoice();
+    const QSignalBlocker block(compare_);
+    while (compare_->count() > 1) compare_->removeItem(1);
+    for (int i = 0; i < choices.size(); ++i)
+        compare_->addItem(labels.value(i), QStringList{choices[i].first, choices[i].second});
+    const int index = compare_->findData(QStringList{current.first, current.second});
+    compare_->setCurrentIndex(std::max(index, 0));
+    if (index < 0 && !current.first.isEmpty()) emit compareChanged(); // the chosen run was closed
+}
+
+QPair<QString, QString> WeightNormView::compareChoice() const {
+    const QStringList key = compare_->currentData().toStringList();
+    return key.size() == 2 ? qMakePair(key[0], key[1]) : QPair<QString, QString>();
+}
+
+void WeightNormView::setCompareChoice(const QString& path, const QString& snapshot) {
+    compare_->setCurrentIndex(std::max(0, compare_->findData(QStringList{path, snapshot})));
+}
+
+std::vector<double> WeightNormView::overlayValues() const {
+    std::vector<double> values;
+    for (int i = 0; i < plot_->graphCount(); ++i)
+        if (plot_->graph(i)->name() == data_.compare_label && data_.compare)
+            for (auto it = plot_->graph(i)->data()->constBegin(); it != plot_->graph(i)->data()->constEnd(); ++it)
+                values.push_back(it->value);
+    return values;
 }
 
 void WeightNormView::showData(const ViewData& data) {

@@ -2,11 +2,14 @@
 // Per-class classifier weight norms ||w_c|| as bars ordered by training
 // count (head to tail, coloured by shot group), with the training counts on a
 // logarithmic right axis. Hovering a bar shows that class's numbers. A second
-// snapshot (for weight balancing: the end of stage 1) is overlaid as markers.
+// snapshot is overlaid as markers: one the user chooses from any open run
+// (stage 1 vs stage 2, WB vs one-stage), or automatically, for a weight-
+// balancing stage-2 snapshot, the end of stage 1.
 
 #include "analysis_view.h"
 
 class QCheckBox;
+class QComboBox;
 class QCPBars;
 class QCPGraph;
 
@@ -25,6 +28,18 @@ public:
     QCustomPlot* plot() const { return plot_; }
     // Bar heights in display order (head first), for tests.
     std::vector<double> barValues() const;
+    // Overlay marker heights in the same order (empty without an overlay).
+    std::vector<double> overlayValues() const;
+
+    // Snapshots the user may overlay: (run path, snapshot name) with labels.
+    // Keeps the current choice when it is still offered.
+    void setCompareChoices(const QList<QPair<QString, QString>>& choices, const QStringList& labels);
+    // The chosen snapshot; empty: automatic.
+    QPair<QString, QString> compareChoice() const;
+    void setCompareChoice(const QString& path, const QString& snapshot); // emits compareChanged
+
+signals:
+    void compareChanged();
 
 private:
     void redraw();
@@ -32,6 +47,7 @@ private:
 
     QCustomPlot* plot_;
     QCheckBox* show_bias_;
+    QComboBox* compare_;
     ViewData data_;
     std::vector<int> order_;
 };

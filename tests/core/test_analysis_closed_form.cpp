@@ -328,6 +328,72 @@ TEST(Geometry, AnExactEtfIsItsOwnAlignedEtfAndFillsThreeDimensions) {
     }
 }
 
+TEST(Geometry, ClassifierAxesGiveEachPointsComponentAlongTheChosenRows) {
+    const int C = 5, D = 8, n = 4;
+    Eigen::MatrixXd M = Eigen::MatrixXd::Random(C, D) * 3.0;
+    const Eigen::MatrixXd W = Eigen::MatrixXd::Random(C, D);
+    const Analysis a = run(atMeans(M, n), W, std::vector<std::int64_t>(C, 10));
+    GeometryOptions options;
+    options.axes = GeometryAxes::ClassifierRows;
+    options.axis_classes = {3, 0, 4};
+    const ClassGeometry3D g = projectClassGeometry(a, options);
+    ASSERT_EQ(g.means.size(), 5u);
+    const Eigen::RowVectorXd centre = M.colwise().mean();
+    Eigen::MatrixXd span(D, 3);
+    for (int k = 0; k < C; ++k)
+        for (int j = 0; j < 3; ++j) {
+            const Eigen::RowVectorXd w = W.row(options.axis_classes[j]) / W.row(options.axis_classes[j]).norm();
+            EXPECT_NEAR(g.means[k][j], (M.row(k) - centre).dot(w), 1e-9);
+            span.col(j) = w.transpose();
+        }
+    // Explained: the share of the centred means' squared norm in the span of the three rows.
+    const Eigen::MatrixXd Mc = M.rowwise() - centre;
+    const Eigen::MatrixXd P = span * (span.transpose() * span).inverse() * span.transpose();
+    EXPECT_NEAR(g.explained, (Mc * P).squaredNorm() / Mc.squaredNorm(), 1e-9);
+
+    options.axis_classes = {0, 5, 1};
+    EXPECT_THROW(projectClassGeometry(a, options), UsageError);
+    options.axis_classes = {2, 1, 2};
+    EXPECT_THROW(projectClassGeometry(a, options), UsageError);
+}
+
+TEST(Geometry, SampleCloudIsASeededUniformCappedSamplePerClassOnTheSameAxes) {
+    const int C = 3, D = 6, n = 50;
+    Dataset d = atMeans(Eigen::MatrixXd::Random(C, D) * 4.0, n);
+    d.features += RowMatrix::Random(C * n, D); // distinct rows: each point identifies its row
+    const Analysis a = run(d, Eigen::MatrixXd::Random(C, D), std::vector<std::int64_t>(C, n));
+    GeometryOptions options;
+    options.samples_per_class = 7;
+    options.seed = 3;
+    ClassGeometry3D g = projectClassGeometry(a, options);
+    const MemorySource source(d.features, d.labels);
+    addSampleCloud(g, source);
+    ASSERT_EQ(g.samples.size(), 21u);
+    std::vector<int> per_class(C, 0), rows_found;
+    for (std::size_t i = 0; i < g.samples.size(); ++i) {
+        ++per_class[static_cast<std::size_t>(g.sample_classes[i])];
+        int found = -1;
+        for (int r = 0; r < C * n; ++r) // the projection of a row of that class, on the means' axes
+            if (((d.features.row(r) - g.centre) * g.axes).transpose().isApprox(g.samples[i], 1e-12)) found = r;
+        ASSERT_GE(found, 0);
+        EXPECT_EQ(d.labels[static_cast<std::size_t>(found)], g.sample_classes[i]);
+        rows_found.push_back(found);
+    }
+    EXPECT_EQ(per_class, (std::vector<int>{7, 7, 7}));
+    EXPECT_GT(*std::max_element(rows_found.begin(), rows_found.begin() + 7), 6); // not "the first 7"
+
+    ClassGeometry3D same = projectClassGeometry(a, options), other = projectClassGeometry(a, options);
+    addSampleCloud(same, source);
+    other.options.seed = 4;
+    addSampleCloud(other, source);
+    EXPECT_EQ(same.samples, g.samples);
+    EXPECT_NE(other.samples, g.samples);
+    options.samples_per_class = 500; // more than there are: every row once
+    ClassGeometry3D all = projectClassGeometry(a, options);
+    addSampleCloud(all, source);
+    EXPECT_EQ(all.samples.size(), static_cast<std::size_t>(C * n));
+}
+
 TEST(Analysis, ProgressReachesOneAndReturningFalseCancels) {
     const Dataset d = atMeans(3.0 * simplexEtf(4, 6), 50);
     AnalysisOptions options;

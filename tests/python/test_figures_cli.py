@@ -3,11 +3,13 @@
 import csv
 import json
 import os
+import shutil
+import subprocess
 import tempfile
 import unittest
 import xml.etree.ElementTree as ET
 
-from ltlab_testutil import analyze_json, describe, run_ltlab
+from ltlab_testutil import analyze_json, describe, ltlab_bin, run_ltlab
 
 
 class FiguresCli(unittest.TestCase):
@@ -31,6 +33,8 @@ class FiguresCli(unittest.TestCase):
             if env_display is not None:
                 os.environ["DISPLAY"] = env_display
         self.assertEqual(p.returncode, 0, describe(p))
+        self.assertIn("xvfb-run", p.stderr)  # says why there is no 3D figure
+        self.assertFalse(os.path.exists(os.path.join(out, "geometry.png")))
         for stem in ("weight_norms", "logit_adjustment", "logit_adjustment_implicit", "training_curves", "cone",
                      "cone_class_means", "per_class", "per_class_confusion"):
             with open(os.path.join(out, stem + ".pdf"), "rb") as f:
@@ -52,6 +56,28 @@ class FiguresCli(unittest.TestCase):
         self.assertAlmostEqual(float(sweep[7]["additive"]), expected["la_sweep"]["additive"]["accuracy"][7], places=12)
         with open(os.path.join(out, "report.json")) as f:
             self.assertEqual(json.load(f)["nc1"], expected["nc1"])
+
+    @unittest.skipUnless(shutil.which("xvfb-run"), "xvfb-run is missing (tools/install-deps.sh installs it)")
+    def test_the_3d_view_under_xvfb_with_a_sample_cloud(self):
+        out = os.path.join(self.tmp.name, "figs3d")
+        p = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", ltlab_bin(), "figures", self.run_path,
+                            "--out", out, "--format", "pdf,svg,png", "--dpi", "96", "--samples-per-class", "10"],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        with open(os.path.join(out, "geometry.pdf"), "rb") as f:
+            self.assertEqual(f.read(5), b"%PDF-")
+        svg = ET.parse(os.path.join(out, "geometry.svg")).getroot()
+        self.assertEqual(svg.tag, "{http://www.w3.org/2000/svg}svg")
+        self.assertIsNotNone(svg.find("{http://www.w3.org/2000/svg}image"))
+        with open(os.path.join(out, "geometry.png"), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        with open(os.path.join(out, "geometry.csv")) as f:
+            rows = list(csv.DictReader(f))
+        kinds = [r["kind"] for r in rows]
+        self.assertEqual(kinds.count("mean"), 6)
+        self.assertEqual(kinds.count("sample"), 60)
+        for c in range(6):
+            self.assertEqual(sum(1 for r in rows if r["kind"] == "sample" and int(r["class"]) == c), 10)
 
     def test_errors(self):
         p = run_ltlab("figures", self.run_path, "--out", os.path.join(self.tmp.name, "x"), "--format", "bmp")

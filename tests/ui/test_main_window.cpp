@@ -11,7 +11,9 @@
 #include "ltlab/run_file.h"
 #include "ltlab/synthetic.h"
 #include "main_window.h"
+#include "geometry_view.h"
 #include "training_dock.h"
+#include "weight_norm_view.h"
 #include "training_curves_view.h"
 
 #include <QComboBox>
@@ -49,6 +51,55 @@ private slots:
         const auto analysis = ltlab::analyzeSnapshot(file, snap, snap.defaultSplit(),
                                                      ltlab::defaultOptionsFor(*file, std::nullopt, std::nullopt));
         QCOMPARE(window.reportText(), QString::fromStdString(ltlab::analysisToText(analysis, file->classes())));
+    }
+
+    // The user overlays any open snapshot on the weight norms, and the
+    // geometry options reach the analysis (core projects, the view draws).
+    void overlaysAChosenSnapshotAndAppliesGeometryOptions() {
+        QTemporaryDir dir;
+        const QString a = dir.filePath("a.h5"), b = dir.filePath("b.h5");
+        ltlab::SynthConfig cfg;
+        cfg.classes = 5;
+        cfg.dim = 8;
+        cfg.snapshots = 2;
+        cfg.history = false;
+        ltlab::writeSyntheticRun(a.toStdString(), cfg);
+        cfg.seed = 9;
+        cfg.norm_tail_ratio = 0.9;
+        ltlab::writeSyntheticRun(b.toStdString(), cfg);
+
+        ltlab::ui::MainWindow window;
+        window.show();
+        window.openFiles({a, b});
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && window.runsTree()->topLevelItemCount() == 2, 10000);
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0, 10000);
+        auto* tree = window.runsTree();
+        QTreeWidgetItem* top_a = tree->topLevelItem(0)->toolTip(0) == a ? tree->topLevelItem(0) : tree->topLevelItem(1);
+        tree->setCurrentItem(top_a->child(1));
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0, 10000);
+        QVERIFY(window.weightNormView()->overlayValues().empty()); // nothing chosen, not a WB run
+
+        window.weightNormView()->setCompareChoice(b, "epoch_0001");
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && !window.weightNormView()->overlayValues().empty(), 10000);
+        const auto file_b = ltlab::RunFile::open(b.toStdString());
+        const auto& snap_b = file_b->snapshot("epoch_0001");
+        const auto other = ltlab::analyzeSnapshot(file_b, snap_b, snap_b.defaultSplit(),
+                                                  ltlab::defaultOptionsFor(*file_b, std::nullopt, std::nullopt));
+        const auto file_a = ltlab::RunFile::open(a.toStdString());
+        const auto order = ltlab::ui::classesByCount(file_a->classes().train_counts);
+        const auto overlay = window.weightNormView()->overlayValues();
+        QCOMPARE(overlay.size(), order.size());
+        for (std::size_t r = 0; r < order.size(); ++r)
+            QCOMPARE(overlay[r], other.per_class.weight_norm[static_cast<std::size_t>(order[r])]);
+
+        ltlab::GeometryOptions options;
+        options.axes = ltlab::GeometryAxes::ClassifierRows;
+        options.axis_classes = {4, 2, 0};
+        options.samples_per_class = 6;
+        window.geometryView()->setOptions(options);
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && window.geometryView()->samplePointCount() == 30, 10000);
+        QCOMPARE(window.geometryView()->options().axis_classes, options.axis_classes);
+        QCOMPARE(window.geometryView()->sphereCount(), 5);
     }
 
     // Training from the dock: the run appears, grows epoch by epoch, and the
