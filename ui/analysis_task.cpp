@@ -43,11 +43,23 @@ QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, Analy
             const SplitInfo* s =
                 request.split.isEmpty() ? &snap.defaultSplit() : snap.split(request.split.toStdString());
             if (!s) throw UsageError("snapshot " + snap.name + " has no split " + request.split.toStdString());
-            const AnalysisOptions options = defaultOptionsFor(*file, std::nullopt, std::nullopt);
+            AnalysisOptions options = defaultOptionsFor(*file, std::nullopt, std::nullopt);
+            const auto progress = request.progress;
+            // The engine's passes are most of the time; the later steps report at their ends.
+            auto report = [progress](double fraction) {
+                if (!progress) return true;
+                progress->permille = static_cast<int>(1000 * fraction);
+                return !progress->cancel.load();
+            };
+            auto step = [&report](double fraction) {
+                if (!report(fraction)) throw Cancelled();
+            };
+            options.progress = [report](double f) { return report(0.8 * f); };
             auto analysis = std::make_shared<Analysis>(analyzeSnapshot(file, snap, *s, options));
             out.report = QString::fromStdString(analysisToText(*analysis, file->classes()));
             const RunFileSource source(file, snap, *s);
             out.cone = std::make_shared<ConeHistograms>(coneHistograms(source));
+            step(0.85);
             ClassGeometry3D geometry;
             try {
                 geometry = projectClassGeometry(*analysis, request.geometry);
@@ -58,6 +70,7 @@ QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, Analy
                 geometry = projectClassGeometry(*analysis, pca);
             }
             addSampleCloud(geometry, source);
+            step(0.9);
             out.geometry = std::make_shared<ClassGeometry3D>(std::move(geometry));
             out.split = QString::fromStdString(s->name);
             if (request.compare_file) {
@@ -80,6 +93,10 @@ QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, Analy
                 out.compare_label = QObject::tr("end of stage 1");
             }
             out.analysis = std::move(analysis);
+            report(1.0);
+        } catch (const Cancelled&) {
+            out.cancelled = true;
+            out.error = QObject::tr("analysis cancelled");
         } catch (const std::exception& e) {
             out.error = QString::fromStdString(e.what());
         }

@@ -6,6 +6,7 @@
 #include <QString>
 #include <QStringList>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 
@@ -35,10 +36,19 @@ struct AnalysisOutcome {
     QString report;                           // the engine's text report
     QString error;
     QString warning;                          // a part that could not be done (the rest is shown)
+    bool cancelled = false;
+};
+
+// Shared between the UI thread and a running analysis: how far it got, and
+// whether the user asked it to stop.
+struct AnalysisProgress {
+    std::atomic<int> permille{0};
+    std::atomic<bool> cancel{false};
 };
 
 // What to analyse besides the snapshot itself.
 struct AnalysisRequest {
+    std::shared_ptr<AnalysisProgress> progress; // may be null
     QString snapshot, split;                  // split empty: the snapshot's default
     GeometryOptions geometry;
     std::shared_ptr<const RunFile> compare_file; // null: the automatic stage-1 comparison

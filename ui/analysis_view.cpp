@@ -2,6 +2,7 @@
 
 #include <QFileInfo>
 #include <QSvgGenerator>
+#include <QToolTip>
 
 #include <algorithm>
 #include <numeric>
@@ -98,6 +99,94 @@ std::vector<int> classesByCount(const std::vector<std::int64_t>& train_counts) {
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return train_counts[a] > train_counts[b]; });
     return order;
+}
+
+namespace {
+
+// Holds a plot's describe function (a child of the plot, found again by hoverTextAt).
+class HoverHelper : public QObject {
+public:
+    HoverHelper(QCustomPlot* plot, HoverText describe) : QObject(plot), describe(std::move(describe)) {}
+    HoverText describe;
+};
+
+// The axis' tick label at a coordinate when the axis has text ticks (class names).
+QString tickName(QCPAxis* axis, double coord) {
+    if (auto text = axis->ticker().dynamicCast<QCPAxisTickerText>()) {
+        const auto it = text->ticks().find(std::round(coord));
+        if (it != text->ticks().end() && std::abs(it.key() - coord) < 0.5) return it.value();
+    }
+    return QString::number(coord, 'g', 4);
+}
+
+QString axisName(QCPAxis* axis) { return axis->label().isEmpty() ? QStringLiteral("x") : axis->label(); }
+
+} // namespace
+
+QString hoverTextAt(QCustomPlot* plot, const QPointF& pos) {
+    HoverText describe; // (no Q_OBJECT on the helper, so no findChild: qobject_cast would match any child)
+    for (QObject* child : plot->children())
+        if (const auto* helper = dynamic_cast<const HoverHelper*>(child)) describe = helper->describe;
+    double best = 8.0; // pixels
+    QString text;
+    for (int i = 0; i < plot->plottableCount(); ++i) {
+        QCPAbstractPlottable* p = plot->plottable(i);
+        if (!p->visible() || !p->keyAxis() || !p->valueAxis()) continue;
+        if (auto* map = qobject_cast<QCPColorMap*>(p)) {
+            double key = 0, value = 0;
+            map->pixelsToCoords(pos, key, value);
+            int ki = -1, vi = -1;
+            map->data()->coordToCell(key, value, &ki, &vi);
+            if (ki < 0 || vi < 0 || ki >= map->data()->keySize() || vi >= map->data()->valueSize()) continue;
+            double ck = 0, cv = 0;
+            map->data()->cellToCoord(ki, vi, &ck, &cv);
+            const double z = map->data()->cell(ki, vi);
+            QString t = describe ? describe(p, ck, cv, z) : QString();
+            if (t.isEmpty())
+                t = QStringLiteral("%1: %2\n%3: %4\n%5")
+                        .arg(axisName(map->keyAxis()), tickName(map->keyAxis(), ck), axisName(map->valueAxis()),
+                             tickName(map->valueAxis(), cv))
+                        .arg(z, 0, 'g', 4);
+            return t; // the map covers its whole rectangle
+        }
+        QVariant details;
+        const double distance = p->selectTest(pos, false, &details);
+        if (distance < 0 || distance >= best) continue;
+        const QCPDataSelection selection = details.value<QCPDataSelection>();
+        if (selection.isEmpty()) continue;
+        const int index = selection.dataRange().begin();
+        double key = 0, value = 0;
+        if (auto* graph = qobject_cast<QCPGraph*>(p)) {
+            if (index >= graph->dataCount()) continue;
+            key = (graph->data()->constBegin() + index)->key;
+            value = (graph->data()->constBegin() + index)->value;
+        } else if (auto* bars = qobject_cast<QCPBars*>(p)) {
+            if (index >= bars->dataCount()) continue;
+            key = (bars->data()->constBegin() + index)->key;
+            value = (bars->data()->constBegin() + index)->value;
+        } else {
+            continue;
+        }
+        QString t = describe ? describe(p, key, value, std::nan("")) : QString();
+        if (t.isEmpty())
+            t = QStringLiteral("%1\n%2: %3\n%4: %5")
+                    .arg(p->name(), axisName(p->keyAxis()), tickName(p->keyAxis(), key), axisName(p->valueAxis()))
+                    .arg(value, 0, 'g', 5);
+        best = distance;
+        text = t;
+    }
+    return text;
+}
+
+void installHoverValues(QCustomPlot* plot, HoverText describe) {
+    new HoverHelper(plot, std::move(describe));
+    QObject::connect(plot, &QCustomPlot::mouseMove, plot, [plot](QMouseEvent* event) {
+        const QString text = hoverTextAt(plot, event->position());
+        if (text.isEmpty())
+            QToolTip::hideText();
+        else
+            QToolTip::showText(event->globalPosition().toPoint(), text, plot);
+    });
 }
 
 } // namespace ltlab::ui

@@ -7,6 +7,7 @@
 #include <QString>
 #include <QWidget>
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -15,6 +16,7 @@
 #include "ltlab/geometry.h"
 #include "ltlab/run_file.h"
 
+class QCPAbstractPlottable;
 class QCustomPlot;
 
 namespace ltlab::ui {
@@ -28,6 +30,8 @@ struct ViewData {
     std::shared_ptr<const ClassGeometry3D> geometry;
     std::shared_ptr<const Analysis> compare;     // another snapshot to overlay (WB: the end of stage 1)
     QString compare_label;
+    // The other open runs' histories (file name, history), for the training curves.
+    std::vector<std::pair<QString, History>> other_histories;
 };
 
 class AnalysisView : public QWidget {
@@ -56,6 +60,16 @@ void replot(QCustomPlot* plot);
 // Saves a plot as PDF or SVG (vector) or PNG (raster at `dpi`), at a size fit
 // for a paper column: 5 x 3.6 inches.
 bool exportPlot(QCustomPlot* plot, const QString& path, double dpi);
+
+// Shows the numbers under the cursor as a tooltip: the nearest point of a
+// graph or bar within a few pixels (its name, the key and the value, with the
+// axis' tick label, e.g. a class name, where there is one), or the cell of a
+// colour map. `describe`, when given, writes the text instead (return an
+// empty string to fall back to the default).
+using HoverText = std::function<QString(const QCPAbstractPlottable* plottable, double key, double value, double z)>;
+void installHoverValues(QCustomPlot* plot, HoverText describe = {});
+// What installHoverValues would show at a widget position (empty: nothing), for tests.
+QString hoverTextAt(QCustomPlot* plot, const QPointF& pos);
 
 // The ordering used by every per-class view: classes by training count,
 // largest first (ties by class id), as the papers plot them.

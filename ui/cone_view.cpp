@@ -1,5 +1,8 @@
 #include "cone_view.h"
 
+#include <QLabel>
+#include <QVBoxLayout>
+
 #include <QFileInfo>
 #include <QHBoxLayout>
 
@@ -11,15 +14,23 @@ namespace ltlab::ui {
 
 ConeView::ConeView(QWidget* parent) : AnalysisView(parent) {
     histograms_ = makePlot(this, "Pairwise feature cosine");
+    installHoverValues(histograms_);
     heatmap_ = makePlot(this, "Class-mean cosine");
+    installHoverValues(heatmap_);
     scale_ = new QCPColorScale(heatmap_);
     scale_->setLabel(tr("cosine"));
     scale_->setDataRange(QCPRange(-1, 1));
     scale_->setGradient(QCPColorGradient::gpPolar);
     heatmap_->plotLayout()->addElement(0, 1, scale_);
-    auto* layout = new QHBoxLayout(this);
-    layout->addWidget(histograms_, 3);
-    layout->addWidget(heatmap_, 2);
+    numbers_ = new QLabel(this);
+    numbers_->setWordWrap(true);
+    numbers_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    auto* plots = new QHBoxLayout;
+    plots->addWidget(histograms_, 3);
+    plots->addWidget(heatmap_, 2);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(plots, 1);
+    layout->addWidget(numbers_);
 }
 
 void ConeView::showData(const ViewData& data) {
@@ -85,6 +96,17 @@ void ConeView::showData(const ViewData& data) {
     }
     replot(histograms_);
     replot(heatmap_);
+    if (data_.analysis) {
+        const Analysis& a = *data_.analysis;
+        const auto f = [](const Nullable& v) { return v ? QString::number(*v, 'f', 4) : QStringLiteral("n/a"); };
+        numbers_->setText(tr("Cone (analysis.md, %1 split): mean pairwise cosine %2 (std %3); same class %4, "
+                             "different class %5; mean cosine between class means %6.")
+                              .arg(QString::fromStdString(a.split), f(a.cone_mean_cos), f(a.cone_std_cos),
+                                   f(a.cone_mean_cos_same_class), f(a.cone_mean_cos_diff_class),
+                                   f(a.class_means_mean_cos)));
+    } else {
+        numbers_->clear();
+    }
 }
 
 QString ConeView::csv() const {

@@ -8,6 +8,8 @@
 
 #include "analysis_view.h"
 
+class QLabel;
+
 class QCPColorScale;
 
 namespace ltlab::ui {
@@ -29,6 +31,7 @@ public:
 private:
     QCustomPlot *histograms_, *heatmap_;
     QCPColorScale* scale_;
+    QLabel* numbers_;
     ViewData data_;
 };
 

@@ -9,12 +9,14 @@
 #include <QSaveFile>
 #include <QSpinBox>
 #include <QTemporaryDir>
+#include <QToolTip>
 #include <QVBoxLayout>
 
 #include <vtkActor.h>
 #include <vtkCellArray.h>
 #include <vtkCellData.h>
 #include <vtkCamera.h>
+#include <vtkCoordinate.h>
 #include <vtkFloatArray.h>
 #include <vtkPointData.h>
 #include <vtkPoints.h>
@@ -31,6 +33,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "ltlab/geometry.h"
 #include "vtk_widget.h"
@@ -198,8 +201,15 @@ GeometryView::GeometryView(QWidget* parent) : AnalysisView(parent) {
     connect(samples_, &QSpinBox::editingFinished, this, [this] {
         if (!data_.geometry || data_.geometry->options.samples_per_class != samples_->value()) emit optionsChanged();
     });
-    connect(show_etf_, &QCheckBox::toggled, this, [this] { showData(data_); });
+    connect(show_etf_, &QCheckBox::toggled, this, [this] { rebuildScene(false); });
     connect(vtk_, &VtkWidget::clicked, this, [this](QPointF p) { pickAt(p.x(), p.y()); });
+    connect(vtk_, &VtkWidget::hovered, this, [this](QPointF p, QPoint global) {
+        const int c = classAt(p.x(), p.y());
+        if (c >= 0)
+            QToolTip::showText(global, classText(c), vtk_);
+        else
+            QToolTip::hideText();
+    });
 
     info_ = new QLabel(this);
     info_->setWordWrap(true);
@@ -260,13 +270,32 @@ void GeometryView::fillClassChoices() {
 }
 
 void GeometryView::showData(const ViewData& data) {
+    // The camera stays where the user put it while the same run is shown on
+    // the same axes (the timeline, live training, picking); it is reset for
+    // another run, another class set or other axes.
+    const auto axesOf = [](const ViewData& d) {
+        return d.geometry ? std::make_tuple(d.geometry->options.axes, d.geometry->options.axis_classes,
+                                            d.geometry->classes.size())
+                          : std::make_tuple(GeometryAxes::Pca, std::array<int, 3>{}, std::size_t(0));
+    };
+    const bool reset_camera = data.run_name != data_.run_name || axesOf(data) != axesOf(data_) || sphere_count_ == 0;
     data_ = data;
+    rebuildScene(reset_camera);
+}
+
+void GeometryView::rebuildScene(bool reset_camera) {
     fillClassChoices();
     if (data_.geometry) { // show what was computed, whatever the controls said meanwhile
         const QSignalBlocker b0(axes_), b1(samples_);
         axes_->setCurrentIndex(data_.geometry->options.axes == GeometryAxes::ClassifierRows ? 1 : 0);
         for (auto* combo : axis_class_) combo->setEnabled(axes_->currentIndex() == 1);
         samples_->setValue(static_cast<int>(data_.geometry->options.samples_per_class));
+        if (data_.geometry->options.axes == GeometryAxes::ClassifierRows)
+            for (int j = 0; j < 3; ++j) {
+                const QSignalBlocker b(axis_class_[j]);
+                const int index = axis_class_[j]->findData(data_.geometry->options.axis_classes[static_cast<std::size_t>(j)]);
+                if (index >= 0) axis_class_[j]->setCurrentIndex(index);
+            }
     }
     vtkRenderer* renderer = vtk_->renderer();
     renderer->RemoveAllViewProps();
@@ -345,18 +374,30 @@ void GeometryView::showData(const ViewData& data) {
         text->SetInput(caption.toUtf8().constData());
         text->GetTextProperty()->SetFontSize(14);
         text->GetTextProperty()->SetColor(0.1, 0.1, 0.1);
-        text->SetPosition(8, 8);
+        text->GetPositionCoordinate()->SetCoordinateSystemToNormalizedViewport();
+        text->GetTextProperty()->SetVerticalJustificationToTop();
+        text->SetPosition(0.01, 0.985); // top left, clear of the scene
         renderer->AddActor2D(text);
         caption_actor_ = text;
         caption_ = caption;
         sphere_count_ = static_cast<int>(K);
-        vtk_->resetCamera();
+        if (reset_camera) vtk_->resetCamera();
+        renderer->ResetCameraClippingRange();
     }
     showPicked();
     vtk_->update();
 }
 
 int GeometryView::pickAt(double x, double y) {
+    const int picked = classAt(x, y);
+    if (picked != picked_) {
+        picked_ = picked;
+        rebuildScene(false); // redraws the selection shell
+    }
+    return picked;
+}
+
+int GeometryView::classAt(double x, double y) const {
     // The front-most class mean whose sphere covers (x, y) on screen.
     int picked = -1;
     if (data_.geometry && radii_.size() == data_.geometry->means.size()) {
@@ -382,23 +423,21 @@ int GeometryView::pickAt(double x, double y) {
             }
         }
     }
-    if (picked != picked_) {
-        picked_ = picked;
-        showData(data_); // redraws the selection shell
-    }
     return picked;
 }
 
-QString GeometryView::pickedText() const {
-    if (picked_ < 0 || !data_.analysis) return {};
+QString GeometryView::pickedText() const { return classText(picked_); }
+
+QString GeometryView::classText(int picked) const {
+    if (picked < 0 || !data_.analysis) return {};
     const auto& pc = data_.analysis->per_class;
-    const auto c = static_cast<std::size_t>(picked_);
+    const auto c = static_cast<std::size_t>(picked);
     static const char* groups[] = {"many-shot", "medium-shot", "few-shot"};
     const int group = static_cast<int>(pc.group[c]);
     return tr("%1 (class %2): %3 training samples (%4); accuracy %5 on %6 samples; ||w|| = %7, bias %8; "
               "||mean|| = %9")
-        .arg(className(data_.classes, picked_))
-        .arg(picked_)
+        .arg(className(data_.classes, picked))
+        .arg(picked)
         .arg(pc.train_count[c])
         .arg(group >= 0 && group < 3 ? groups[group] : "")
         .arg(percent(pc.accuracy[c]))
@@ -472,7 +511,7 @@ bool GeometryView::saveSvg(const QString& path, int scale) const {
     out.write(base64);
     out.write(QStringLiteral("\"/>\n<text x=\"8\" y=\"%1\" font-family=\"sans-serif\" font-size=\"14\" "
                              "fill=\"#1a1a1a\">%2</text>\n</svg>\n")
-                  .arg(h - 10)
+                  .arg(20) // top left, as in the window
                   .arg(text)
                   .toUtf8());
     return out.commit();

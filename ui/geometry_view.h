@@ -43,11 +43,15 @@ public:
     int pickAt(double x, double y);
     int pickedClass() const { return picked_; }
     QString pickedText() const;
+    // The class under display coordinates (-1: none) and its numbers, for hover.
+    int classAt(double x, double y) const;
+    QString classText(int c) const;
 
 signals:
     void optionsChanged();
 
 private:
+    void rebuildScene(bool reset_camera);
     void showPicked();
     void fillClassChoices();
     bool saveSvg(const QString& path, int scale) const;

@@ -31,8 +31,11 @@ QVector<double> values(const std::vector<ShotAccuracy>& acc, Nullable ShotAccura
 
 LogitAdjustmentView::LogitAdjustmentView(QWidget* parent) : AnalysisView(parent) {
     implicit_ = makePlot(this, "Implicit logit adjustment");
+    installHoverValues(implicit_);
     sweep_ = makePlot(this, "Post-hoc logit adjustment sweep");
+    installHoverValues(sweep_);
     per_class_ = makePlot(this, "Per-class accuracy at tau");
+    installHoverValues(per_class_);
     mode_ = new QComboBox(this);
     mode_->addItems({tr("additive  z - tau log pi"), tr("multiplicative  z / pi^tau")});
     tau_slider_ = new QSlider(Qt::Horizontal, this);
@@ -54,10 +57,12 @@ LogitAdjustmentView::LogitAdjustmentView(QWidget* parent) : AnalysisView(parent)
     connect(mode_, &QComboBox::currentIndexChanged, this, [this] {
         drawSweep();
         drawPerClass();
+        emit tauChanged(tau_slider_->value(), multiplicative());
     });
     connect(tau_slider_, &QSlider::valueChanged, this, [this] {
         drawSweep();
         drawPerClass();
+        emit tauChanged(tau_slider_->value(), multiplicative());
     });
 }
 

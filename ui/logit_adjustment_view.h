@@ -4,7 +4,8 @@
 // Right: the post-hoc sweep (balanced accuracy against tau, additive and
 // multiplicative; many / medium / few for the chosen mode). Below: a tau
 // slider and the per-class accuracy at that tau, read from the engine's
-// per-class sweep, so moving it is instant.
+// per-class sweep, so moving it is instant; the per-class view shows the
+// same accuracies beside the unadjusted ones (tauChanged).
 
 #include "analysis_view.h"
 
@@ -31,6 +32,10 @@ public:
     QSlider* tauSlider() const { return tau_slider_; }
     bool multiplicative() const;
     void setMultiplicative(bool on);
+
+signals:
+    // The slider moved (or the mode changed): the index into the engine's sweep.
+    void tauChanged(int sweep_index, bool multiplicative);
 
 private:
     void drawImplicit();

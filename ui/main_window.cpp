@@ -14,6 +14,8 @@
 #include <QMenuBar>
 #include <QMimeData>
 #include <QProgressBar>
+#include <QInputDialog>
+#include <QDir>
 #include <QSettings>
 #include <QSlider>
 #include <QStatusBar>
@@ -52,17 +54,21 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     report_ = new ReportView(this);
     geometry_ = new GeometryView(this);
     weight_norms_ = new WeightNormView(this);
+    auto* logit_adjustment = new LogitAdjustmentView(this);
+    auto* per_class = new PerClassView(this);
     views_ = {report_,
               geometry_,
               new ConeView(this),
               weight_norms_,
-              new LogitAdjustmentView(this),
-              new PerClassView(this),
+              logit_adjustment,
+              per_class,
               new TrainingCurvesView(this)};
     for (AnalysisView* v : views_) tabs_->addTab(v, v->title());
     // Choices that change what core computes ask for a new analysis.
     connect(geometry_, &GeometryView::optionsChanged, this, &MainWindow::reanalyzeCurrent);
     connect(weight_norms_, &WeightNormView::compareChanged, this, &MainWindow::reanalyzeCurrent);
+    // The tau slider's per-class accuracies also appear in the per-class view.
+    connect(logit_adjustment, &LogitAdjustmentView::tauChanged, per_class, &PerClassView::setLogitAdjustment);
     setCentralWidget(tabs_);
 
     runs_ = new QTreeWidget(this);
@@ -134,9 +140,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     view_menu->addAction(timeline_dock->toggleViewAction());
     view_menu->addAction(training_->toggleViewAction());
     view_menu->addSeparator();
-    QAction* presentation = view_menu->addAction(tr("&Presentation mode"), this, &MainWindow::setPresentationMode);
-    presentation->setCheckable(true);
-    presentation->setShortcut(QKeySequence(Qt::Key_F5));
+    presentation_ = view_menu->addAction(tr("&Presentation mode"), this, &MainWindow::setPresentationMode);
+    presentation_->setCheckable(true);
+    presentation_->setShortcut(QKeySequence(Qt::Key_F5));
     normal_font_ = QApplication::font();
 
     progress_ = new QProgressBar(this);
@@ -144,11 +150,39 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     progress_->setMaximumWidth(160);
     progress_->hide();
     statusBar()->addPermanentWidget(progress_);
+    cancel_ = new QToolButton(this);
+    cancel_->setText(tr("Cancel"));
+    cancel_->setToolTip(tr("Stop the running analysis (Esc)"));
+    cancel_->setShortcut(Qt::Key_Escape);
+    cancel_->hide();
+    statusBar()->addPermanentWidget(cancel_);
+    connect(cancel_, &QToolButton::clicked, this, &MainWindow::cancelAnalysis);
+    // The analysis reports its progress through atomics; the bar reads them.
+    progress_timer_ = new QTimer(this);
+    progress_timer_->setInterval(100);
+    connect(progress_timer_, &QTimer::timeout, this, [this] {
+        if (analysis_progress_) {
+            progress_->setRange(0, 1000);
+            progress_->setValue(analysis_progress_->permille.load());
+        } else {
+            progress_->setRange(0, 0); // busy: opening a file
+        }
+    });
     statusBar()->showMessage(tr("Ready"));
 
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
     restoreState(settings.value("window/state").toByteArray());
+    training_->restoreSettings();
+    if (settings.value("window/presentation", false).toBool()) presentation_->trigger();
+    if (settings.contains("geometry/samples_per_class")) { // before any run is open: no analysis to redo
+        GeometryOptions g;
+        g.axes = settings.value("geometry/classifier_axes").toBool() ? GeometryAxes::ClassifierRows : GeometryAxes::Pca;
+        const QVariantList classes = settings.value("geometry/axis_classes").toList();
+        for (int j = 0; j < 3 && j < classes.size(); ++j) g.axis_classes[static_cast<std::size_t>(j)] = classes[j].toInt();
+        g.samples_per_class = settings.value("geometry/samples_per_class").toLongLong();
+        geometry_->setOptions(g);
+    }
     updateRecentMenu();
 }
 
@@ -160,14 +194,32 @@ AnalysisView* MainWindow::view(const QString& file_stem) const {
     return nullptr;
 }
 
+void MainWindow::showEveryView() {
+    for (int i = 0; i < tabs_->count(); ++i) {
+        tabs_->setCurrentIndex(i);
+        QApplication::processEvents(); // lays out, draws the plots, renders the 3D view
+    }
+    tabs_->setCurrentWidget(runs_by_path_.empty() ? static_cast<QWidget*>(report_) : geometry_);
+    QApplication::processEvents();
+}
+
+void MainWindow::cancelAnalysis() {
+    if (analysis_progress_) analysis_progress_->cancel = true;
+}
+
 void MainWindow::beginWork(const QString& message) {
     ++pending_;
     progress_->show();
+    progress_timer_->start();
     statusBar()->showMessage(message);
 }
 
 void MainWindow::endWork() {
-    if (--pending_ == 0) progress_->hide();
+    if (--pending_ == 0) {
+        progress_->hide();
+        progress_timer_->stop();
+    }
+    cancel_->setVisible(analysis_progress_ != nullptr);
     emit workFinished();
 }
 
@@ -182,17 +234,27 @@ void MainWindow::exportCurrentView() {
     if (!view) return;
     const bool text = view == report_;
     QString filter = text ? tr("Text (*.txt);;JSON (*.json)")
-                          : tr("PDF, vector (*.pdf);;SVG, vector (*.svg);;PNG, 300 dpi (*.png);;Data as CSV (*.csv)");
+                          : tr("PDF (*.pdf);;SVG (*.svg);;PNG (*.png);;Data as CSV (*.csv)");
+    QSettings settings;
     QString chosen;
-    const QString path = QFileDialog::getSaveFileName(this, tr("Export %1").arg(view->title()), view->fileStem(), filter, &chosen);
+    const QString start = QDir(settings.value("export/folder").toString()).filePath(view->fileStem());
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export %1").arg(view->title()), start, filter, &chosen);
     if (path.isEmpty()) return;
+    settings.setValue("export/folder", QFileInfo(path).absolutePath());
     const QString suffix = QFileInfo(path).suffix().toLower();
     bool ok = false;
     if (suffix == "csv" || suffix == "json") {
         QFile file(path);
         ok = file.open(QIODevice::WriteOnly | QIODevice::Text) && file.write(view->csv().toUtf8()) >= 0;
     } else {
-        ok = view->exportFigure(path, 300);
+        int dpi = settings.value("export/dpi", 300).toInt();
+        if (suffix == "png") { // the 3D view renders at dpi / 96 times its size
+            bool accepted = false;
+            dpi = QInputDialog::getInt(this, tr("PNG resolution"), tr("Dots per inch:"), dpi, 72, 1200, 50, &accepted);
+            if (!accepted) return;
+            settings.setValue("export/dpi", dpi);
+        }
+        ok = view->exportFigure(path, dpi);
     }
     statusBar()->showMessage(ok ? tr("Exported %1").arg(path) : tr("Could not export to %1").arg(path), 8000);
 }
@@ -321,11 +383,22 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         request.compare_file = other->second.file;
         request.compare_snapshot = compare.second;
     }
+    // Only the newest analysis is shown: stop the one running before it.
+    if (analysis_progress_) analysis_progress_->cancel = true;
+    analysis_progress_ = request.progress = std::make_shared<AnalysisProgress>();
+    cancel_->show();
     beginWork(tr("Analysing %1…").arg(request.snapshot));
     auto* watcher = new QFutureWatcher<AnalysisOutcome>(this);
-    connect(watcher, &QFutureWatcher<AnalysisOutcome>::finished, this, [this, watcher] {
+    connect(watcher, &QFutureWatcher<AnalysisOutcome>::finished, this, [this, watcher, progress = request.progress] {
         const AnalysisOutcome out = watcher->result();
         watcher->deleteLater();
+        const bool newest = progress == analysis_progress_;
+        if (newest) analysis_progress_.reset();
+        if (out.cancelled) {
+            if (newest) statusBar()->showMessage(tr("Analysis of %1 cancelled").arg(out.snapshot));
+            endWork();
+            return;
+        }
         // Only the selected snapshot's result is shown; older ones are dropped.
         QTreeWidgetItem* current = runs_->currentItem();
         const bool still_selected = current && current->data(0, kPathRole).toString() == out.path &&
@@ -333,8 +406,11 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         const auto run = runs_by_path_.find(out.path);
         if (still_selected && run != runs_by_path_.end() && run->second.file) {
             if (out.error.isEmpty()) {
-                const ViewData data{QFileInfo(out.path).fileName(), out.analysis, run->second.file->classes(),
-                                    run->second.history, out.cone, out.geometry, out.compare, out.compare_label};
+                ViewData data{QFileInfo(out.path).fileName(), out.analysis, run->second.file->classes(),
+                              run->second.history, out.cone, out.geometry, out.compare, out.compare_label, {}};
+                for (const auto& [path, other] : runs_by_path_)
+                    if (path != out.path && other.history)
+                        data.other_histories.emplace_back(QFileInfo(path).fileName(), *other.history);
                 for (AnalysisView* v : views_) v->showData(data);
                 statusBar()->showMessage(out.warning.isEmpty()
                                              ? tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split)
@@ -399,6 +475,12 @@ void MainWindow::closeEvent(QCloseEvent* event) {
     QSettings settings;
     settings.setValue("window/geometry", saveGeometry());
     settings.setValue("window/state", saveState());
+    settings.setValue("window/presentation", presentation_->isChecked());
+    const GeometryOptions g = geometry_->options();
+    settings.setValue("geometry/classifier_axes", g.axes == GeometryAxes::ClassifierRows);
+    settings.setValue("geometry/axis_classes", QVariantList{g.axis_classes[0], g.axis_classes[1], g.axis_classes[2]});
+    settings.setValue("geometry/samples_per_class", static_cast<qlonglong>(g.samples_per_class));
+    training_->saveSettings();
     event->accept();
 }
 

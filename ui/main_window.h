@@ -14,6 +14,7 @@
 #include "analysis_view.h"
 #include "ltlab/run_file.h"
 
+class QAction;
 class QLabel;
 class QProgressBar;
 class QSlider;
@@ -25,6 +26,7 @@ class QTreeWidgetItem;
 
 namespace ltlab::ui {
 
+struct AnalysisProgress;
 class GeometryView;
 class ReportView;
 class WeightNormView;
@@ -38,6 +40,11 @@ public:
     void openFiles(const QStringList& paths);
     // Number of analyses and file opens still running (for --screenshot and tests).
     int pendingWork() const { return pending_; }
+    // Shows every tab once (each view draws its data), ending on the 3D view
+    // when a run is open: for --screenshot.
+    void showEveryView();
+    // Stops the running analysis (the status bar's Cancel button).
+    void cancelAnalysis();
     QTreeWidget* runsTree() const { return runs_; }
     QString reportText() const;
     QSlider* timeline() const { return timeline_; }
@@ -91,6 +98,10 @@ private:
     QToolButton* play_ = nullptr;
     QTimer* play_timer_ = nullptr;
     QProgressBar* progress_ = nullptr;
+    QToolButton* cancel_ = nullptr;
+    QAction* presentation_ = nullptr;
+    QTimer* progress_timer_ = nullptr;
+    std::shared_ptr<AnalysisProgress> analysis_progress_; // of the analysis whose result will be shown
     TrainingDock* training_ = nullptr;
     QFont normal_font_;
     QMenu* recent_menu_ = nullptr;

@@ -17,7 +17,9 @@ const char* kGroupNames[] = {"many", "medium", "few"};
 
 PerClassView::PerClassView(QWidget* parent) : AnalysisView(parent) {
     accuracy_ = makePlot(this, "Per-class accuracy");
+    installHoverValues(accuracy_);
     confusion_ = makePlot(this, "Confusion matrix");
+    installHoverValues(confusion_);
     scale_ = new QCPColorScale(confusion_);
     scale_->setLabel(tr("fraction of the true class"));
     scale_->setDataRange(QCPRange(0, 1));
@@ -72,12 +74,53 @@ void PerClassView::showData(const ViewData& data) {
         bars->setWidth(0.8);
         accuracy_->xAxis->setRange(-0.5, double(order.size()) - 0.5);
     }
+    drawAdjusted();
     accuracy_->xAxis->setLabel(tr("class, by training count (head to tail)"));
     accuracy_->yAxis->setLabel(tr("accuracy (%)"));
     accuracy_->yAxis->setRange(0, 100);
     accuracy_->legend->setVisible(true);
     replot(accuracy_);
     drawConfusion();
+}
+
+void PerClassView::setLogitAdjustment(int sweep_index, bool multiplicative) {
+    la_index_ = sweep_index;
+    la_multiplicative_ = multiplicative;
+    for (int i = accuracy_->graphCount() - 1; i >= 0; --i)
+        if (accuracy_->graph(i)->property("adjusted").toBool()) accuracy_->removeGraph(i);
+    drawAdjusted();
+    replot(accuracy_);
+}
+
+void PerClassView::drawAdjusted() {
+    if (!data_.analysis || la_index_ <= 0) return;
+    const auto& sweep = la_multiplicative_ ? data_.analysis->la_multiplicative : data_.analysis->la_additive;
+    const auto k = static_cast<std::size_t>(la_index_);
+    if (k >= sweep.per_class_accuracy.size()) return;
+    const auto order = classesByCount(data_.analysis->per_class.train_count);
+    QVector<double> keys, values;
+    for (std::size_t rank = 0; rank < order.size(); ++rank)
+        if (const auto& v = sweep.per_class_accuracy[k][static_cast<std::size_t>(order[rank])]) {
+            keys << double(rank);
+            values << 100.0 * *v;
+        }
+    QCPGraph* adjusted = accuracy_->addGraph();
+    adjusted->setProperty("adjusted", true);
+    adjusted->setName(tr("after %1 logit adjustment, tau = %2")
+                          .arg(la_multiplicative_ ? tr("multiplicative") : tr("additive"))
+                          .arg(sweep.tau[k], 0, 'f', 1));
+    adjusted->setData(keys, values, true);
+    adjusted->setLineStyle(QCPGraph::lsNone);
+    adjusted->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDiamond, QColor(0xd6, 0x27, 0x28), Qt::white, 8));
+}
+
+std::vector<double> PerClassView::adjustedValues() const {
+    std::vector<double> values;
+    for (int i = 0; i < accuracy_->graphCount(); ++i)
+        if (accuracy_->graph(i)->property("adjusted").toBool())
+            for (auto it = accuracy_->graph(i)->data()->constBegin(); it != accuracy_->graph(i)->data()->constEnd(); ++it)
+                values.push_back(it->value);
+    return values;
 }
 
 void PerClassView::drawConfusion() {

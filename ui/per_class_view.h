@@ -24,14 +24,23 @@ public:
     QCustomPlot* accuracyPlot() const { return accuracy_; }
     QCustomPlot* confusionPlot() const { return confusion_; }
     QCheckBox* groupedBox() const { return grouped_; }
+    // Markers for the per-class accuracy after post-hoc logit adjustment at
+    // the engine's sweep index (0: tau = 0, no markers), as the logit-
+    // adjustment view's slider says.
+    void setLogitAdjustment(int sweep_index, bool multiplicative);
+    // Those markers' heights in display order (empty without them), for tests.
+    std::vector<double> adjustedValues() const;
 
 private:
     void drawConfusion();
+    void drawAdjusted();
 
     QCustomPlot *accuracy_, *confusion_;
     QCPColorScale* scale_;
     QCheckBox* grouped_;
     ViewData data_;
+    int la_index_ = 0;
+    bool la_multiplicative_ = false;
 };
 
 } // namespace ltlab::ui

@@ -1,6 +1,8 @@
 #include "training_curves_view.h"
 
+#include <QCheckBox>
 #include <QComboBox>
+#include <QHBoxLayout>
 #include <QLabel>
 #include <QVBoxLayout>
 
@@ -41,12 +43,20 @@ QColor colour(int i) {
 
 TrainingCurvesView::TrainingCurvesView(QWidget* parent) : AnalysisView(parent) {
     plot_ = makePlot(this, "Training curves");
+    installHoverValues(plot_);
     group_ = new QComboBox(this);
     for (const auto& g : groups()) group_->addItem(tr(g.title));
+    overlay_ = new QCheckBox(tr("Overlay the other open runs"), this);
+    overlay_->setChecked(true);
+    auto* controls = new QHBoxLayout;
+    controls->addWidget(group_);
+    controls->addWidget(overlay_);
+    controls->addStretch(1);
     auto* layout = new QVBoxLayout(this);
-    layout->addWidget(group_);
+    layout->addLayout(controls);
     layout->addWidget(plot_, 1);
     connect(group_, &QComboBox::currentIndexChanged, this, [this] { redraw(); });
+    connect(overlay_, &QCheckBox::toggled, this, [this] { redraw(); });
 }
 
 void TrainingCurvesView::showData(const ViewData& data) {
@@ -59,12 +69,21 @@ void TrainingCurvesView::redraw() {
     const Group& group = groups()[static_cast<std::size_t>(std::max(0, group_->currentIndex()))];
     bool all_positive = true, any = false;
     double lo = INFINITY, hi = 0;
-    if (data_.history && data_.history->series.count("epoch")) {
-        const auto& epochs = data_.history->series.at("epoch");
+    // The selected run solid; the others dashed, in the same colour per series.
+    std::vector<std::pair<QString, const History*>> runs;
+    if (data_.history) runs.emplace_back(QString(), &*data_.history);
+    if (overlay_->isChecked())
+        for (const auto& [name, history] : data_.other_histories) runs.emplace_back(name, &history);
+    static const Qt::PenStyle dashes[] = {Qt::DashLine, Qt::DotLine, Qt::DashDotLine, Qt::DashDotDotLine};
+    for (std::size_t r = 0; r < runs.size(); ++r) {
+        const History& history = *runs[r].second;
+        if (!history.series.count("epoch")) continue;
+        const auto& epochs = history.series.at("epoch");
         int i = 0;
         for (const char* name : group.series) {
-            const auto it = data_.history->series.find(name);
-            if (it == data_.history->series.end()) continue;
+            const auto it = history.series.find(name);
+            if (it == history.series.end()) continue;
+            const QColor c = colour(i++);
             QVector<double> x, y;
             for (std::size_t e = 0; e < it->second.size(); ++e)
                 if (std::isfinite(it->second[e])) {
@@ -76,10 +95,14 @@ void TrainingCurvesView::redraw() {
                 }
             if (x.isEmpty()) continue;
             QCPGraph* g = plot_->addGraph();
-            g->setName(name);
+            g->setName(r == 0 && runs[0].first.isEmpty() ? QString(name) : runs[r].first + ": " + name);
             g->setData(x, y, true);
-            g->setPen(QPen(colour(i++), 2));
-            g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 4));
+            if (r == 0 && runs[0].first.isEmpty()) {
+                g->setPen(QPen(c, 2));
+                g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 4));
+            } else {
+                g->setPen(QPen(c, 1.5, dashes[r % 4]));
+            }
             any = true;
         }
     }

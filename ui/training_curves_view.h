@@ -1,10 +1,12 @@
 #pragma once
 // The run's /history over epochs: loss and accuracies, neural collapse
 // (NC1-NC4), FDR and the cone statistics, each group on its own axes
-// (logarithmic where every value is positive and they span decades).
+// (logarithmic where every value is positive and they span decades). The
+// other open runs are overlaid with dashed lines of the same colours.
 
 #include "analysis_view.h"
 
+class QCheckBox;
 class QComboBox;
 
 namespace ltlab::ui {
@@ -21,12 +23,14 @@ public:
 
     QCustomPlot* plot() const { return plot_; }
     QComboBox* groupBox() const { return group_; }
+    QCheckBox* overlayBox() const { return overlay_; }
 
 private:
     void redraw();
 
     QCustomPlot* plot_;
     QComboBox* group_;
+    QCheckBox* overlay_;
     ViewData data_;
 };
 

@@ -4,6 +4,7 @@
 #include <QCoreApplication>
 #include <QDateTime>
 #include <QDir>
+#include <QSettings>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
 #include <QHBoxLayout>
@@ -227,6 +228,43 @@ void TrainingDock::readOutput() {
             status_->setText(event.value("message").toString());
         }
     }
+}
+
+void TrainingDock::saveSettings() const {
+    QSettings settings;
+    settings.beginGroup("training");
+    settings.setValue("dataset", dataset_->currentText());
+    settings.setValue("data_dir", data_dir_->text());
+    settings.setValue("imbalance", imbalance_->value());
+    settings.setValue("model", model_->currentText());
+    settings.setValue("recipe", recipe_->currentText());
+    settings.setValue("epochs", epochs_->value());
+    settings.setValue("stage2_epochs", stage2_epochs_->value());
+    settings.setValue("lr", lr_->value());
+    settings.setValue("weight_decay", weight_decay_->value());
+    settings.setValue("seed", seed_->value());
+    settings.setValue("device", device_->currentText());
+}
+
+void TrainingDock::restoreSettings() {
+    QSettings settings;
+    settings.beginGroup("training");
+    if (!settings.contains("recipe")) return;
+    auto choose = [&settings](QComboBox* box, const char* key) {
+        const int index = box->findText(settings.value(key).toString());
+        if (index >= 0) box->setCurrentIndex(index);
+    };
+    choose(dataset_, "dataset");
+    data_dir_->setText(settings.value("data_dir").toString());
+    imbalance_->setValue(settings.value("imbalance", imbalance_->value()).toDouble());
+    choose(model_, "model");
+    choose(recipe_, "recipe");
+    epochs_->setValue(settings.value("epochs", epochs_->value()).toInt());
+    stage2_epochs_->setValue(settings.value("stage2_epochs", stage2_epochs_->value()).toInt());
+    lr_->setValue(settings.value("lr", lr_->value()).toDouble());
+    weight_decay_->setValue(settings.value("weight_decay", weight_decay_->value()).toDouble());
+    seed_->setValue(settings.value("seed", seed_->value()).toInt());
+    choose(device_, "device");
 }
 
 } // namespace ltlab::ui

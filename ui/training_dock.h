@@ -36,6 +36,9 @@ public:
     void applyPreset(int index);
     // The ltlab executable to run (default: this process's own, which is ltlab).
     void setExecutable(const QString& path) { executable_ = path; }
+    // The form's fields, kept between sessions (QSettings, group "training").
+    void saveSettings() const;
+    void restoreSettings();
     // Form fields, for tests and scripted demos.
     void setDataset(const QString& dataset, const QString& model);
     void setRecipe(const QString& recipe, int epochs);

@@ -34,7 +34,7 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_main(int argc, char** argv) {
         // Saves once every file is open and analysed (or immediately when there is nothing to do).
         auto save = [&window, out] {
             if (window.pendingWork() > 0) return;
-            QApplication::processEvents();
+            window.showEveryView();
             const bool ok = window.grab().save(out, "PNG");
             if (!ok) std::fprintf(stderr, "ltlab: cannot write screenshot %s\n", qPrintable(out));
             QApplication::exit(ok ? 0 : 2);

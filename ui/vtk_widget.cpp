@@ -20,6 +20,7 @@
 namespace ltlab::ui {
 
 VtkWidget::VtkWidget(QWidget* parent) : QOpenGLWidget(parent) {
+    setMouseTracking(true); // hover shows the numbers under the cursor
     window_ = vtkSmartPointer<vtkGenericOpenGLRenderWindow>::New();
     renderer_ = vtkSmartPointer<vtkRenderer>::New();
     renderer_->SetBackground(1.0, 1.0, 1.0);
@@ -93,7 +94,7 @@ void VtkWidget::paintGL() {
 
 void VtkWidget::resetCamera() {
     renderer_->ResetCamera();
-    renderer_->GetActiveCamera()->Zoom(1.4); // ResetCamera fits the bounding sphere: a lot of margin
+    renderer_->GetActiveCamera()->Zoom(1.25); // ResetCamera fits the bounding sphere: a lot of margin
     update();
 }
 
@@ -152,6 +153,10 @@ void VtkWidget::mouseReleaseEvent(QMouseEvent* event) {
 }
 
 void VtkWidget::mouseMoveEvent(QMouseEvent* event) {
+    if (event->buttons() == Qt::NoButton) {
+        emit hovered(toDisplay(event->pos()), event->globalPosition().toPoint());
+        return;
+    }
     if (!(event->buttons() & Qt::LeftButton)) return;
     const QPoint d = event->pos() - last_mouse_;
     last_mouse_ = event->pos();

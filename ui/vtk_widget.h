@@ -36,6 +36,7 @@ public:
 
 signals:
     void clicked(QPointF display_pos);
+    void hovered(QPointF display_pos, QPoint global_pos); // the mouse moves with no button down
 
 protected:
     void initializeGL() override;

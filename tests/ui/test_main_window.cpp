@@ -1,6 +1,8 @@
 // The workbench window opens a run file on a worker thread and shows the
 // engine's own report for the latest snapshot.
 
+#include <QImage>
+#include <QProcess>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTreeWidget>
@@ -51,6 +53,29 @@ private slots:
         const auto analysis = ltlab::analyzeSnapshot(file, snap, snap.defaultSplit(),
                                                      ltlab::defaultOptionsFor(*file, std::nullopt, std::nullopt));
         QCOMPARE(window.reportText(), QString::fromStdString(ltlab::analysisToText(analysis, file->classes())));
+    }
+
+    // `ltlab --screenshot FILE.png RUN.h5` renders the views and saves the window.
+    void screenshotIsANonBlankImageOfTheWindow() {
+        QTemporaryDir dir;
+        const QString run = dir.filePath("run.h5"), png = dir.filePath("shot.png");
+        ltlab::SynthConfig cfg;
+        cfg.classes = 6;
+        cfg.dim = 8;
+        cfg.history = false;
+        ltlab::writeSyntheticRun(run.toStdString(), cfg);
+        QProcess ltlab;
+        ltlab.start(qEnvironmentVariable("LTLAB_BIN"), {"--screenshot", png, run});
+        QVERIFY(ltlab.waitForFinished(60000));
+        QCOMPARE(ltlab.exitCode(), 0);
+        const QImage image(png);
+        QVERIFY(!image.isNull());
+        QVERIFY(image.width() > 400 && image.height() > 300);
+        int coloured = 0; // the 3D view's blue and red spheres, not only the window's greys
+        for (int y = 0; y < image.height(); y += 2)
+            for (int x = 0; x < image.width(); x += 2)
+                if (qAbs(image.pixelColor(x, y).red() - image.pixelColor(x, y).blue()) > 60) ++coloured;
+        QVERIFY2(coloured > 100, qPrintable(QString("%1 coloured pixels").arg(coloured)));
     }
 
     // The user overlays any open snapshot on the weight norms, and the

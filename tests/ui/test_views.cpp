@@ -112,6 +112,21 @@ private slots:
                 QCOMPARE(it->value, 100.0 * *sweep.per_class_accuracy[static_cast<std::size_t>(k)][c]);
             }
         }
+        // The per-class view shows the same adjusted accuracies, following the slider.
+        PerClassView per_class;
+        per_class.showData(data_);
+        QObject::connect(&view, &LogitAdjustmentView::tauChanged, &per_class, &PerClassView::setLogitAdjustment);
+        view.setMultiplicative(true);
+        view.tauSlider()->setValue(17);
+        const auto adjusted = per_class.adjustedValues();
+        const auto& mult = data_.analysis->la_multiplicative;
+        QCOMPARE(adjusted.size(), order.size());
+        for (std::size_t r = 0; r < order.size(); ++r)
+            QCOMPARE(adjusted[r], 100.0 * *mult.per_class_accuracy[17][static_cast<std::size_t>(order[r])]);
+        view.tauSlider()->setValue(0);
+        QVERIFY(per_class.adjustedValues().empty());
+        view.setMultiplicative(false);
+
         // The implicit fit line has the engine's slope.
         const auto line = points(view.implicitPlot(), QString("fit: tau = %1").arg(*data_.analysis->implicit_la_tau, 0, 'f', 3));
         QCOMPARE(line.size(), 2);
@@ -126,6 +141,30 @@ private slots:
         const auto& series = data_.history->series.at("nc1");
         QCOMPARE(nc1.size(), static_cast<int>(series.size()));
         for (int e = 0; e < nc1.size(); ++e) QCOMPARE(nc1[e].y(), series[static_cast<std::size_t>(e)]);
+
+        // Another open run is overlaid (dashed) under its file name, and can be hidden.
+        ViewData both = data_;
+        History other = *data_.history;
+        for (auto& v : other.series.at("nc1")) v *= 2;
+        both.other_histories.emplace_back("other.h5", other);
+        view.showData(both);
+        const auto overlaid = points(view.plot(), "other.h5: nc1");
+        QCOMPARE(overlaid.size(), nc1.size());
+        for (int e = 0; e < overlaid.size(); ++e) QCOMPARE(overlaid[e].y(), 2 * series[static_cast<std::size_t>(e)]);
+        QCOMPARE(points(view.plot(), "nc1"), nc1);
+        view.overlayBox()->setChecked(false);
+        QVERIFY(points(view.plot(), "other.h5: nc1").isEmpty());
+
+        // Hovering a point shows its series and numbers.
+        view.resize(900, 600);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        view.plot()->replot();
+        const QPointF at(view.plot()->xAxis->coordToPixel(nc1[1].x()), view.plot()->yAxis->coordToPixel(nc1[1].y()));
+        const QString text = hoverTextAt(view.plot(), at);
+        QVERIFY2(text.startsWith("nc1\n"), qPrintable(text));
+        QVERIFY2(text.contains(QString::number(nc1[1].y(), 'g', 5)), qPrintable(text));
+        QVERIFY(hoverTextAt(view.plot(), QPointF(2, 2)).isEmpty());
     }
 
     void exportsValidPdfSvgPngAndCsv() {
