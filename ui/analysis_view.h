@@ -42,6 +42,9 @@ public:
     virtual QString fileStem() const = 0;        // e.g. "weight_norms" for figures
     virtual void showData(const ViewData& data) = 0;
     virtual QString csv() const = 0;
+    // The data behind a view's other figures, as (file-stem suffix, CSV): e.g.
+    // ("_confusion", ...) beside per_class.csv. Written next to csv().
+    virtual std::vector<std::pair<QString, QString>> extraCsv() const { return {}; }
     // Writes the figure; the format comes from the suffix (pdf, svg, png).
     virtual bool exportFigure(const QString& path, double dpi = 300) const = 0;
 };

@@ -22,6 +22,7 @@ public:
     QString fileStem() const override { return "cone"; }
     void showData(const ViewData& data) override;
     QString csv() const override;
+    std::vector<std::pair<QString, QString>> extraCsv() const override;
     // The histograms (path) and the heatmap (path with "_class_means").
     bool exportFigure(const QString& path, double dpi) const override;
 

@@ -79,6 +79,13 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* 
             if (!csv.open(QIODevice::WriteOnly | QIODevice::Text) || csv.write(view->csv().toUtf8()) < 0)
                 throw InputError(csv_path.toStdString(), "", "cannot write the data");
             std::printf("%s\n", qPrintable(csv_path));
+            for (const auto& [suffix, table] : view->extraCsv()) {
+                const QString extra_path = dir.filePath(view->fileStem() + suffix + ".csv");
+                QFile extra(extra_path);
+                if (!extra.open(QIODevice::WriteOnly | QIODevice::Text) || extra.write(table.toUtf8()) < 0)
+                    throw InputError(extra_path.toStdString(), "", "cannot write the data");
+                std::printf("%s\n", qPrintable(extra_path));
+            }
         }
         if (std::getenv("DISPLAY")) {
             GeometryOptions options;

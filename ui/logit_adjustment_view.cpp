@@ -14,6 +14,10 @@
 namespace ltlab::ui {
 
 namespace {
+QString quoted(const std::string& name) { return "\"" + QString::fromStdString(name).replace('"', "\"\"") + "\""; }
+} // namespace
+
+namespace {
 const QColor kAll(0x22, 0x22, 0x22), kMany(0x1f, 0x77, 0xb4), kMedium(0xff, 0x7f, 0x0e), kFew(0xd6, 0x27, 0x28);
 
 QVector<double> values(const std::vector<ShotAccuracy>& acc, Nullable ShotAccuracy::*member, QVector<double>& keys,
@@ -200,6 +204,35 @@ QString LogitAdjustmentView::csv() const {
                    .join(',') +
                "\n";
     return out;
+}
+
+std::vector<std::pair<QString, QString>> LogitAdjustmentView::extraCsv() const {
+    if (!data_.analysis) return {};
+    // The implicit curve's points (the fit's slope is implicit_la_tau) and the
+    // per-class accuracy after post-hoc adjustment at every tau of the sweep.
+    const auto& pc = data_.analysis->per_class;
+    double total = 0;
+    for (auto n : pc.train_count) total += double(n);
+    QString implicit = "class,name,train_count,neg_log_prior,log_weight_norm\n";
+    for (std::size_t c = 0; c < pc.train_count.size(); ++c)
+        if (pc.train_count[c] > 0 && pc.weight_norm[c] > 0)
+            implicit += QString("%1,%2,%3,%4,%5\n")
+                            .arg(c)
+                            .arg(quoted(data_.classes.names[c]))
+                            .arg(pc.train_count[c])
+                            .arg(-std::log(double(pc.train_count[c]) / total), 0, 'g', 17)
+                            .arg(std::log(pc.weight_norm[c]), 0, 'g', 17);
+    QString per_class = "mode,tau";
+    for (const auto& name : data_.classes.names) per_class += "," + quoted(name);
+    per_class += "\n";
+    for (const auto* sweep : {&data_.analysis->la_additive, &data_.analysis->la_multiplicative})
+        for (std::size_t k = 0; k < sweep->tau.size(); ++k) {
+            per_class += QString(sweep == &data_.analysis->la_additive ? "additive" : "multiplicative") + "," +
+                         QString::number(sweep->tau[k]);
+            for (const Nullable& v : sweep->per_class_accuracy[k]) per_class += "," + (v ? QString::number(*v, 'g', 17) : QString());
+            per_class += "\n";
+        }
+    return {{"_implicit", implicit}, {"_per_class", per_class}};
 }
 
 bool LogitAdjustmentView::exportFigure(const QString& path, double dpi) const {

@@ -23,6 +23,7 @@ public:
     QString fileStem() const override { return "logit_adjustment"; }
     void showData(const ViewData& data) override;
     QString csv() const override;
+    std::vector<std::pair<QString, QString>> extraCsv() const override;
     // Exports the sweep (path) and the implicit curve (path with "_implicit" before the suffix).
     bool exportFigure(const QString& path, double dpi) const override;
 

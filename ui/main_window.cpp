@@ -246,6 +246,11 @@ void MainWindow::exportCurrentView() {
     if (suffix == "csv" || suffix == "json") {
         QFile file(path);
         ok = file.open(QIODevice::WriteOnly | QIODevice::Text) && file.write(view->csv().toUtf8()) >= 0;
+        const QFileInfo info(path);
+        for (const auto& [extra_suffix, table] : view->extraCsv()) { // the view's other figures' data, beside it
+            QFile extra(info.path() + "/" + info.completeBaseName() + extra_suffix + "." + info.suffix());
+            ok = ok && extra.open(QIODevice::WriteOnly | QIODevice::Text) && extra.write(table.toUtf8()) >= 0;
+        }
     } else {
         int dpi = settings.value("export/dpi", 300).toInt();
         if (suffix == "png") { // the 3D view renders at dpi / 96 times its size

@@ -18,6 +18,7 @@ public:
     QString fileStem() const override { return "per_class"; }
     void showData(const ViewData& data) override;
     QString csv() const override;
+    std::vector<std::pair<QString, QString>> extraCsv() const override;
     // The bars (path) and the confusion matrix (path with "_confusion").
     bool exportFigure(const QString& path, double dpi) const override;
 

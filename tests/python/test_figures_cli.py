@@ -56,6 +56,29 @@ class FiguresCli(unittest.TestCase):
         self.assertAlmostEqual(float(sweep[7]["additive"]), expected["la_sweep"]["additive"]["accuracy"][7], places=12)
         with open(os.path.join(out, "report.json")) as f:
             self.assertEqual(json.load(f)["nc1"], expected["nc1"])
+        # The other figures' data: the confusion matrix's rows hold each class's test samples and its
+        # diagonal the correct ones; the per-class sweep at tau 0 is the unadjusted accuracy.
+        with open(os.path.join(out, "per_class_confusion.csv")) as f:
+            confusion = list(csv.reader(f))[1:]
+        self.assertEqual(len(confusion), 6)
+        for c, row in enumerate(confusion):
+            counts = [int(v) for v in row[1:]]
+            self.assertEqual(sum(counts), expected["per_class"]["count"][c])
+            self.assertAlmostEqual(counts[c] / sum(counts), expected["per_class"]["accuracy"][c], places=12)
+        with open(os.path.join(out, "logit_adjustment_per_class.csv")) as f:
+            rows = list(csv.reader(f))[1:]
+        self.assertEqual(len(rows), 62)
+        self.assertEqual(rows[0][:2], ["additive", "0"])
+        for c in range(6):
+            self.assertAlmostEqual(float(rows[0][2 + c]), expected["per_class"]["accuracy"][c], places=12)
+        with open(os.path.join(out, "cone_class_means.csv")) as f:
+            cosines = list(csv.reader(f))[1:]
+        for c in range(6):
+            self.assertAlmostEqual(float(cosines[c][1 + c]), 1.0, places=12)
+            for d in range(6):
+                self.assertEqual(cosines[c][1 + d], cosines[d][1 + c])
+        with open(os.path.join(out, "logit_adjustment_implicit.csv")) as f:
+            self.assertEqual(len(list(csv.DictReader(f))), 6)
 
     @unittest.skipUnless(shutil.which("xvfb-run"), "xvfb-run is missing (tools/install-deps.sh installs it)")
     def test_the_3d_view_under_xvfb_with_a_sample_cloud(self):
