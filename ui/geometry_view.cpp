@@ -16,7 +16,10 @@
 #include <vtkCellArray.h>
 #include <vtkCellData.h>
 #include <vtkCamera.h>
+#include <vtkConeSource.h>
 #include <vtkCoordinate.h>
+#include <vtkDoubleArray.h>
+#include <vtkGlyph3D.h>
 #include <vtkFloatArray.h>
 #include <vtkPointData.h>
 #include <vtkPoints.h>
@@ -78,6 +81,44 @@ vtkSmartPointer<vtkActor> spheres(const std::vector<Eigen::Vector3d>& centres, c
     }
     auto actor = vtkSmartPointer<vtkActor>::New();
     actor->SetMapper(mapper);
+    return actor;
+}
+
+// Arrow heads: a small cone at the end of each classifier row, pointing along
+// it, in the class's colour (`resolution` facets).
+vtkSmartPointer<vtkActor> arrowHeads(const std::vector<Eigen::Vector3d>& tips, double length,
+                                     vtkUnsignedCharArray* colours, int resolution) {
+    auto points = vtkSmartPointer<vtkPoints>::New();
+    auto directions = vtkSmartPointer<vtkDoubleArray>::New();
+    directions->SetName("direction");
+    directions->SetNumberOfComponents(3);
+    for (const auto& tip : tips) {
+        const Eigen::Vector3d unit = tip.norm() > 0 ? Eigen::Vector3d(tip.normalized()) : Eigen::Vector3d::UnitX();
+        const Eigen::Vector3d centre = tip - 0.5 * length * unit; // the cone's tip on the row's end
+        points->InsertNextPoint(centre.data());
+        directions->InsertNextTuple(unit.data());
+    }
+    auto data = vtkSmartPointer<vtkPolyData>::New();
+    data->SetPoints(points);
+    data->GetPointData()->SetVectors(directions);
+    data->GetPointData()->SetScalars(colours);
+    auto cone = vtkSmartPointer<vtkConeSource>::New();
+    cone->SetResolution(resolution);
+    cone->SetHeight(length);
+    cone->SetRadius(0.35 * length);
+    auto glyph = vtkSmartPointer<vtkGlyph3D>::New();
+    glyph->SetInputData(data);
+    glyph->SetSourceConnection(cone->GetOutputPort());
+    glyph->SetVectorModeToUseVector();
+    glyph->OrientOn();
+    glyph->SetScaleModeToDataScalingOff();
+    glyph->SetColorModeToColorByScalar();
+    auto mapper = vtkSmartPointer<vtkPolyDataMapper>::New();
+    mapper->SetInputConnection(glyph->GetOutputPort());
+    mapper->SetColorModeToDirectScalars();
+    auto actor = vtkSmartPointer<vtkActor>::New();
+    actor->SetMapper(mapper);
+    actor->PickableOff();
     return actor;
 }
 
@@ -341,6 +382,10 @@ void GeometryView::rebuildScene(bool reset_camera) {
         }
         renderer->AddActor(spheres(g.means, radii, colours));
         renderer->AddActor(lines(weight_lines, line_colours, 2.0));
+        std::vector<Eigen::Vector3d> tips;
+        for (const auto& segment : weight_lines) tips.push_back(segment.second);
+        // With many classes the heads are small: fewer facets (frame rate under software OpenGL).
+        renderer->AddActor(arrowHeads(tips, extent * (K > 100 ? 0.02 : 0.05), line_colours, K > 100 ? 4 : 12));
         if (show_etf_->isChecked()) {
             auto etf = spheres(g.etf, std::vector<double>(K, extent * 0.012), nullptr);
             etf->GetProperty()->SetColor(0.1, 0.1, 0.1);
@@ -449,7 +494,7 @@ QString GeometryView::classText(int picked) const {
 
 void GeometryView::showPicked() {
     const QString hint = tr("Class means (spheres, size by training count, blue head to red tail), classifier rows "
-                            "(lines), aligned simplex ETF (black). Drag to rotate, wheel to zoom, double-click to "
+                            "(arrows), aligned simplex ETF (black). Drag to rotate, wheel to zoom, double-click to "
                             "reset, click a sphere for its numbers.");
     info_->setText(picked_ >= 0 ? pickedText() : hint);
 }

@@ -1,8 +1,9 @@
 #pragma once
 // Class-mean geometry in 3D (VTK): class means as spheres (size by training
-// count, colour from head to tail), classifier rows as lines from the origin
+// count, colour from head to tail), classifier rows as arrows from the origin
 // in the same colours, the ideal simplex ETF aligned to the means
-// (Procrustes) as small black vertices with a wireframe (up to 20 classes),
+// (Procrustes) as small black vertices with a wireframe (its C(C-1)/2 edges
+// only up to 20 classes),
 // and optionally a sample cloud per class. The axes (PCA of the means, or
 // three classes' classifier rows), the projection and the sample all come
 // from core (projectClassGeometry, addSampleCloud): changing them asks the

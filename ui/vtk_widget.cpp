@@ -87,7 +87,8 @@ void VtkWidget::paintGL() {
     f->glDisable(GL_SCISSOR_TEST);
     window_->GetState()->vtkglDisable(GL_SCISSOR_TEST);
     int* size = window_->GetRenderFramebuffer()->GetLastSize();
-    window_->BlitDisplayFramebuffer(0, 0, 0, size[0], size[1], 0, 0, w, h, GL_COLOR_BUFFER_BIT, GL_LINEAR);
+    window_->BlitDisplayFramebuffer(0, 0, 0, size[0], size[1], 0, 0, w, h, GL_COLOR_BUFFER_BIT,
+                                   size[0] == w && size[1] == h ? GL_NEAREST : GL_LINEAR); // same size: a plain copy
     f->glBindFramebuffer(GL_FRAMEBUFFER, defaultFramebufferObject());
     f->glViewport(0, 0, w, h);
 }
