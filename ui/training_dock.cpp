@@ -197,6 +197,8 @@ void TrainingDock::start() {
                     trainArguments(out_path_));
 }
 
+qint64 TrainingDock::processId() const { return running() ? process_->processId() : 0; }
+
 void TrainingDock::togglePause() {
     if (!running()) return;
     paused_ = !paused_;

@@ -30,6 +30,8 @@ public:
     ~TrainingDock() override;
 
     bool running() const;
+    bool paused() const { return paused_; }
+    qint64 processId() const; // of the training process (0: none)
     QString outputPath() const { return out_path_; }
     // The command line `Start` runs (for tests and the log).
     QStringList trainArguments(const QString& out_path) const;

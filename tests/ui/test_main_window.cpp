@@ -1,7 +1,9 @@
 // The workbench window opens a run file on a worker thread and shows the
 // engine's own report for the latest snapshot.
 
+#include <QFile>
 #include <QImage>
+#include <QStatusBar>
 #include <QProcess>
 #include <QSignalSpy>
 #include <QTemporaryDir>
@@ -11,6 +13,7 @@
 #include "ltlab/analysis.h"
 #include "ltlab/analysis_report.h"
 #include "ltlab/run_file.h"
+#include "ltlab/run_writer.h"
 #include "ltlab/synthetic.h"
 #include "main_window.h"
 #include "geometry_view.h"
@@ -53,6 +56,78 @@ private slots:
         const auto analysis = ltlab::analyzeSnapshot(file, snap, snap.defaultSplit(),
                                                      ltlab::defaultOptionsFor(*file, std::nullopt, std::nullopt));
         QCOMPARE(window.reportText(), QString::fromStdString(ltlab::analysisToText(analysis, file->classes())));
+    }
+
+    // The timeline follows a growing run's newest snapshot, unless the user has
+    // moved to an earlier one.
+    void timelineFollowsTheNewestSnapshotUnlessMovedAway() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("run.h5");
+        ltlab::SynthConfig cfg;
+        cfg.classes = 4;
+        cfg.dim = 6;
+        cfg.snapshots = 2;
+        cfg.history = false;
+        ltlab::writeSyntheticRun(path.toStdString(), cfg);
+        ltlab::ui::MainWindow window;
+        window.show();
+        window.openFiles({path});
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && window.runsTree()->currentItem(), 10000);
+        QTreeWidget* tree = window.runsTree();
+        auto grow = [&](const char* name, std::int64_t epoch) { // as the trainer does each epoch
+            const auto file = ltlab::RunFile::open(path.toStdString());
+            ltlab::SnapshotData snap;
+            snap.name = name;
+            snap.epoch = epoch;
+            snap.classifier_weight = file->classifierWeight(file->latestSnapshot());
+            const auto& s = file->latestSnapshot();
+            ltlab::SplitData test;
+            test.name = "test";
+            test.features.resize(s.defaultSplit().num_samples, s.feature_dim);
+            file->readFeatureRows(s, s.defaultSplit(), 0, test.features);
+            test.labels = file->labels(s, s.defaultSplit());
+            snap.splits.push_back(test);
+            ltlab::updateRunFile(path.toStdString(), [&](ltlab::RunFileWriter& w) { w.writeSnapshot(snap); });
+            window.refreshRun(path);
+            QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && tree->topLevelItem(0)->childCount() == epoch, 10000);
+        };
+        QCOMPARE(tree->currentItem()->text(0), QString("epoch_0002"));
+        grow("epoch_0003", 3);
+        QCOMPARE(tree->currentItem()->text(0), QString("epoch_0003")); // followed
+        tree->setCurrentItem(tree->topLevelItem(0)->child(0));       // the user looks at epoch 1
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0, 10000);
+        grow("epoch_0004", 4);
+        QCOMPARE(tree->currentItem()->text(0), QString("epoch_0001")); // stays
+        QCOMPARE(window.timeline()->maximum(), 3);
+        QCOMPARE(window.timeline()->value(), 0);
+    }
+
+    // The status bar's Cancel (Esc) stops the running analysis; nothing half-done is shown.
+    void cancelStopsTheRunningAnalysis() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("big.h5");
+        ltlab::SynthConfig cfg;
+        cfg.classes = 50;
+        cfg.dim = 128;
+        cfg.test_per_class = 400;
+        cfg.history = false;
+        ltlab::writeSyntheticRun(path.toStdString(), cfg);
+        ltlab::ui::MainWindow window;
+        window.show();
+        // Right after the window starts analysing the selected snapshot (its own
+        // handler runs first), cancel.
+        const auto cancel = QObject::connect(window.runsTree(), &QTreeWidget::currentItemChanged, &window,
+                                             [&window](QTreeWidgetItem*) { window.cancelAnalysis(); });
+        window.openFiles({path});
+        QTRY_VERIFY_WITH_TIMEOUT(window.runsTree()->topLevelItemCount() == 1 && window.pendingWork() == 0, 20000);
+        QVERIFY2(window.statusBar()->currentMessage().contains("cancelled"),
+                 qPrintable(window.statusBar()->currentMessage()));
+        QVERIFY(window.reportText().isEmpty());
+        // Choosing the snapshot again analyses it.
+        window.runsTree()->setCurrentItem(window.runsTree()->topLevelItem(0));
+        QObject::disconnect(cancel);
+        window.runsTree()->setCurrentItem(window.runsTree()->topLevelItem(0)->child(0));
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && !window.reportText().isEmpty(), 20000);
     }
 
     // `ltlab --screenshot FILE.png RUN.h5` renders the views and saves the window.
@@ -174,7 +249,7 @@ private slots:
               late.empty() ? 0.0 : late.back(), late.size());
     }
 
-    void stopKeepsTheFinishedEpochs() {
+    void pauseFreezesTheTrainerAndStopKeepsTheFinishedEpochs() {
         ltlab::ui::MainWindow window;
         auto* dock = window.trainingDock();
         dock->setExecutable(qEnvironmentVariable("LTLAB_BIN"));
@@ -183,6 +258,19 @@ private slots:
         QSignalSpy finished(dock, &ltlab::ui::TrainingDock::runFinished);
         QSignalSpy epochs(dock, &ltlab::ui::TrainingDock::epochFinished);
         dock->start();
+        QTRY_VERIFY_WITH_TIMEOUT(epochs.count() >= 1, 60000);
+        // Pause: the trainer process is stopped (state T), and continues on resume.
+        auto state = [dock] {
+            QFile stat(QString("/proc/%1/stat").arg(dock->processId()));
+            if (!stat.open(QIODevice::ReadOnly)) return QChar('?');
+            const QByteArray text = stat.readAll();
+            return QChar(text.at(text.lastIndexOf(')') + 2));
+        };
+        dock->togglePause();
+        QVERIFY(dock->paused());
+        QTRY_COMPARE_WITH_TIMEOUT(state(), QChar('T'), 5000);
+        dock->togglePause();
+        QTRY_VERIFY_WITH_TIMEOUT(state() != QChar('T'), 5000);
         QTRY_VERIFY_WITH_TIMEOUT(epochs.count() >= 2, 60000);
         dock->stop();
         QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 30000);
