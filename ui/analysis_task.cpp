@@ -78,7 +78,8 @@ QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, Analy
                 const SnapshotInfo& other = other_file->snapshot(request.compare_snapshot.toStdString());
                 const SplitInfo* os = other.split(s->name) ? other.split(s->name) : &other.defaultSplit();
                 if (other_file->classes().numClasses() != file->classes().numClasses()) {
-                    out.warning = QObject::tr("cannot overlay %1: it has %2 classes, this run %3")
+                    if (!out.warning.isEmpty()) out.warning += "; ";
+                    out.warning += QObject::tr("cannot overlay %1: it has %2 classes, this run %3")
                                       .arg(request.compare_snapshot)
                                       .arg(other_file->classes().numClasses())
                                       .arg(file->classes().numClasses());

@@ -101,6 +101,11 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* 
             while ((!view.windowHandle() || !view.windowHandle()->isExposed() || view.vtkWidget()->framesRendered() == 0) &&
                    waited.elapsed() < 10000)
                 QApplication::processEvents(QEventLoop::AllEvents, 50);
+            if (view.vtkWidget()->framesRendered() == 0) { // an X server without usable OpenGL
+                std::fprintf(stderr, "ltlab figures: OpenGL did not start on display %s, so no 3D geometry figure "
+                                     "(the 2D figures are written)\n", std::getenv("DISPLAY"));
+                return 0;
+            }
             view.showData(data);
             QApplication::processEvents();
             for (const QString& format : wanted) {

@@ -268,7 +268,8 @@ GeometryOptions GeometryView::options() const {
     o.axes = axes_->currentIndex() == 1 ? GeometryAxes::ClassifierRows : GeometryAxes::Pca;
     for (int j = 0; j < 3; ++j) {
         const QVariant c = axis_class_[j]->currentData();
-        o.axis_classes[static_cast<std::size_t>(j)] = c.isValid() ? c.toInt() : j;
+        o.axis_classes[static_cast<std::size_t>(j)] =
+            c.isValid() ? c.toInt() : pending_axis_classes_ ? (*pending_axis_classes_)[static_cast<std::size_t>(j)] : j;
     }
     o.samples_per_class = samples_->value();
     return o;
@@ -286,6 +287,8 @@ void GeometryView::setOptions(const GeometryOptions& o) {
             const int index = axis_class_[j]->findData(o.axis_classes[static_cast<std::size_t>(j)]);
             if (index >= 0) axis_class_[j]->setCurrentIndex(index);
         }
+        // Before a run is shown the class lists are empty: keep the choice for them.
+        if (axis_class_[0]->count() == 0) pending_axis_classes_ = o.axis_classes;
     }
     const GeometryOptions after = options();
     if (after.axes != before.axes || after.axis_classes != before.axis_classes ||
@@ -302,12 +305,16 @@ void GeometryView::fillClassChoices() {
         axis_class_[j]->clear();
         for (std::size_t c = 0; c < counts.size(); ++c)
             axis_class_[j]->addItem(className(data_.classes, static_cast<int>(c)), static_cast<int>(c));
-        // Head, middle and tail class by default.
-        if (order.size() >= 3) {
+        // The choice kept from before (settings) when it fits; else head, middle and tail.
+        const int kept = pending_axis_classes_ ? (*pending_axis_classes_)[static_cast<std::size_t>(j)] : -1;
+        if (kept >= 0 && kept < static_cast<int>(counts.size())) {
+            axis_class_[j]->setCurrentIndex(kept);
+        } else if (order.size() >= 3) {
             const std::size_t pick[3] = {0, order.size() / 2, order.size() - 1};
             axis_class_[j]->setCurrentIndex(order[pick[j]]);
         }
     }
+    pending_axis_classes_.reset();
 }
 
 void GeometryView::showData(const ViewData& data) {
@@ -522,11 +529,17 @@ QString GeometryView::csv() const {
 
 bool GeometryView::exportFigure(const QString& path, double dpi) const {
     const QString suffix = QFileInfo(path).suffix().toLower();
-    const int scale = std::max(1, static_cast<int>(std::lround(dpi / 96.0)));
-    if (suffix == "png") return vtk_->savePng(path, scale);
-    if (suffix == "pdf") return vtk_->saveVector(path, std::min(scale, 3));
-    if (suffix == "svg") return saveSvg(path, std::min(scale, 3));
-    return false;
+    // PNG renders at dpi / 96 times the widget's size; GL2PS's PDF page is the
+    // enlarged window. Debian's GL2PS has no zlib, so its raster is stored raw
+    // (3 bytes a pixel): PDF at most twice the widget's size (about 8 MB for
+    // 1000 x 700). The caption (2D text) grows with the picture.
+    const int scale = std::clamp(static_cast<int>(std::lround(dpi / 96.0)), 1, suffix == "png" ? 8 : 2);
+    if (suffix != "png" && suffix != "pdf") return suffix == "svg" && saveSvg(path, scale);
+    if (caption_actor_) caption_actor_->GetTextProperty()->SetFontSize(14 * scale);
+    const bool ok = suffix == "png" ? vtk_->savePng(path, scale) : vtk_->saveVector(path, scale);
+    if (caption_actor_) caption_actor_->GetTextProperty()->SetFontSize(14);
+    vtk_->update();
+    return ok;
 }
 
 // Debian's GL2PS cannot embed images in SVG, so the SVG is written here: the

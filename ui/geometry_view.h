@@ -67,6 +67,7 @@ private:
     QString caption_;
     ViewData data_;
     std::vector<double> radii_;       // of the class-mean spheres, for picking
+    std::optional<std::array<int, 3>> pending_axis_classes_; // set before the class lists exist
     int sphere_count_ = 0, sample_point_count_ = 0, picked_ = -1;
 };
 

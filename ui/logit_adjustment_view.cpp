@@ -84,6 +84,7 @@ void LogitAdjustmentView::showData(const ViewData& data) {
     drawImplicit();
     drawSweep();
     drawPerClass();
+    emit tauChanged(tau_slider_->value(), multiplicative()); // the per-class view shows the same tau
 }
 
 void LogitAdjustmentView::drawImplicit() {

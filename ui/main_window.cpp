@@ -384,9 +384,12 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
     request.snapshot = item->data(0, kSnapshotRole).toString();
     request.geometry = geometry_->options();
     const QPair<QString, QString> compare = weight_norms_->compareChoice();
+    QString compare_note;
     if (const auto other = runs_by_path_.find(compare.first); other != runs_by_path_.end() && other->second.file) {
         request.compare_file = other->second.file;
         request.compare_snapshot = compare.second;
+    } else if (!compare.first.isEmpty()) { // that run is being re-read (training): next time
+        compare_note = tr("the overlay %1 is being re-read").arg(QFileInfo(compare.first).fileName());
     }
     // Only the newest analysis is shown: stop the one running before it.
     if (analysis_progress_) analysis_progress_->cancel = true;
@@ -394,8 +397,10 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
     cancel_->show();
     beginWork(tr("Analysing %1…").arg(request.snapshot));
     auto* watcher = new QFutureWatcher<AnalysisOutcome>(this);
-    connect(watcher, &QFutureWatcher<AnalysisOutcome>::finished, this, [this, watcher, progress = request.progress] {
-        const AnalysisOutcome out = watcher->result();
+    connect(watcher, &QFutureWatcher<AnalysisOutcome>::finished, this,
+            [this, watcher, progress = request.progress, compare_note] {
+        AnalysisOutcome out = watcher->result();
+        if (!compare_note.isEmpty()) out.warning += (out.warning.isEmpty() ? "" : "; ") + compare_note;
         watcher->deleteLater();
         const bool newest = progress == analysis_progress_;
         if (newest) analysis_progress_.reset();

@@ -79,11 +79,11 @@ void TrainingCurvesView::redraw() {
         const History& history = *runs[r].second;
         if (!history.series.count("epoch")) continue;
         const auto& epochs = history.series.at("epoch");
-        int i = 0;
-        for (const char* name : group.series) {
+        for (std::size_t i = 0; i < group.series.size(); ++i) { // a series keeps its colour in every run
+            const char* name = group.series[i];
             const auto it = history.series.find(name);
             if (it == history.series.end()) continue;
-            const QColor c = colour(i++);
+            const QColor c = colour(static_cast<int>(i));
             QVector<double> x, y;
             for (std::size_t e = 0; e < it->second.size(); ++e)
                 if (std::isfinite(it->second[e])) {

@@ -1,10 +1,13 @@
 #include "vtk_widget.h"
 
+#include <QFile>
 #include <QFileInfo>
 #include <QMouseEvent>
 #include <QOpenGLContext>
 #include <QOpenGLExtraFunctions>
 #include <QWheelEvent>
+
+#include <algorithm>
 
 #include <vtkCallbackCommand.h>
 #include <vtkCamera.h>
@@ -101,10 +104,11 @@ void VtkWidget::resetCamera() {
 
 bool VtkWidget::savePng(const QString& path, int scale) {
     if (!initialized_) return false;
+    QFile::remove(path); // success below means this export wrote it
     makeCurrent();
     auto grab = vtkSmartPointer<vtkWindowToImageFilter>::New();
     grab->SetInput(window_);
-    grab->SetScale(scale);
+    grab->SetScale(std::clamp(scale, 1, 8));
     grab->ReadFrontBufferOff();
     grab->Update();
     auto writer = vtkSmartPointer<vtkPNGWriter>::New();
@@ -113,7 +117,7 @@ bool VtkWidget::savePng(const QString& path, int scale) {
     writer->Write();
     doneCurrent();
     update();
-    return true;
+    return writer->GetErrorCode() == 0 && QFileInfo(path).size() > 0;
 }
 
 bool VtkWidget::saveVector(const QString& path, int scale) {
@@ -123,10 +127,13 @@ bool VtkWidget::saveVector(const QString& path, int scale) {
     auto exporter = vtkSmartPointer<vtkGL2PSExporter>::New(); // the OpenGL2 implementation, by VTK's factory
     exporter->SetRenderWindow(window_);
     exporter->SetFileFormat(suffix == "pdf" ? vtkGL2PSExporter::PDF_FILE : vtkGL2PSExporter::SVG_FILE);
-    // GL2PS appends the suffix itself.
+    // GL2PS appends the (lower-case) suffix itself; the file is moved to `path` after.
     const QString prefix = path.left(path.size() - suffix.size() - 1);
+    const QString written = prefix + "." + suffix;
+    QFile::remove(path);
+    QFile::remove(written);
     exporter->SetFilePrefix(prefix.toLocal8Bit().constData());
-    exporter->SetCompress(false);
+    exporter->SetCompress(true); // where GL2PS was built with zlib (Debian's is not)
     exporter->Write3DPropsAsRasterImageOn(); // shaded spheres do not survive as vector primitives
     exporter->SetRasterExclusions(nullptr);
     exporter->TextAsPathOff();
@@ -138,12 +145,13 @@ bool VtkWidget::saveVector(const QString& path, int scale) {
     window_->SetSize(w, h);
     doneCurrent();
     update();
+    if (written != path && !QFile::rename(written, path)) return false;
     return QFileInfo(path).size() > 0;
 }
 
 QPointF VtkWidget::toDisplay(const QPoint& pos) const {
     const double dpr = devicePixelRatioF();
-    return {pos.x() * dpr, (height() - 1 - pos.y()) * dpr};
+    return {pos.x() * dpr, height() * dpr - 1 - pos.y() * dpr};
 }
 
 void VtkWidget::mousePressEvent(QMouseEvent* event) { last_mouse_ = press_pos_ = event->pos(); }

@@ -69,7 +69,7 @@ ClassGeometry3D projectClassGeometry(const Analysis& a, const GeometryOptions& o
         for (int j = 0; j < 3; ++j) kept += (M * g.axes.col(j)).squaredNorm(); // orthonormal (or zero) columns
     } else {
         const Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(g.axes);
-        const Eigen::MatrixXd q = qr.householderQ();
+        const Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(D, std::min<Eigen::Index>(3, D)); // thin
         kept = (M * q.leftCols(qr.rank())).squaredNorm();
     }
     g.explained = total > 0 ? std::min(1.0, kept / total) : 0;

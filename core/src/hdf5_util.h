@@ -42,6 +42,7 @@ public:
     bool valid() const { return id_ >= 0; }
     explicit operator bool() const { return valid(); }
     void reset();
+    hid_t release() { return std::exchange(id_, H5I_INVALID_HID); } // the caller closes it
 
 private:
     hid_t id_ = H5I_INVALID_HID;

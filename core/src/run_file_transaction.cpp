@@ -95,25 +95,30 @@ void commitAtomically(const std::string& path, bool copy_existing, Write&& write
     try {
         if (copy_existing) copyFileContents(path, partial);
         write(partial);
-        syncFile(partial);
-        if (::rename(partial.c_str(), path.c_str()) != 0) throw InputError(path, "", systemError("cannot replace"));
+        replaceFileDurably(partial, path);
     } catch (...) {
         std::error_code ignored;
         std::filesystem::remove(partial, ignored);
         throw;
     }
-    syncDirectoryOf(path);
 }
 
 } // namespace
 
 std::string partialPathFor(const std::string& path) { return path + ".partial"; }
 
+void replaceFileDurably(const std::string& written, const std::string& path) {
+    syncFile(written);
+    if (::rename(written.c_str(), path.c_str()) != 0) throw InputError(path, "", systemError("cannot replace"));
+    syncDirectoryOf(path);
+}
+
 void createRunFile(const std::string& path, const ClassInfo& classes, const std::optional<std::string>& config_json,
                    const std::function<void(RunFileWriter&)>& fill) {
     commitAtomically(path, false, [&](const std::string& partial) {
         RunFileWriter writer(partial, classes, config_json);
         if (fill) fill(writer);
+        writer.close();
     });
 }
 
@@ -122,6 +127,7 @@ void updateRunFile(const std::string& path, const std::function<void(RunFileWrit
     commitAtomically(path, true, [&](const std::string& partial) {
         RunFileWriter writer(partial);
         change(writer);
+        writer.close();
     });
 }
 

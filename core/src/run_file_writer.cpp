@@ -217,4 +217,13 @@ void RunFileWriter::removeSnapshot(const std::string& name) {
     H5Fflush(root, H5F_SCOPE_GLOBAL);
 }
 
+void RunFileWriter::close() {
+    h5::Lock lock(h5::hdf5Mutex());
+    if (!handles_ || !handles_->file) return;
+    const hid_t file = handles_->file.release();
+    const herr_t flushed = H5Fflush(file, H5F_SCOPE_GLOBAL);
+    const herr_t closed = H5Fclose(file);
+    if (flushed < 0 || closed < 0) throw InputError(path_, "", "cannot finish writing: " + h5::lastLibraryError());
+}
+
 } // namespace ltlab

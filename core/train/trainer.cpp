@@ -244,7 +244,7 @@ void saveCheckpoint(const std::string& path, Network& net, torch::optim::Optimiz
     archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
     const std::string tmp = path + ".tmp";
     archive.save_to(tmp);
-    std::filesystem::rename(tmp, path);
+    replaceFileDurably(tmp, path); // fsync, rename, fsync the folder: durable like the run file
 }
 
 // Tensors are mapped onto the device the network is on now, so that a run

@@ -52,6 +52,9 @@ public:
     // the first `epochs` entries of every /history series, removes a snapshot.
     void truncateHistory(std::int64_t epochs);
     void removeSnapshot(const std::string& name);
+    // Flushes and closes the file, throwing when HDF5 could not (a full disk):
+    // the destructor closes too, but cannot report it.
+    void close();
 
 private:
     struct Handles;
@@ -74,5 +77,8 @@ void updateRunFile(const std::string& path, const std::function<void(RunFileWrit
 // Where an unfinished transaction on `path` writes (left behind only by a kill;
 // the next transaction replaces it).
 std::string partialPathFor(const std::string& path);
+// Flushes `written` to disk and renames it over `path`, then flushes the
+// folder: after a crash or power cut, `path` is the old or the new file.
+void replaceFileDurably(const std::string& written, const std::string& path);
 
 } // namespace ltlab
