@@ -123,6 +123,22 @@ QString axisName(QCPAxis* axis) { return axis->label().isEmpty() ? QStringLitera
 
 } // namespace
 
+QString csvQuoted(const std::string& name) { return "\"" + QString::fromStdString(name).replace('"', "\"\"") + "\""; }
+
+QString classMatrixCsv(const ClassInfo& classes, const QString& corner,
+                       const std::function<QString(std::size_t, std::size_t)>& cell) {
+    const std::size_t C = classes.names.size();
+    QString out = corner;
+    for (const auto& name : classes.names) out += "," + csvQuoted(name);
+    out += "\n";
+    for (std::size_t i = 0; i < C; ++i) {
+        out += csvQuoted(classes.names[i]);
+        for (std::size_t j = 0; j < C; ++j) out += "," + cell(i, j);
+        out += "\n";
+    }
+    return out;
+}
+
 QString hoverTextAt(QCustomPlot* plot, const QPointF& pos) {
     HoverText describe; // (no Q_OBJECT on the helper, so no findChild: qobject_cast would match any child)
     for (QObject* child : plot->children())

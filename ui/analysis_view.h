@@ -74,6 +74,12 @@ void installHoverValues(QCustomPlot* plot, HoverText describe = {});
 // What installHoverValues would show at a widget position (empty: nothing), for tests.
 QString hoverTextAt(QCustomPlot* plot, const QPointF& pos);
 
+// A name as one CSV field: quoted, inner quotes doubled.
+QString csvQuoted(const std::string& name);
+// A C x C table with the class names as the first row and column.
+QString classMatrixCsv(const ClassInfo& classes, const QString& corner,
+                       const std::function<QString(std::size_t row, std::size_t column)>& cell);
+
 // The ordering used by every per-class view: classes by training count,
 // largest first (ties by class id), as the papers plot them.
 std::vector<int> classesByCount(const std::vector<std::int64_t>& train_counts);

@@ -12,9 +12,6 @@
 
 namespace ltlab::ui {
 
-namespace {
-QString quoted(const std::string& name) { return "\"" + QString::fromStdString(name).replace('"', "\"\"") + "\""; }
-} // namespace
 
 ConeView::ConeView(QWidget* parent) : AnalysisView(parent) {
     histograms_ = makePlot(this, "Pairwise feature cosine");
@@ -128,17 +125,10 @@ std::vector<std::pair<QString, QString>> ConeView::extraCsv() const {
     if (!data_.analysis) return {};
     // The C x C matrix of cosines between class means (empty where a class is absent).
     const auto C = static_cast<std::size_t>(data_.analysis->num_classes);
-    QString out = "class";
-    for (std::size_t c = 0; c < C; ++c) out += "," + quoted(data_.classes.names[c]);
-    out += "\n";
-    for (std::size_t i = 0; i < C; ++i) {
-        out += quoted(data_.classes.names[i]);
-        for (std::size_t j = 0; j < C; ++j) {
-            const Nullable& v = data_.analysis->class_mean_cosine[i * C + j];
-            out += "," + (v ? QString::number(*v, 'g', 17) : QString());
-        }
-        out += "\n";
-    }
+    const QString out = classMatrixCsv(data_.classes, "class", [&](std::size_t i, std::size_t j) {
+        const Nullable& v = data_.analysis->class_mean_cosine[i * C + j];
+        return v ? QString::number(*v, 'g', 17) : QString();
+    });
     return {{"_class_means", out}};
 }
 

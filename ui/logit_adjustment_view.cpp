@@ -13,9 +13,6 @@
 
 namespace ltlab::ui {
 
-namespace {
-QString quoted(const std::string& name) { return "\"" + QString::fromStdString(name).replace('"', "\"\"") + "\""; }
-} // namespace
 
 namespace {
 const QColor kAll(0x22, 0x22, 0x22), kMany(0x1f, 0x77, 0xb4), kMedium(0xff, 0x7f, 0x0e), kFew(0xd6, 0x27, 0x28);
@@ -219,12 +216,12 @@ std::vector<std::pair<QString, QString>> LogitAdjustmentView::extraCsv() const {
         if (pc.train_count[c] > 0 && pc.weight_norm[c] > 0)
             implicit += QString("%1,%2,%3,%4,%5\n")
                             .arg(c)
-                            .arg(quoted(data_.classes.names[c]))
+                            .arg(csvQuoted(data_.classes.names[c]))
                             .arg(pc.train_count[c])
                             .arg(-std::log(double(pc.train_count[c]) / total), 0, 'g', 17)
                             .arg(std::log(pc.weight_norm[c]), 0, 'g', 17);
     QString per_class = "mode,tau";
-    for (const auto& name : data_.classes.names) per_class += "," + quoted(name);
+    for (const auto& name : data_.classes.names) per_class += "," + csvQuoted(name);
     per_class += "\n";
     for (const auto* sweep : {&data_.analysis->la_additive, &data_.analysis->la_multiplicative})
         for (std::size_t k = 0; k < sweep->tau.size(); ++k) {

@@ -10,9 +10,6 @@
 
 namespace ltlab::ui {
 
-namespace {
-QString quoted(const std::string& name) { return "\"" + QString::fromStdString(name).replace('"', "\"\"") + "\""; }
-} // namespace
 
 namespace {
 const QColor kBands[] = {QColor(0x1f, 0x77, 0xb4, 40), QColor(0xff, 0x7f, 0x0e, 40), QColor(0xd6, 0x27, 0x28, 40)};
@@ -194,14 +191,9 @@ std::vector<std::pair<QString, QString>> PerClassView::extraCsv() const {
     if (!data_.analysis) return {};
     // The engine's confusion counts: rows true class, columns predicted class.
     const auto C = static_cast<std::size_t>(data_.analysis->num_classes);
-    QString out = "true\\predicted";
-    for (std::size_t c = 0; c < C; ++c) out += "," + quoted(data_.classes.names[c]);
-    out += "\n";
-    for (std::size_t i = 0; i < C; ++i) {
-        out += quoted(data_.classes.names[i]);
-        for (std::size_t j = 0; j < C; ++j) out += "," + QString::number(data_.analysis->confusion[i * C + j]);
-        out += "\n";
-    }
+    const QString out = classMatrixCsv(data_.classes, "true\\predicted", [&](std::size_t i, std::size_t j) {
+        return QString::number(data_.analysis->confusion[i * C + j]);
+    });
     return {{"_confusion", out}};
 }
 

@@ -17,23 +17,33 @@
 using namespace ltlab;
 using namespace ltlab::ui;
 
+namespace {
+
+// A synthetic run's latest snapshot, analysed and projected by core as the window does.
+ViewData synthesize(const QTemporaryDir& dir, int classes, int dim, const GeometryOptions& options) {
+    const std::string path = dir.filePath("run.h5").toStdString();
+    SynthConfig cfg;
+    cfg.classes = classes;
+    cfg.dim = dim;
+    cfg.history = false;
+    writeSyntheticRun(path, cfg);
+    const auto file = RunFile::open(path);
+    const auto& snap = file->latestSnapshot();
+    auto analysis = std::make_shared<Analysis>(
+        analyzeSnapshot(file, snap, snap.defaultSplit(), defaultOptionsFor(*file, std::nullopt, std::nullopt)));
+    auto geometry = std::make_shared<ClassGeometry3D>(projectClassGeometry(*analysis, options));
+    addSampleCloud(*geometry, RunFileSource(file, snap, snap.defaultSplit()));
+    return {"run.h5", analysis, file->classes(), std::nullopt, nullptr, geometry};
+}
+
+} // namespace
+
 class TestGeometry : public QObject {
     Q_OBJECT
 private slots:
     void rendersOneSpherePerClass() {
         QTemporaryDir dir;
-        const std::string path = dir.filePath("run.h5").toStdString();
-        SynthConfig cfg;
-        cfg.classes = 7;
-        cfg.dim = 12;
-        cfg.history = false;
-        writeSyntheticRun(path, cfg);
-        const auto file = RunFile::open(path);
-        const auto& snap = file->latestSnapshot();
-        auto analysis = std::make_shared<Analysis>(
-            analyzeSnapshot(file, snap, snap.defaultSplit(), defaultOptionsFor(*file, std::nullopt, std::nullopt)));
-        ViewData data{"run.h5", analysis, file->classes(), std::nullopt, nullptr,
-                      std::make_shared<ClassGeometry3D>(projectClassGeometry(*analysis))};
+        const ViewData data = synthesize(dir, 7, 12, GeometryOptions());
         GeometryView view;
         view.resize(640, 480);
         view.show();
@@ -68,21 +78,11 @@ private slots:
     // Samples, picking by a click on a sphere, and the GL2PS exports.
     void showsSamplesPicksClassesAndExportsVectorFiles() {
         QTemporaryDir dir;
-        const std::string path = dir.filePath("run.h5").toStdString();
-        SynthConfig cfg;
-        cfg.classes = 6;
-        cfg.dim = 10;
-        cfg.history = false;
-        writeSyntheticRun(path, cfg);
-        const auto file = RunFile::open(path);
-        const auto& snap = file->latestSnapshot();
-        auto analysis = std::make_shared<Analysis>(
-            analyzeSnapshot(file, snap, snap.defaultSplit(), defaultOptionsFor(*file, std::nullopt, std::nullopt)));
         GeometryOptions options;
         options.samples_per_class = 15;
-        auto geometry = std::make_shared<ClassGeometry3D>(projectClassGeometry(*analysis, options));
-        addSampleCloud(*geometry, RunFileSource(file, snap, snap.defaultSplit()));
-        ViewData data{"run.h5", analysis, file->classes(), std::nullopt, nullptr, geometry};
+        const ViewData data = synthesize(dir, 6, 10, options);
+        const auto& geometry = data.geometry;
+        const auto& analysis = data.analysis;
         GeometryView view;
         view.resize(640, 480);
         view.show();
@@ -107,7 +107,7 @@ private slots:
         }
         QVERIFY2(hits >= 4, qPrintable(QString("%1 of 6 clicks picked their class").arg(hits)));
         const int c = view.pickedClass();
-        QVERIFY(view.pickedText().contains(QString::fromStdString(file->classes().names[static_cast<std::size_t>(c)])));
+        QVERIFY(view.pickedText().contains(QString::fromStdString(data.classes.names[static_cast<std::size_t>(c)])));
         QVERIFY(view.pickedText().contains(QString::number(analysis->per_class.weight_norm[static_cast<std::size_t>(c)], 'g', 4)));
         QCOMPARE(view.pickAt(1, 1), -1); // the background corner: nothing
 

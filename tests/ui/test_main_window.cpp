@@ -28,17 +28,27 @@
 
 #include <qcustomplot.h>
 
+namespace {
+
+// A small synthetic run without history (the window analyses its snapshots).
+ltlab::SynthConfig smallRun(int classes, int dim, int snapshots = 1) {
+    ltlab::SynthConfig cfg;
+    cfg.classes = classes;
+    cfg.dim = dim;
+    cfg.snapshots = snapshots;
+    cfg.history = false;
+    return cfg;
+}
+
+} // namespace
+
 class TestMainWindow : public QObject {
     Q_OBJECT
 private slots:
     void opensARunAndShowsTheLatestSnapshotsAnalysis() {
         QTemporaryDir dir;
         const QString path = dir.filePath("run.h5");
-        ltlab::SynthConfig cfg;
-        cfg.classes = 4;
-        cfg.dim = 6;
-        cfg.snapshots = 3;
-        cfg.history = false;
+        ltlab::SynthConfig cfg = smallRun(4, 6, 3);
         ltlab::writeSyntheticRun(path.toStdString(), cfg);
 
         ltlab::ui::MainWindow window;
@@ -63,11 +73,7 @@ private slots:
     void timelineFollowsTheNewestSnapshotUnlessMovedAway() {
         QTemporaryDir dir;
         const QString path = dir.filePath("run.h5");
-        ltlab::SynthConfig cfg;
-        cfg.classes = 4;
-        cfg.dim = 6;
-        cfg.snapshots = 2;
-        cfg.history = false;
+        ltlab::SynthConfig cfg = smallRun(4, 6, 2);
         ltlab::writeSyntheticRun(path.toStdString(), cfg);
         ltlab::ui::MainWindow window;
         window.show();
@@ -106,11 +112,8 @@ private slots:
     void cancelStopsTheRunningAnalysis() {
         QTemporaryDir dir;
         const QString path = dir.filePath("big.h5");
-        ltlab::SynthConfig cfg;
-        cfg.classes = 50;
-        cfg.dim = 128;
+        ltlab::SynthConfig cfg = smallRun(50, 128);
         cfg.test_per_class = 400;
-        cfg.history = false;
         ltlab::writeSyntheticRun(path.toStdString(), cfg);
         ltlab::ui::MainWindow window;
         window.show();
@@ -134,10 +137,7 @@ private slots:
     void screenshotIsANonBlankImageOfTheWindow() {
         QTemporaryDir dir;
         const QString run = dir.filePath("run.h5"), png = dir.filePath("shot.png");
-        ltlab::SynthConfig cfg;
-        cfg.classes = 6;
-        cfg.dim = 8;
-        cfg.history = false;
+        ltlab::SynthConfig cfg = smallRun(6, 8);
         ltlab::writeSyntheticRun(run.toStdString(), cfg);
         QProcess ltlab;
         ltlab.start(qEnvironmentVariable("LTLAB_BIN"), {"--screenshot", png, run});
@@ -158,11 +158,7 @@ private slots:
     void overlaysAChosenSnapshotAndAppliesGeometryOptions() {
         QTemporaryDir dir;
         const QString a = dir.filePath("a.h5"), b = dir.filePath("b.h5");
-        ltlab::SynthConfig cfg;
-        cfg.classes = 5;
-        cfg.dim = 8;
-        cfg.snapshots = 2;
-        cfg.history = false;
+        ltlab::SynthConfig cfg = smallRun(5, 8, 2);
         ltlab::writeSyntheticRun(a.toStdString(), cfg);
         cfg.seed = 9;
         cfg.norm_tail_ratio = 0.9;
