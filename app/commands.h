@@ -38,7 +38,12 @@ int ltlab::app::guarded(const char* command, Body&& body) {
     try {
         return body();
     } catch (const UsageError& e) {
-        std::cerr << e.what() << "\n";
+        // Messages from the CLI name their command already; those from the library get it here.
+        const std::string message = e.what();
+        if (message.rfind("ltlab", 0) == 0)
+            std::cerr << message << "\n";
+        else
+            std::cerr << "ltlab " << command << ": " << message << "\n";
         return kExitUsage;
     } catch (const InputError& e) {
         std::cerr << "ltlab " << command << ": " << e.what() << "\n";

@@ -50,11 +50,14 @@ class TrainCli(unittest.TestCase):
             ("train", "--recipe", "ce", "--out", out, "--bogus", "1"),     # unknown option
             ("train", "--recipe", "ce", "--out", out, "--epochs", "many"), # wrong type
             ("train", "--recipe", "la", "--out", out),                     # la without --from
+            ("train", "--recipe", "ce", "--out", out, "--device", "tpu"),  # unknown device
+            ("benchmark-training", "--device", "tpu"),
+            ("benchmark-training", "--model", "vgg"),
         ]
         for args in cases:
             p = run_ltlab(*args)
             self.assertEqual(p.returncode, 1, f"{args}: {describe(p)}")
-            self.assertTrue(p.stderr.strip(), args)
+            self.assertTrue(p.stderr.startswith(f"ltlab {args[0]}: "), f"{args}: {p.stderr!r}")
         self.assertFalse(os.path.exists(out))
 
     def test_train_writes_a_run_that_analyze_reads_and_refuses_to_overwrite(self):
