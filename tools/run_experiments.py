@@ -80,8 +80,10 @@ def main():
     # Post-hoc logit adjustment of the plain ce run (tau chosen on val), additive and multiplicative.
     for mode in ("additive", "multiplicative"):
         path = os.path.join(args.workdir, f"ce-la-{mode}.h5")
-        run([L, "train", "--recipe", "la", "--from", files["ce"], "--la-mode", mode, "--out", path, "--overwrite"])
         files[f"ce + LA ({mode})"] = path
+        if args.reuse and os.path.exists(path):
+            continue
+        run([L, "train", "--recipe", "la", "--from", files["ce"], "--la-mode", mode, "--out", path, "--overwrite"])
 
     def final(name):
         return "final_la" if name == "wd-fr-etf" else "stage2_final" if name.startswith("wb") else \

@@ -5,7 +5,6 @@
 
 #include <QtConcurrent/QtConcurrentRun>
 
-#include "ltlab/analysis_report.h"
 #include "ltlab/error.h"
 
 namespace ltlab::ui {
@@ -33,33 +32,59 @@ QFuture<OpenedRun> openRunAsync(const QString& path) {
     });
 }
 
-QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, AnalysisRequest request) {
-    return QtConcurrent::run([file, request] {
-        AnalysisOutcome out;
-        out.path = QString::fromStdString(file->path());
-        out.snapshot = request.snapshot;
-        try {
-            const SnapshotInfo& snap = file->snapshot(request.snapshot.toStdString());
-            const SplitInfo* s =
-                request.split.isEmpty() ? &snap.defaultSplit() : snap.split(request.split.toStdString());
-            if (!s) throw UsageError("snapshot " + snap.name + " has no split " + request.split.toStdString());
+namespace {
+
+bool sameGeometryOptions(const GeometryOptions& a, const GeometryOptions& b) {
+    return a.axes == b.axes && a.axis_classes == b.axis_classes && a.samples_per_class == b.samples_per_class &&
+           a.seed == b.seed;
+}
+
+QString compareKey(const AnalysisRequest& request) {
+    return request.compare_file ? QString::fromStdString(request.compare_file->path()) + "\n" + request.compare_snapshot
+                                : QString();
+}
+
+} // namespace
+
+AnalysisOutcome analyzeForViews(const std::shared_ptr<const RunFile>& file, const AnalysisRequest& request,
+                                const AnalysisOutcome* previous) {
+    AnalysisOutcome out;
+    out.path = QString::fromStdString(file->path());
+    out.snapshot = request.snapshot;
+    out.file = file;
+    out.compare_key = compareKey(request);
+    try {
+        const SnapshotInfo& snap = file->snapshot(request.snapshot.toStdString());
+        const SplitInfo* s = request.split.isEmpty() ? &snap.defaultSplit() : snap.split(request.split.toStdString());
+        if (!s) throw UsageError("snapshot " + snap.name + " has no split " + request.split.toStdString());
+        out.split = QString::fromStdString(s->name);
+        const bool same_data = previous && previous->analysis && previous->file == file &&
+                               previous->snapshot == out.snapshot && previous->split == out.split;
+        const auto progress = request.progress;
+        // The engine's passes are most of the time; the later steps report at their ends.
+        auto report = [progress](double fraction) {
+            if (!progress) return true;
+            progress->permille = static_cast<int>(1000 * fraction);
+            return !progress->cancel.load();
+        };
+        auto step = [&report](double fraction) {
+            if (!report(fraction)) throw Cancelled();
+        };
+        const RunFileSource source(file, snap, *s);
+        std::shared_ptr<const Analysis> analysis;
+        if (same_data) {
+            analysis = previous->analysis;
+            out.cone = previous->cone;
+        } else {
             AnalysisOptions options = defaultOptionsFor(*file, std::nullopt, std::nullopt);
-            const auto progress = request.progress;
-            // The engine's passes are most of the time; the later steps report at their ends.
-            auto report = [progress](double fraction) {
-                if (!progress) return true;
-                progress->permille = static_cast<int>(1000 * fraction);
-                return !progress->cancel.load();
-            };
-            auto step = [&report](double fraction) {
-                if (!report(fraction)) throw Cancelled();
-            };
             options.progress = [report](double f) { return report(0.8 * f); };
-            auto analysis = std::make_shared<Analysis>(analyzeSnapshot(file, snap, *s, options));
-            out.report = QString::fromStdString(analysisToText(*analysis, file->classes()));
-            const RunFileSource source(file, snap, *s);
+            analysis = std::make_shared<Analysis>(analyzeSnapshot(file, snap, *s, options));
             out.cone = std::make_shared<ConeHistograms>(coneHistograms(source));
-            step(0.85);
+        }
+        step(0.85);
+        if (same_data && previous->geometry && sameGeometryOptions(previous->geometry->options, request.geometry)) {
+            out.geometry = previous->geometry;
+        } else {
             ClassGeometry3D geometry;
             try {
                 geometry = projectClassGeometry(*analysis, request.geometry);
@@ -70,39 +95,52 @@ QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, Analy
                 geometry = projectClassGeometry(*analysis, pca);
             }
             addSampleCloud(geometry, source);
-            step(0.9);
             out.geometry = std::make_shared<ClassGeometry3D>(std::move(geometry));
-            out.split = QString::fromStdString(s->name);
-            if (request.compare_file) {
-                const auto& other_file = request.compare_file;
-                const SnapshotInfo& other = other_file->snapshot(request.compare_snapshot.toStdString());
-                const SplitInfo* os = other.split(s->name) ? other.split(s->name) : &other.defaultSplit();
-                if (other_file->classes().numClasses() != file->classes().numClasses()) {
-                    if (!out.warning.isEmpty()) out.warning += "; ";
-                    out.warning += QObject::tr("cannot overlay %1: it has %2 classes, this run %3")
-                                      .arg(request.compare_snapshot)
-                                      .arg(other_file->classes().numClasses())
-                                      .arg(file->classes().numClasses());
-                } else {
-                    out.compare = std::make_shared<Analysis>(analyzeSnapshot(
-                        other_file, other, *os, defaultOptionsFor(*other_file, std::nullopt, std::nullopt)));
-                    out.compare_label = QStringLiteral("%1: %2")
-                                            .arg(QFileInfo(QString::fromStdString(other_file->path())).fileName(),
-                                                 request.compare_snapshot);
-                }
-            } else if ((out.compare = stageOneComparison(file, snap, *s))) {
-                out.compare_label = QObject::tr("end of stage 1");
-            }
-            out.analysis = std::move(analysis);
-            report(1.0);
-        } catch (const Cancelled&) {
-            out.cancelled = true;
-            out.error = QObject::tr("analysis cancelled");
-        } catch (const std::exception& e) {
-            out.error = QString::fromStdString(e.what());
         }
-        return out;
-    });
+        step(0.9);
+        if (same_data && previous->compare_key == out.compare_key) {
+            out.compare = previous->compare;
+            out.compare_label = previous->compare_label;
+        } else if (request.compare_file) {
+            const auto& other_file = request.compare_file;
+            const SnapshotInfo& other = other_file->snapshot(request.compare_snapshot.toStdString());
+            const SplitInfo* os = other.split(s->name) ? other.split(s->name) : &other.defaultSplit();
+            if (other_file->classes().numClasses() != file->classes().numClasses()) {
+                if (!out.warning.isEmpty()) out.warning += "; ";
+                out.warning += QObject::tr("cannot overlay %1: it has %2 classes, this run %3")
+                                   .arg(request.compare_snapshot)
+                                   .arg(other_file->classes().numClasses())
+                                   .arg(file->classes().numClasses());
+            } else {
+                out.compare = std::make_shared<Analysis>(analyzeSnapshot(
+                    other_file, other, *os, defaultOptionsFor(*other_file, std::nullopt, std::nullopt)));
+                out.compare_label = QStringLiteral("%1: %2")
+                                        .arg(QFileInfo(QString::fromStdString(other_file->path())).fileName(),
+                                             request.compare_snapshot);
+            }
+        } else if ((out.compare = stageOneComparison(file, snap, *s))) {
+            out.compare_label = QObject::tr("end of stage 1");
+        }
+        out.analysis = std::move(analysis);
+        report(1.0);
+    } catch (const Cancelled&) {
+        out.cancelled = true;
+        out.error = QObject::tr("analysis cancelled");
+    } catch (const std::exception& e) {
+        out.error = QString::fromStdString(e.what());
+    }
+    return out;
+}
+
+ViewData viewDataFor(const AnalysisOutcome& out, std::optional<History> history) {
+    return {QFileInfo(out.path).fileName(), out.analysis, out.file->classes(), std::move(history), out.cone,
+            out.geometry, out.compare, out.compare_label, {}};
+}
+
+QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, AnalysisRequest request,
+                                      std::shared_ptr<const AnalysisOutcome> previous) {
+    return QtConcurrent::run(
+        [file, request, previous] { return analyzeForViews(file, request, previous.get()); });
 }
 
 } // namespace ltlab::ui

@@ -14,6 +14,7 @@
 #include "ltlab/cone.h"
 #include "ltlab/geometry.h"
 #include "ltlab/run_file.h"
+#include "analysis_view.h"
 
 namespace ltlab::ui {
 
@@ -26,6 +27,7 @@ struct OpenedRun {
 
 struct AnalysisOutcome {
     QString path, snapshot, split;
+    std::shared_ptr<const RunFile> file;      // the open file it was computed from
     std::shared_ptr<const Analysis> analysis; // null on error
     std::shared_ptr<const ConeHistograms> cone;
     std::shared_ptr<const ClassGeometry3D> geometry;
@@ -33,7 +35,7 @@ struct AnalysisOutcome {
     // weight-balancing stage-2 snapshot the end of stage 1.
     std::shared_ptr<const Analysis> compare;
     QString compare_label;
-    QString report;                           // the engine's text report
+    QString compare_key;                      // what was asked for: "" (automatic) or "path\nsnapshot"
     QString error;
     QString warning;                          // a part that could not be done (the rest is shown)
     bool cancelled = false;
@@ -61,6 +63,18 @@ std::shared_ptr<const Analysis> stageOneComparison(const std::shared_ptr<const R
                                                    const SnapshotInfo& snapshot, const SplitInfo& split);
 
 QFuture<OpenedRun> openRunAsync(const QString& path);
-QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, AnalysisRequest request);
+// Everything the views show for one snapshot, computed by core: the analysis,
+// the cone histograms, the 3D geometry with its sample cloud, the overlay.
+// Parts of `previous` (an outcome for the same snapshot of the same open file)
+// that the request leaves unchanged are reused: changing the 3D axes or the
+// overlay does not analyse the snapshot again. Never throws: errors and
+// cancellation are in the outcome.
+AnalysisOutcome analyzeForViews(const std::shared_ptr<const RunFile>& file, const AnalysisRequest& request,
+                                const AnalysisOutcome* previous = nullptr);
+// What the views draw from a successful outcome (the run's history for the curves).
+ViewData viewDataFor(const AnalysisOutcome& outcome, std::optional<History> history);
+// The same on a worker thread.
+QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, AnalysisRequest request,
+                                      std::shared_ptr<const AnalysisOutcome> previous = nullptr);
 
 } // namespace ltlab::ui

@@ -1,5 +1,6 @@
 #include "analysis_view.h"
 
+#include <QFile>
 #include <QFileInfo>
 #include <QSvgGenerator>
 #include <QToolTip>
@@ -122,6 +123,26 @@ QString tickName(QCPAxis* axis, double coord) {
 QString axisName(QCPAxis* axis) { return axis->label().isEmpty() ? QStringLiteral("x") : axis->label(); }
 
 } // namespace
+
+QString siblingPath(const QString& path, const QString& stem_suffix) {
+    const QFileInfo info(path);
+    return info.path() + "/" + info.completeBaseName() + stem_suffix + "." + info.suffix();
+}
+
+QStringList writeViewData(const AnalysisView& view, const QString& path, QString* failed) {
+    std::vector<std::pair<QString, QString>> tables{{path, view.csv()}};
+    for (const auto& [suffix, table] : view.extraCsv()) tables.emplace_back(siblingPath(path, suffix), table);
+    QStringList written;
+    for (const auto& [target, table] : tables) {
+        QFile file(target);
+        if (!file.open(QIODevice::WriteOnly | QIODevice::Text) || file.write(table.toUtf8()) < 0) {
+            if (failed) *failed = target;
+            break;
+        }
+        written << target;
+    }
+    return written;
+}
 
 QString csvQuoted(const std::string& name) { return "\"" + QString::fromStdString(name).replace('"', "\"\"") + "\""; }
 

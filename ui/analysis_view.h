@@ -74,6 +74,15 @@ void installHoverValues(QCustomPlot* plot, HoverText describe = {});
 // What installHoverValues would show at a widget position (empty: nothing), for tests.
 QString hoverTextAt(QCustomPlot* plot, const QPointF& pos);
 
+// A view's second figure or table beside its first: ("out/per_class.pdf",
+// "_confusion") gives "out/per_class_confusion.pdf".
+QString siblingPath(const QString& path, const QString& stem_suffix);
+
+// Writes a view's data: csv() to `path`, each extraCsv() beside it
+// (siblingPath). Returns the files written; a file that could not be written
+// ends the writing and is named in `failed`.
+QStringList writeViewData(const AnalysisView& view, const QString& path, QString* failed);
+
 // A name as one CSV field: quoted, inner quotes doubled.
 QString csvQuoted(const std::string& name);
 // A C x C table with the class names as the first row and column.

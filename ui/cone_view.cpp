@@ -3,7 +3,6 @@
 #include <QLabel>
 #include <QVBoxLayout>
 
-#include <QFileInfo>
 #include <QHBoxLayout>
 
 #include <cmath>
@@ -133,9 +132,7 @@ std::vector<std::pair<QString, QString>> ConeView::extraCsv() const {
 }
 
 bool ConeView::exportFigure(const QString& path, double dpi) const {
-    const QFileInfo info(path);
-    return exportPlot(histograms_, path, dpi) &&
-           exportPlot(heatmap_, info.path() + "/" + info.completeBaseName() + "_class_means." + info.suffix(), dpi);
+    return exportPlot(histograms_, path, dpi) && exportPlot(heatmap_, siblingPath(path, "_class_means"), dpi);
 }
 
 } // namespace ltlab::ui

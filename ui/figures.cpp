@@ -6,7 +6,6 @@
 #include <QApplication>
 #include <QDir>
 #include <QElapsedTimer>
-#include <QFile>
 #include <QWindow>
 
 #include <cstdio>
@@ -43,56 +42,47 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* 
         const SnapshotInfo& snap = snapshot_name ? file->snapshot(snapshot_name) : file->latestSnapshot();
         const SplitInfo* split = split_name ? snap.split(split_name) : &snap.defaultSplit();
         if (!split) file->fail(snapshotPath(snap), std::string("has no split '") + split_name + "'");
-        ui::ViewData data;
-        data.run_name = QString::fromLocal8Bit(run_path);
-        data.analysis = std::make_shared<Analysis>(
-            analyzeSnapshot(file, snap, *split, defaultOptionsFor(*file, std::nullopt, std::nullopt)));
-        data.classes = file->classes();
-        data.history = file->history();
-        data.cone = std::make_shared<ConeHistograms>(coneHistograms(RunFileSource(file, snap, *split)));
-        data.compare = ui::stageOneComparison(file, snap, *split);
-        if (data.compare) data.compare_label = "end of stage 1";
+        const bool display = std::getenv("DISPLAY") != nullptr;
+        ui::AnalysisRequest request; // what the window computes for a snapshot, here in this thread
+        request.snapshot = QString::fromStdString(snap.name);
+        request.split = QString::fromStdString(split->name);
+        request.geometry.samples_per_class = display ? samples_per_class : 0;
+        const ui::AnalysisOutcome outcome = ui::analyzeForViews(file, request);
+        if (!outcome.error.isEmpty()) throw std::runtime_error(outcome.error.toStdString());
+        const ui::ViewData data = ui::viewDataFor(outcome, file->history());
         QDir dir(QString::fromLocal8Bit(out_dir));
         if (!dir.mkpath(".")) throw InputError(out_dir, "", "cannot create the output folder");
+        const QStringList wanted = QString(formats).split(',', Qt::SkipEmptyParts);
+        // Each view's figures (the report as text) and the data behind them.
+        auto write = [&](ui::AnalysisView& view) {
+            view.showData(data);
+            const bool report = view.fileStem() == "report";
+            QStringList targets;
+            if (report)
+                targets << dir.filePath("report.txt");
+            else
+                for (const QString& format : wanted) targets << dir.filePath(view.fileStem() + "." + format.trimmed());
+            for (const QString& target : targets) {
+                if (!view.exportFigure(target, dpi)) throw InputError(target.toStdString(), "", "cannot write the figure");
+                std::printf("%s\n", qPrintable(target));
+            }
+            QString failed;
+            for (const QString& written :
+                 ui::writeViewData(view, dir.filePath(view.fileStem() + (report ? ".json" : ".csv")), &failed))
+                std::printf("%s\n", qPrintable(written));
+            if (!failed.isEmpty()) throw InputError(failed.toStdString(), "", "cannot write the data");
+        };
         ui::ReportView report;
         ui::WeightNormView weights;
         ui::LogitAdjustmentView la;
         ui::TrainingCurvesView curves;
         ui::ConeView cone;
         ui::PerClassView per_class;
-        const std::vector<ui::AnalysisView*> views{&report, &cone, &weights, &la, &per_class, &curves};
-        const QStringList wanted = QString(formats).split(',', Qt::SkipEmptyParts);
-        for (ui::AnalysisView* view : views) {
+        for (ui::AnalysisView* view : std::initializer_list<ui::AnalysisView*>{&report, &cone, &weights, &la, &per_class, &curves}) {
             view->resize(1000, 700);
-            view->showData(data);
-            QStringList targets;
-            if (view == &report)
-                targets << dir.filePath("report.txt");
-            else
-                for (const QString& format : wanted) targets << dir.filePath(view->fileStem() + "." + format.trimmed());
-            for (const QString& target : targets) {
-                if (!view->exportFigure(target, dpi)) throw InputError(target.toStdString(), "", "cannot write the figure");
-                std::printf("%s\n", qPrintable(target));
-            }
-            const QString csv_path = dir.filePath(view->fileStem() + (view == &report ? ".json" : ".csv"));
-            QFile csv(csv_path);
-            if (!csv.open(QIODevice::WriteOnly | QIODevice::Text) || csv.write(view->csv().toUtf8()) < 0)
-                throw InputError(csv_path.toStdString(), "", "cannot write the data");
-            std::printf("%s\n", qPrintable(csv_path));
-            for (const auto& [suffix, table] : view->extraCsv()) {
-                const QString extra_path = dir.filePath(view->fileStem() + suffix + ".csv");
-                QFile extra(extra_path);
-                if (!extra.open(QIODevice::WriteOnly | QIODevice::Text) || extra.write(table.toUtf8()) < 0)
-                    throw InputError(extra_path.toStdString(), "", "cannot write the data");
-                std::printf("%s\n", qPrintable(extra_path));
-            }
+            write(*view);
         }
-        if (std::getenv("DISPLAY")) {
-            GeometryOptions options;
-            options.samples_per_class = samples_per_class;
-            auto geometry = std::make_shared<ClassGeometry3D>(projectClassGeometry(*data.analysis, options));
-            addSampleCloud(*geometry, RunFileSource(file, snap, *split));
-            data.geometry = geometry;
+        if (display) {
             ui::GeometryView view; // a QOpenGLWidget gets its context only when shown
             view.resize(1000, 700);
             view.show();
@@ -108,16 +98,7 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* 
             }
             view.showData(data);
             QApplication::processEvents();
-            for (const QString& format : wanted) {
-                const QString target = dir.filePath(view.fileStem() + "." + format.trimmed());
-                if (!view.exportFigure(target, dpi)) throw InputError(target.toStdString(), "", "cannot write the figure");
-                std::printf("%s\n", qPrintable(target));
-            }
-            const QString csv_path = dir.filePath(view.fileStem() + ".csv");
-            QFile csv(csv_path);
-            if (!csv.open(QIODevice::WriteOnly | QIODevice::Text) || csv.write(view.csv().toUtf8()) < 0)
-                throw InputError(csv_path.toStdString(), "", "cannot write the data");
-            std::printf("%s\n", qPrintable(csv_path));
+            write(view);
         } else {
             std::fprintf(stderr, "ltlab figures: no X display, so no 3D geometry figure (VTK renders through X; "
                                  "run `xvfb-run -a ltlab figures ...` for it)\n");

@@ -536,7 +536,7 @@ bool GeometryView::exportFigure(const QString& path, double dpi) const {
     const int scale = std::clamp(static_cast<int>(std::lround(dpi / 96.0)), 1, suffix == "png" ? 8 : 2);
     if (suffix != "png" && suffix != "pdf") return suffix == "svg" && saveSvg(path, scale);
     if (caption_actor_) caption_actor_->GetTextProperty()->SetFontSize(14 * scale);
-    const bool ok = suffix == "png" ? vtk_->savePng(path, scale) : vtk_->saveVector(path, scale);
+    const bool ok = suffix == "png" ? vtk_->savePng(path, scale) : vtk_->savePdf(path, scale);
     if (caption_actor_) caption_actor_->GetTextProperty()->SetFontSize(14);
     vtk_->update();
     return ok;

@@ -1,7 +1,6 @@
 #include "logit_adjustment_view.h"
 
 #include <QComboBox>
-#include <QFileInfo>
 #include <QGridLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -40,7 +39,7 @@ LogitAdjustmentView::LogitAdjustmentView(QWidget* parent) : AnalysisView(parent)
     mode_ = new QComboBox(this);
     mode_->addItems({tr("additive  z - tau log pi"), tr("multiplicative  z / pi^tau")});
     tau_slider_ = new QSlider(Qt::Horizontal, this);
-    tau_slider_->setRange(0, 30);
+    tau_slider_->setRange(0, static_cast<int>(laSweepTaus().size()) - 1); // an index into the engine's sweep
     tau_label_ = new QLabel(this);
     auto* controls = new QHBoxLayout;
     controls->addWidget(new QLabel(tr("Adjustment:"), this));
@@ -56,12 +55,12 @@ LogitAdjustmentView::LogitAdjustmentView(QWidget* parent) : AnalysisView(parent)
     layout->setRowStretch(0, 3);
     layout->setRowStretch(2, 2);
     connect(mode_, &QComboBox::currentIndexChanged, this, [this] {
-        drawSweep();
+        drawSweep(); // the shot-group curves follow the mode
         drawPerClass();
         emit tauChanged(tau_slider_->value(), multiplicative());
     });
     connect(tau_slider_, &QSlider::valueChanged, this, [this] {
-        drawSweep();
+        placeTauMarker();
         drawPerClass();
         emit tauChanged(tau_slider_->value(), multiplicative());
     });
@@ -121,7 +120,7 @@ void LogitAdjustmentView::drawImplicit() {
 void LogitAdjustmentView::drawSweep() {
     sweep_->clearPlottables();
     sweep_->clearItems();
-    tau_label_->setText(QString::number(tau_slider_->value() / 10.0, 'f', 1));
+    tau_marker_ = nullptr;
     if (data_.analysis) {
         const auto& additive = data_.analysis->la_additive;
         const auto& mult = data_.analysis->la_multiplicative;
@@ -140,17 +139,25 @@ void LogitAdjustmentView::drawSweep() {
         add(tr("many"), chosen, &ShotAccuracy::many, QPen(kMany, 1.5));
         add(tr("medium"), chosen, &ShotAccuracy::medium, QPen(kMedium, 1.5));
         add(tr("few"), chosen, &ShotAccuracy::few, QPen(kFew, 1.5));
-        auto* marker = new QCPItemStraightLine(sweep_);
-        const double tau = tau_slider_->value() / 10.0;
-        marker->point1->setCoords(tau, 0);
-        marker->point2->setCoords(tau, 1);
-        marker->setPen(QPen(Qt::gray, 1, Qt::DotLine));
+        tau_marker_ = new QCPItemStraightLine(sweep_);
+        tau_marker_->setPen(QPen(Qt::gray, 1, Qt::DotLine));
     }
     sweep_->xAxis->setLabel(tr("tau"));
     sweep_->yAxis->setLabel(tr("balanced accuracy (%)"));
     sweep_->legend->setVisible(true);
     sweep_->rescaleAxes();
     sweep_->yAxis->setRange(0, 100);
+    placeTauMarker(); // replots
+}
+
+void LogitAdjustmentView::placeTauMarker() {
+    const auto taus = laSweepTaus();
+    const double tau = taus[static_cast<std::size_t>(tau_slider_->value())];
+    tau_label_->setText(QString::number(tau, 'f', 1));
+    if (tau_marker_) {
+        tau_marker_->point1->setCoords(tau, 0);
+        tau_marker_->point2->setCoords(tau, 1);
+    }
     replot(sweep_);
 }
 
@@ -234,9 +241,7 @@ std::vector<std::pair<QString, QString>> LogitAdjustmentView::extraCsv() const {
 }
 
 bool LogitAdjustmentView::exportFigure(const QString& path, double dpi) const {
-    const QFileInfo info(path);
-    const QString implicit_path = info.path() + "/" + info.completeBaseName() + "_implicit." + info.suffix();
-    return exportPlot(sweep_, path, dpi) && exportPlot(implicit_, implicit_path, dpi);
+    return exportPlot(sweep_, path, dpi) && exportPlot(implicit_, siblingPath(path, "_implicit"), dpi);
 }
 
 } // namespace ltlab::ui

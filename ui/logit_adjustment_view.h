@@ -9,6 +9,7 @@
 
 #include "analysis_view.h"
 
+class QCPItemStraightLine;
 class QComboBox;
 class QLabel;
 class QSlider;
@@ -41,12 +42,14 @@ signals:
 private:
     void drawImplicit();
     void drawSweep();
+    void placeTauMarker(); // the sweep's tau line and label, at the slider
     void drawPerClass();
 
     QCustomPlot *implicit_, *sweep_, *per_class_;
     QSlider* tau_slider_;
     QComboBox* mode_;
     QLabel* tau_label_;
+    QCPItemStraightLine* tau_marker_ = nullptr; // owned by the sweep plot
     ViewData data_;
 };
 

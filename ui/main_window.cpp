@@ -244,13 +244,9 @@ void MainWindow::exportCurrentView() {
     const QString suffix = QFileInfo(path).suffix().toLower();
     bool ok = false;
     if (suffix == "csv" || suffix == "json") {
-        QFile file(path);
-        ok = file.open(QIODevice::WriteOnly | QIODevice::Text) && file.write(view->csv().toUtf8()) >= 0;
-        const QFileInfo info(path);
-        for (const auto& [extra_suffix, table] : view->extraCsv()) { // the view's other figures' data, beside it
-            QFile extra(info.path() + "/" + info.completeBaseName() + extra_suffix + "." + info.suffix());
-            ok = ok && extra.open(QIODevice::WriteOnly | QIODevice::Text) && extra.write(table.toUtf8()) >= 0;
-        }
+        QString failed;
+        writeViewData(*view, path, &failed); // with the view's other figures' data beside it
+        ok = failed.isEmpty();
     } else {
         int dpi = settings.value("export/dpi", 300).toInt();
         if (suffix == "png") { // the 3D view renders at dpi / 96 times its size
@@ -300,6 +296,7 @@ void MainWindow::refreshRun(const QString& path) {
     // HDF5 shares one open file per process and would serve the new open from
     // the old one's cached metadata: let go of ours so the file is read afresh.
     if (auto it = runs_by_path_.find(path); it != runs_by_path_.end()) it->second.file.reset();
+    if (shown_ && shown_->path == path) shown_.reset(); // it holds the file too
     beginWork(tr("Reading %1…").arg(QFileInfo(path).fileName()));
     auto* watcher = new QFutureWatcher<OpenedRun>(this);
     connect(watcher, &QFutureWatcher<OpenedRun>::finished, this, [this, watcher] {
@@ -416,12 +413,12 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         const auto run = runs_by_path_.find(out.path);
         if (still_selected && run != runs_by_path_.end() && run->second.file) {
             if (out.error.isEmpty()) {
-                ViewData data{QFileInfo(out.path).fileName(), out.analysis, run->second.file->classes(),
-                              run->second.history, out.cone, out.geometry, out.compare, out.compare_label, {}};
+                ViewData data = viewDataFor(out, run->second.history);
                 for (const auto& [path, other] : runs_by_path_)
                     if (path != out.path && other.history)
                         data.other_histories.emplace_back(QFileInfo(path).fileName(), *other.history);
                 for (AnalysisView* v : views_) v->showData(data);
+                shown_ = std::make_shared<const AnalysisOutcome>(out); // reused when only the 3D options or the overlay change
                 statusBar()->showMessage(out.warning.isEmpty()
                                              ? tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split)
                                              : tr("Analysed %1 (%2 split), but %3").arg(out.snapshot, out.split, out.warning));
@@ -433,7 +430,7 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
         }
         endWork();
     });
-    watcher->setFuture(analyzeAsync(it->second.file, request));
+    watcher->setFuture(analyzeAsync(it->second.file, request, shown_));
 }
 
 void MainWindow::reanalyzeCurrent() { analyzeItem(runs_->currentItem()); }

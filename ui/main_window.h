@@ -26,6 +26,7 @@ class QTreeWidgetItem;
 
 namespace ltlab::ui {
 
+struct AnalysisOutcome;
 struct AnalysisProgress;
 class GeometryView;
 class ReportView;
@@ -102,6 +103,7 @@ private:
     QAction* presentation_ = nullptr;
     QTimer* progress_timer_ = nullptr;
     std::shared_ptr<AnalysisProgress> analysis_progress_; // of the analysis whose result will be shown
+    std::shared_ptr<const AnalysisOutcome> shown_;        // what the views show now
     TrainingDock* training_ = nullptr;
     QFont normal_font_;
     QMenu* recent_menu_ = nullptr;

@@ -1,7 +1,6 @@
 #include "per_class_view.h"
 
 #include <QCheckBox>
-#include <QFileInfo>
 #include <QGridLayout>
 
 #include <cmath>
@@ -177,9 +176,9 @@ QString PerClassView::csv() const {
     const auto& pc = data_.analysis->per_class;
     for (int c : classesByCount(pc.train_count)) {
         const auto k = static_cast<std::size_t>(c);
-        out += QString("%1,\"%2\",%3,%4,%5\n")
+        out += QString("%1,%2,%3,%4,%5\n")
                    .arg(c)
-                   .arg(QString::fromStdString(data_.classes.names[k]).replace('"', "\"\""))
+                   .arg(csvQuoted(data_.classes.names[k]))
                    .arg(pc.train_count[k])
                    .arg(pc.count[k])
                    .arg(pc.accuracy[k] ? QString::number(*pc.accuracy[k], 'g', 17) : QString());
@@ -198,9 +197,7 @@ std::vector<std::pair<QString, QString>> PerClassView::extraCsv() const {
 }
 
 bool PerClassView::exportFigure(const QString& path, double dpi) const {
-    const QFileInfo info(path);
-    return exportPlot(accuracy_, path, dpi) &&
-           exportPlot(confusion_, info.path() + "/" + info.completeBaseName() + "_confusion." + info.suffix(), dpi);
+    return exportPlot(accuracy_, path, dpi) && exportPlot(confusion_, siblingPath(path, "_confusion"), dpi);
 }
 
 } // namespace ltlab::ui

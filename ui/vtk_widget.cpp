@@ -29,8 +29,8 @@ VtkWidget::VtkWidget(QWidget* parent) : QOpenGLWidget(parent) {
     renderer_->SetBackground(1.0, 1.0, 1.0);
     window_->AddRenderer(renderer_);
     window_->SetMultiSamples(0);
-    // VTK asks the host to make its context current, whether it is current, and
-    // to show a finished frame; the widget answers with its own context.
+    // VTK asks the host to make its context current and whether it is current;
+    // the widget answers with its own context (paintGL shows the frame).
     auto on_event = vtkSmartPointer<vtkCallbackCommand>::New();
     on_event->SetClientData(this);
     on_event->SetCallback([](vtkObject*, unsigned long id, void* client, void* call) {
@@ -42,19 +42,15 @@ VtkWidget::VtkWidget(QWidget* parent) : QOpenGLWidget(parent) {
         case vtkCommand::WindowIsCurrentEvent:
             *static_cast<bool*>(call) = self->context() && QOpenGLContext::currentContext() == self->context();
             break;
-        case vtkCommand::WindowFrameEvent:
-            break; // paintGL blits the frame
         default:
             break;
         }
     });
     window_->AddObserver(vtkCommand::WindowMakeCurrentEvent, on_event);
     window_->AddObserver(vtkCommand::WindowIsCurrentEvent, on_event);
-    window_->AddObserver(vtkCommand::WindowFrameEvent, on_event);
 }
 
 vtkRenderer* VtkWidget::renderer() const { return renderer_; }
-vtkGenericOpenGLRenderWindow* VtkWidget::renderWindow() const { return window_; }
 
 VtkWidget::~VtkWidget() {
     if (initialized_) {
@@ -120,13 +116,13 @@ bool VtkWidget::savePng(const QString& path, int scale) {
     return writer->GetErrorCode() == 0 && QFileInfo(path).size() > 0;
 }
 
-bool VtkWidget::saveVector(const QString& path, int scale) {
+bool VtkWidget::savePdf(const QString& path, int scale) {
     const QString suffix = QFileInfo(path).suffix().toLower();
-    if (!initialized_ || (suffix != "pdf" && suffix != "svg")) return false;
+    if (!initialized_ || suffix != "pdf") return false;
     makeCurrent();
     auto exporter = vtkSmartPointer<vtkGL2PSExporter>::New(); // the OpenGL2 implementation, by VTK's factory
     exporter->SetRenderWindow(window_);
-    exporter->SetFileFormat(suffix == "pdf" ? vtkGL2PSExporter::PDF_FILE : vtkGL2PSExporter::SVG_FILE);
+    exporter->SetFileFormat(vtkGL2PSExporter::PDF_FILE);
     // GL2PS appends the (lower-case) suffix itself; the file is moved to `path` after.
     const QString prefix = path.left(path.size() - suffix.size() - 1);
     const QString written = prefix + "." + suffix;

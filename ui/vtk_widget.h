@@ -8,7 +8,6 @@
 
 #include <QOpenGLWidget>
 
-#include <vtkNew.h>
 #include <vtkSmartPointer.h>
 
 class vtkGenericOpenGLRenderWindow;
@@ -23,13 +22,12 @@ public:
     ~VtkWidget() override;
 
     vtkRenderer* renderer() const;
-    vtkGenericOpenGLRenderWindow* renderWindow() const;
     void resetCamera();
     // Renders off screen at `scale` times the widget's size and saves a PNG.
     bool savePng(const QString& path, int scale = 1);
-    // PDF or SVG (from the suffix) through GL2PS: the 3D scene as a raster
-    // image at `scale` times the widget's size, 2D text as vector text.
-    bool saveVector(const QString& path, int scale = 2);
+    // PDF through GL2PS: the 3D scene as a raster image at `scale` times the
+    // widget's size, 2D text as vector text (GeometryView writes the SVG).
+    bool savePdf(const QString& path, int scale = 2);
     int framesRendered() const { return frames_; } // for benchmarks and tests
     // Widget coordinates (origin top left) to VTK display coordinates.
     QPointF toDisplay(const QPoint& widget_pos) const;

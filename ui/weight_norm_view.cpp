@@ -63,7 +63,7 @@ void WeightNormView::setCompareChoice(const QString& path, const QString& snapsh
 std::vector<double> WeightNormView::overlayValues() const {
     std::vector<double> values;
     for (int i = 0; i < plot_->graphCount(); ++i)
-        if (plot_->graph(i)->name() == data_.compare_label && data_.compare)
+        if (plot_->graph(i)->property("overlay").toBool())
             for (auto it = plot_->graph(i)->data()->constBegin(); it != plot_->graph(i)->data()->constEnd(); ++it)
                 values.push_back(it->value);
     return values;
@@ -119,6 +119,7 @@ void WeightNormView::redraw() {
         }
         QCPGraph* compare = plot_->addGraph();
         compare->setName(data_.compare_label);
+        compare->setProperty("overlay", true);
         compare->setData(ck, cv, true);
         compare->setLineStyle(QCPGraph::lsNone);
         compare->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDiamond, Qt::black, Qt::white, 8));
@@ -176,10 +177,10 @@ QString WeightNormView::csv() const {
     const auto& pc = data_.analysis->per_class;
     for (std::size_t rank = 0; rank < order_.size(); ++rank) {
         const auto c = static_cast<std::size_t>(order_[rank]);
-        out += QString("%1,%2,\"%3\",%4,%5,%6\n")
+        out += QString("%1,%2,%3,%4,%5,%6\n")
                    .arg(rank)
                    .arg(c)
-                   .arg(QString::fromStdString(data_.classes.names[c]).replace('"', "\"\""))
+                   .arg(csvQuoted(data_.classes.names[c]))
                    .arg(pc.train_count[c])
                    .arg(pc.weight_norm[c], 0, 'g', 17)
                    .arg(pc.bias[c], 0, 'g', 17);

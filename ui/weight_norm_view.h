@@ -10,8 +10,6 @@
 
 class QCheckBox;
 class QComboBox;
-class QCPBars;
-class QCPGraph;
 
 namespace ltlab::ui {
 

@@ -102,17 +102,25 @@ std::pair<double, double> meanAndStd(const Values& v) { // population std (ddof 
 struct AngleStats {
     Nullable equiangular, maxangle, mean_cos;
 };
-AngleStats pairwiseCosineStats(const MatrixXd& X) {
-    const Index K = X.rows();
-    AngleStats out;
-    if (K < 2) return out;
+// cos(x_i, x_j) between the rows of X; NaN where a row is zero.
+MatrixXd cosineMatrix(const MatrixXd& X) {
     const VectorXd norms = X.rowwise().norm();
-    if ((norms.array() == 0).any()) return out;
-    const MatrixXd gram = X * X.transpose();
+    MatrixXd cos = X * X.transpose();
+    for (Index i = 0; i < X.rows(); ++i)
+        for (Index j = 0; j < X.rows(); ++j)
+            cos(i, j) = norms[i] > 0 && norms[j] > 0 ? cos(i, j) / (norms[i] * norms[j]) : std::nan("");
+    return cos;
+}
+
+// The statistics of the off-diagonal cosines (none when a row was zero).
+AngleStats cosineStats(const MatrixXd& cos) {
+    const Index K = cos.rows();
+    AngleStats out;
+    if (K < 2 || cos.diagonal().array().isNaN().any()) return out;
     std::vector<double> cosines;
     cosines.reserve(static_cast<std::size_t>(K * (K - 1) / 2));
     for (Index i = 0; i < K; ++i)
-        for (Index j = i + 1; j < K; ++j) cosines.push_back(gram(i, j) / (norms[i] * norms[j]));
+        for (Index j = i + 1; j < K; ++j) cosines.push_back(cos(i, j));
     const auto [mean, std] = meanAndStd(cosines);
     double maxangle = 0;
     for (double c : cosines) maxangle += std::abs(c + 1.0 / static_cast<double>(K - 1));
@@ -121,6 +129,8 @@ AngleStats pairwiseCosineStats(const MatrixXd& X) {
     out.mean_cos = mean;
     return out;
 }
+
+AngleStats pairwiseCosineStats(const MatrixXd& X) { return cosineStats(cosineMatrix(X)); }
 
 Nullable ratio(double numerator, double denominator) {
     return denominator != 0 && std::isfinite(numerator / denominator) ? Nullable(numerator / denominator) : std::nullopt;
@@ -365,24 +375,21 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
         const double wf = present_weights.norm(), mf = centred_means.norm();
         if (wf > 0 && mf > 0) result.nc3 = (present_weights / wf - centred_means / mf).squaredNorm();
 
-        result.class_means_mean_cos = pairwiseCosineStats(present_means).mean_cos;
     }
 
     result.class_means = means;
     result.classifier_weight = classifier.weight;
 
-    // Class-mean cosine matrix for the heatmap views.
+    // Cosines between the (uncentred) class means: their mean, and the C x C
+    // matrix for the heatmap views.
+    const MatrixXd mean_cosines = cosineMatrix(present_means);
+    result.class_means_mean_cos = cosineStats(mean_cosines).mean_cos;
     result.class_mean_cosine.assign(Cs * Cs, std::nullopt);
-    {
-        const VectorXd norms = present_means.rowwise().norm();
-        const MatrixXd gram = present_means * present_means.transpose();
-        for (Index a = 0; a < K; ++a)
-            for (Index b = 0; b < K; ++b)
-                if (norms[a] > 0 && norms[b] > 0)
-                    result.class_mean_cosine[static_cast<std::size_t>(present[static_cast<std::size_t>(a)]) * Cs +
-                                             static_cast<std::size_t>(present[static_cast<std::size_t>(b)])] =
-                        gram(a, b) / (norms[a] * norms[b]);
-    }
+    for (Index a = 0; a < K; ++a)
+        for (Index b = 0; b < K; ++b)
+            if (!std::isnan(mean_cosines(a, b)))
+                result.class_mean_cosine[static_cast<std::size_t>(present[static_cast<std::size_t>(a)]) * Cs +
+                                         static_cast<std::size_t>(present[static_cast<std::size_t>(b)])] = mean_cosines(a, b);
 
     // ---- Fisher's discriminant ratio on the non-constant dimensions ------------
     if (K >= 2) {

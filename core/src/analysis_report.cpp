@@ -157,4 +157,31 @@ std::string analysisToText(const Analysis& a, const ClassInfo& classes) {
     return out.str();
 }
 
+std::vector<std::pair<std::string, double>> epochMetrics(const Analysis& train, const Analysis& evaluated) {
+    std::vector<std::pair<std::string, double>> out;
+    auto put = [&out](const char* name, const Nullable& v) {
+        if (v) out.emplace_back(name, *v);
+    };
+    put("nc1", train.nc1);
+    put("nc2_equinorm_means", train.nc2_equinorm_means);
+    put("nc2_equinorm_weights", train.nc2_equinorm_weights);
+    put("nc2_equiangular_means", train.nc2_equiangular_means);
+    put("nc2_equiangular_weights", train.nc2_equiangular_weights);
+    put("nc3", train.nc3);
+    put("nc4", train.nc4);
+    put("fdr", train.fdr);
+    put("trace_sw", train.trace_sw);
+    put("trace_sb", train.trace_sb);
+    put("cone_mean_cos", train.cone_mean_cos);
+    put("cone_std_cos", train.cone_std_cos);
+    put("cone_mean_cos_same_class", train.cone_mean_cos_same_class);
+    put("cone_mean_cos_diff_class", train.cone_mean_cos_diff_class);
+    put("class_means_mean_cos", train.class_means_mean_cos);
+    put("implicit_la_tau", train.implicit_la_tau);
+    put("accuracy_many", evaluated.accuracy_many);
+    put("accuracy_medium", evaluated.accuracy_medium);
+    put("accuracy_few", evaluated.accuracy_few);
+    return out;
+}
+
 } // namespace ltlab

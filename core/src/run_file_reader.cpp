@@ -428,8 +428,8 @@ std::vector<std::int32_t> RunFile::labels(const SnapshotInfo& snapshot, const Sp
 void RunFile::readRows(const std::string& path, std::int64_t row0, RowBlock out) const {
     if (out.size() && out.outerStride() != out.cols()) throw std::logic_error("readRows needs contiguous rows");
     h5::Lock lock(h5::hdf5Mutex());
-    // A generous chunk cache: files written with small compressed chunks are
-    // otherwise decompressed again for every block of rows we read.
+    // No chunk cache: each block of rows is read once, in order, so caching
+    // the chunks would only copy them twice.
     h5::Handle dapl(H5Pcreate(H5P_DATASET_ACCESS));
     H5Pset_chunk_cache(dapl.get(), 0, 0, 1.0);
     h5::Handle ds(H5Dopen2(handles_->file.get(), path.c_str(), dapl.get()));

@@ -143,7 +143,6 @@ void RunFileWriter::writeSnapshot(const SnapshotData& snapshot) {
         out.write(gpath + "/labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {split.labels.size()}, split.labels.data());
         if (split.logits) out.writeMatrix(gpath + "/logits", *split.logits, f32);
     }
-    H5Fflush(root, H5F_SCOPE_GLOBAL);
 }
 
 void RunFileWriter::appendHistory(const std::vector<std::pair<std::string, double>>& values) {
@@ -187,7 +186,6 @@ void RunFileWriter::appendHistory(const std::vector<std::pair<std::string, doubl
         out.check(H5Dwrite(ds.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(), H5P_DEFAULT, &value), path);
     }
     ++history_length_;
-    H5Fflush(root, H5F_SCOPE_GLOBAL);
 }
 
 void RunFileWriter::truncateHistory(std::int64_t epochs) {
@@ -203,7 +201,6 @@ void RunFileWriter::truncateHistory(std::int64_t epochs) {
         out.check(H5Dset_extent(ds.get(), dims), path);
     }
     history_length_ = epochs;
-    H5Fflush(root, H5F_SCOPE_GLOBAL);
 }
 
 void RunFileWriter::removeSnapshot(const std::string& name) {
@@ -214,7 +211,6 @@ void RunFileWriter::removeSnapshot(const std::string& name) {
         throw UsageError("no snapshot '" + name + "' to remove");
     if (H5Ldelete(root, path.c_str(), H5P_DEFAULT) < 0)
         throw InputError(path_, path, "cannot remove: " + h5::lastLibraryError());
-    H5Fflush(root, H5F_SCOPE_GLOBAL);
 }
 
 void RunFileWriter::close() {

@@ -190,17 +190,8 @@ void writeSyntheticRun(const std::string& path, const SynthConfig& cfg) {
             std::vector<std::pair<std::string, double>> row{{"epoch", static_cast<double>(e + 1)},
                                                             {"train_accuracy", train.accuracy.value_or(NAN)},
                                                             {"test_accuracy", a.accuracy.value_or(NAN)}};
-            auto put = [&](const char* name, const Nullable& v) { row.emplace_back(name, v.value_or(NAN)); };
-            put("nc1", train.nc1);
-            put("nc2_equinorm_means", train.nc2_equinorm_means);
-            put("nc2_equiangular_means", train.nc2_equiangular_means);
-            put("nc3", train.nc3);
-            put("nc4", train.nc4);
-            put("fdr", train.fdr);
-            put("cone_mean_cos", train.cone_mean_cos);
-            put("accuracy_many", a.accuracy_many);
-            put("accuracy_medium", a.accuracy_medium);
-            put("accuracy_few", a.accuracy_few);
+            const auto metrics = epochMetrics(train, a);
+            row.insert(row.end(), metrics.begin(), metrics.end());
             writer.appendHistory(row);
         }
     }

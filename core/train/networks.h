@@ -19,7 +19,6 @@ public:
     // Replaces the head: linear C x D (optional bias) or the fixed ETF W = (U M)^T.
     void setLinearHead(std::int64_t classes, bool bias);
     void setEtfHead(std::int64_t classes, bool bias, std::uint64_t seed);
-    bool etfHead() const { return etf_; }
     torch::Tensor classifierWeight() const;   // C x D
     torch::Tensor classifierBias() const;     // C (zeros when absent)
     std::vector<torch::Tensor> headParameters();

@@ -314,11 +314,6 @@ private:
 
 class TorchTrainer : public Trainer {
 public:
-    std::string deviceDescription(const TrainConfig& config) const override {
-        const torch::Device device = pickDevice(config);
-        return device.is_cuda() ? "CUDA GPU" : "CPU, " + std::to_string(torch::get_num_threads()) + " threads";
-    }
-
     TrainingSummary train(const TrainConfig& config, const std::string& out_path, const TrainingCallbacks& callbacks,
                           TrainingControl& control, bool resume) override {
         try {
@@ -359,7 +354,6 @@ public:
 private:
     TrainingSummary run(const TrainConfig& config, const std::string& out_path, const TrainingCallbacks& callbacks,
                         TrainingControl& control, bool resume);
-    static torch::Device pickDevice(const TrainConfig& c) { return pickDevice(c.device); }
     static torch::Device pickDevice(const std::string& name) {
         if (name == "cpu") return torch::kCPU;
         if (name == "cuda") {
@@ -380,7 +374,7 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
     const int threads = c.threads > 0 ? c.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     torch::set_num_threads(threads); // Debian's libtorch starts with 1
     torch::manual_seed(c.seed);
-    const torch::Device device = pickDevice(c);
+    const torch::Device device = pickDevice(c.device);
     auto log = [&](const std::string& s) {
         if (cb.log) cb.log(s);
     };
@@ -398,7 +392,8 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
     log(data.name + ": " + std::to_string(data.train.size()) + " train (" + std::to_string(data.train_counts.front()) +
         " to " + std::to_string(data.train_counts.back()) + " per class), " + std::to_string(data.val.size()) + " val, " +
         std::to_string(data.test.size()) + " test; model " + model_name + " (" + std::to_string(net->featureDim()) +
-        "-d features); " + deviceDescription(c));
+        "-d features); " +
+        (device.is_cuda() ? std::string("CUDA GPU") : "CPU, " + std::to_string(torch::get_num_threads()) + " threads"));
 
     RunRecorder recorder(out_path, data, c, !resume);
     const bool two_stage = c.recipe == "wb";
@@ -444,28 +439,7 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
         report.lr = lr;
         report.seconds = seconds;
         report.data_seconds = data_seconds;
-        auto put = [&](const char* name, const Nullable& v) {
-            if (v) report.metrics[name] = *v;
-        };
-        put("nc1", train.nc1);
-        put("nc2_equinorm_means", train.nc2_equinorm_means);
-        put("nc2_equinorm_weights", train.nc2_equinorm_weights);
-        put("nc2_equiangular_means", train.nc2_equiangular_means);
-        put("nc2_equiangular_weights", train.nc2_equiangular_weights);
-        put("nc3", train.nc3);
-        put("nc4", train.nc4);
-        put("fdr", train.fdr);
-        put("trace_sw", train.trace_sw);
-        put("trace_sb", train.trace_sb);
-        put("cone_mean_cos", train.cone_mean_cos);
-        put("cone_std_cos", train.cone_std_cos);
-        put("cone_mean_cos_same_class", train.cone_mean_cos_same_class);
-        put("cone_mean_cos_diff_class", train.cone_mean_cos_diff_class);
-        put("class_means_mean_cos", train.class_means_mean_cos);
-        put("implicit_la_tau", train.implicit_la_tau);
-        put("accuracy_many", last_test.accuracy_many);
-        put("accuracy_medium", last_test.accuracy_medium);
-        put("accuracy_few", last_test.accuracy_few);
+        for (const auto& [name, value] : epochMetrics(train, last_test)) report.metrics[name] = value;
         std::optional<SnapshotData> snapshot;
         if (stage_end || epoch_counter % std::max<std::int64_t>(1, c.snapshot_every) == 0) {
             char name[32];
@@ -492,7 +466,8 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
     if (resume) {
         CheckpointState state = loadCheckpoint(checkpoint, net, nullptr);
         resume_from = state.epochs_done;
-        const auto history = RunFile::open(out_path)->history();
+        const auto run = RunFile::open(out_path);
+        const auto history = run->history();
         if (!history || history->numEpochs() < resume_from)
             throw InputError(out_path, "/history", "has fewer epochs than its checkpoint (" + std::to_string(resume_from) + ")");
         if (history->numEpochs() > resume_from) {
@@ -501,7 +476,7 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
             log(out_path + ": dropping " + std::to_string(history->numEpochs() - resume_from) +
                 " epoch(s) recorded after the last checkpoint");
             std::vector<std::string> later;
-            for (const SnapshotInfo& s : RunFile::open(out_path)->snapshots())
+            for (const SnapshotInfo& s : run->snapshots())
                 if (s.epoch && *s.epoch > resume_from) later.push_back(s.name);
             updateRunFile(out_path, [&](RunFileWriter& writer) {
                 writer.truncateHistory(resume_from);

@@ -159,6 +159,12 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
 Analysis analyzeSnapshot(const std::shared_ptr<const RunFile>& file, const SnapshotInfo& snapshot,
                          const SplitInfo& split, const AnalysisOptions& options);
 
+// The per-epoch metrics /history records, by series name: the geometry of the
+// train split (NC1-NC4, FDR, cone, implicit tau) and the shot-group accuracies
+// of the evaluated split. Null values are left out (the history stores NaN).
+// One list for training and `ltlab synth`, so that their series agree.
+std::vector<std::pair<std::string, double>> epochMetrics(const Analysis& train, const Analysis& evaluated);
+
 // The 31 values of the logit-adjustment sweep: k / 10 for k = 0..30.
 std::vector<double> laSweepTaus();
 

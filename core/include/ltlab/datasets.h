@@ -21,7 +21,6 @@ struct Dataset {
     std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
     std::int64_t sampleSize() const { return channels * height * width; }
     std::int64_t numClasses() const { return static_cast<std::int64_t>(class_names.size()); }
-    bool isImage() const { return !images.empty() || values.empty(); }
     std::vector<std::int64_t> classCounts() const;
     Dataset subset(const std::vector<std::int64_t>& indices) const;
 };

@@ -36,9 +36,8 @@ public:
     // Creates (truncates) the file and writes the root attributes and /classes.
     RunFileWriter(const std::string& path, const ClassInfo& classes,
                   const std::optional<std::string>& config_json = std::nullopt);
-    // Reopens an existing run file to append snapshots and history. Training
-    // opens, appends and closes once per epoch, so that between epochs the
-    // file is complete and any process can read it.
+    // Reopens an existing run file to append snapshots and history (training
+    // does so on a copy, through updateRunFile below).
     explicit RunFileWriter(const std::string& path);
     ~RunFileWriter();
     RunFileWriter(const RunFileWriter&) = delete;

@@ -105,7 +105,6 @@ public:
 class Trainer {
 public:
     virtual ~Trainer() = default;
-    virtual std::string deviceDescription(const TrainConfig& config) const = 0;
     // Trains and writes the run file; throws UsageError/InputError,
     // TrainingDiverged, or std::runtime_error for anything else.
     // With `resume`, out_path is a run this trainer wrote: training continues
