@@ -127,13 +127,20 @@ TEST(Training, DivergenceStopsWithAClearErrorAndKeepsFinishedEpochs) {
     TempDir dir;
     TrainConfig c = gaussian("ce", 3);
     c.lr = 1e6;
+    int finished = 0;
+    TrainingCallbacks cb;
+    cb.epoch = [&](const EpochReport&) { ++finished; };
     try {
-        run(c, dir.file("nan.h5"));
+        run(c, dir.file("nan.h5"), cb);
         FAIL() << "expected divergence";
     } catch (const TrainingDiverged& e) {
         EXPECT_NE(std::string(e.what()).find("diverged"), std::string::npos);
     }
-    EXPECT_NO_THROW(RunFile::open(dir.file("nan.h5")));
+    // The file is complete and holds exactly the epochs that finished before.
+    const auto file = RunFile::open(dir.file("nan.h5"));
+    const auto history = file->history();
+    EXPECT_EQ(history ? history->numEpochs() : 0, finished);
+    EXPECT_LT(finished, 3);
 }
 
 TEST(Training, BadSettingsAreUsageErrors) {

@@ -9,6 +9,9 @@ import tempfile
 import unittest
 import xml.etree.ElementTree as ET
 
+import h5py
+import numpy as np
+
 from ltlab_testutil import analyze_json, describe, ltlab_bin, run_ltlab
 
 
@@ -71,14 +74,25 @@ class FiguresCli(unittest.TestCase):
         self.assertEqual(rows[0][:2], ["additive", "0"])
         for c in range(6):
             self.assertAlmostEqual(float(rows[0][2 + c]), expected["per_class"]["accuracy"][c], places=12)
+        # Class-mean cosines and the implicit-LA points, recomputed here from the file with numpy.
+        with h5py.File(self.run_path, "r") as f:
+            snap = f["snapshots"][expected["snapshot"]]
+            features = snap["test/features"][()].astype(np.float64)
+            labels = snap["test/labels"][()]
+            norms = np.linalg.norm(snap["classifier_weight"][()].astype(np.float64), axis=1)
+            counts = f["classes/train_counts"][()].astype(np.float64)
+        means = np.stack([features[labels == c].mean(axis=0) for c in range(6)])
+        unit = means / np.linalg.norm(means, axis=1, keepdims=True)
         with open(os.path.join(out, "cone_class_means.csv")) as f:
-            cosines = list(csv.reader(f))[1:]
-        for c in range(6):
-            self.assertAlmostEqual(float(cosines[c][1 + c]), 1.0, places=12)
-            for d in range(6):
-                self.assertEqual(cosines[c][1 + d], cosines[d][1 + c])
+            cosines = np.array([[float(v) for v in row[1:]] for row in list(csv.reader(f))[1:]])
+        np.testing.assert_allclose(cosines, unit @ unit.T, atol=1e-9)
         with open(os.path.join(out, "logit_adjustment_implicit.csv")) as f:
-            self.assertEqual(len(list(csv.DictReader(f))), 6)
+            implicit = list(csv.DictReader(f))
+        self.assertEqual(len(implicit), 6)
+        for row in implicit:
+            c = int(row["class"])
+            self.assertAlmostEqual(float(row["neg_log_prior"]), -np.log(counts[c] / counts.sum()), places=9)
+            self.assertAlmostEqual(float(row["log_weight_norm"]), np.log(norms[c]), places=6)
 
     @unittest.skipUnless(shutil.which("xvfb-run"), "xvfb-run is missing (tools/install-deps.sh installs it)")
     def test_the_3d_view_under_xvfb_with_a_sample_cloud(self):

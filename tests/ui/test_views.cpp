@@ -10,10 +10,12 @@
 
 #include <qcustomplot.h>
 
+#include "analysis_task.h"
 #include "cone_view.h"
 #include "logit_adjustment_view.h"
 #include "per_class_view.h"
 #include "ltlab/analysis.h"
+#include "ltlab/analysis_report.h"
 #include "ltlab/synthetic.h"
 #include "report_view.h"
 #include "training_curves_view.h"
@@ -66,7 +68,8 @@ private slots:
         const auto order = classesByCount(pc.train_count);
         for (std::size_t rank = 0; rank < order.size(); ++rank)
             QCOMPARE(bars[rank], pc.weight_norm[static_cast<std::size_t>(order[rank])]);
-        QVERIFY(pc.train_count[static_cast<std::size_t>(order.front())] >= pc.train_count[static_cast<std::size_t>(order.back())]);
+        for (std::size_t rank = 1; rank < order.size(); ++rank) // head to tail
+            QVERIFY(pc.train_count[static_cast<std::size_t>(order[rank - 1])] >= pc.train_count[static_cast<std::size_t>(order[rank])]);
         // An overlaid snapshot appears as one marker per class at its own norms.
         ViewData with_compare = data_;
         auto other = std::make_shared<Analysis>(*data_.analysis);
@@ -216,18 +219,44 @@ private slots:
         view.showData(data_);
         auto* bars = qobject_cast<QCPBars*>(view.accuracyPlot()->plottable(0));
         QVERIFY(bars);
-        const auto order = classesByCount(data_.analysis->per_class.train_count);
+        const auto& pc = data_.analysis->per_class;
+        const auto C = static_cast<std::size_t>(data_.analysis->num_classes);
+        const auto order = classesByCount(pc.train_count);
+        QCOMPARE(bars->data()->size(), static_cast<int>(C));
         for (auto it = bars->data()->constBegin(); it != bars->data()->constEnd(); ++it)
-            QCOMPARE(it->value, 100.0 * *data_.analysis->per_class.accuracy[static_cast<std::size_t>(order[static_cast<std::size_t>(it->key)])]);
+            QCOMPARE(it->value, 100.0 * *pc.accuracy[static_cast<std::size_t>(order[static_cast<std::size_t>(it->key)])]);
+        // The confusion counts agree with the per-class numbers: rows sum to the
+        // class's samples, the diagonal is its correct ones.
+        const auto& confusion = data_.analysis->confusion;
+        for (std::size_t t = 0; t < C; ++t) {
+            std::int64_t row = 0;
+            for (std::size_t p = 0; p < C; ++p) row += confusion[t * C + p];
+            QCOMPARE(row, pc.count[t]);
+            QCOMPARE(double(confusion[t * C + t]) / double(row), *pc.accuracy[t]);
+        }
+        // Grouped: shot groups from the training counts and the run's thresholds, rows normalised.
         view.groupedBox()->setChecked(true);
         auto* map = qobject_cast<QCPColorMap*>(view.confusionPlot()->plottable(0));
         QVERIFY(map);
         QCOMPARE(map->data()->keySize(), 3);
-        for (int row = 0; row < 3; ++row) {
-            double sum = 0;
-            for (int col = 0; col < 3; ++col) sum += map->data()->cell(col, row);
-            if (!std::isnan(sum)) QVERIFY(qAbs(sum - 1.0) < 1e-12);
+        const std::int64_t many = data_.classes.many_threshold.value_or(100), few = data_.classes.few_threshold.value_or(20);
+        auto group = [&](std::size_t c) { return pc.train_count[c] > many ? 0 : pc.train_count[c] < few ? 2 : 1; };
+        double expected[3][3] = {}, totals[3] = {};
+        for (std::size_t t = 0; t < C; ++t)
+            for (std::size_t p = 0; p < C; ++p) {
+                expected[group(t)][group(p)] += double(confusion[t * C + p]);
+                totals[group(t)] += double(confusion[t * C + p]);
+            }
+        int rows_seen = 0;
+        for (int g = 0; g < 3; ++g) {
+            if (totals[g] == 0) {
+                QVERIFY(std::isnan(map->data()->cell(0, g)));
+                continue;
+            }
+            ++rows_seen;
+            for (int h = 0; h < 3; ++h) QVERIFY(qAbs(map->data()->cell(h, g) - expected[g][h] / totals[g]) < 1e-12);
         }
+        QVERIFY(rows_seen >= 2);
     }
 
     void presentationFontsScaleWithoutCompounding() {
@@ -241,11 +270,39 @@ private slots:
         QVERIFY(qAbs(view.plot()->xAxis->labelFont().pointSizeF() - base) < 1e-6);
     }
 
+    // The window asks core again when the 3D options or the overlay change:
+    // the snapshot's analysis is reused, only the changed part is computed.
+    void analysisIsReusedWhenOnlyTheViewOptionsChange() {
+        const std::string path = dir_.filePath("run.h5").toStdString();
+        const auto file = RunFile::open(path);
+        AnalysisRequest request;
+        request.snapshot = QString::fromStdString(file->latestSnapshot().name);
+        const AnalysisOutcome first = analyzeForViews(file, request);
+        QVERIFY2(first.error.isEmpty(), qPrintable(first.error));
+        QVERIFY(first.geometry->samples.empty());
+        request.geometry.samples_per_class = 5;
+        const AnalysisOutcome second = analyzeForViews(file, request, &first);
+        QCOMPARE(second.analysis.get(), first.analysis.get()); // not analysed again
+        QCOMPARE(second.cone.get(), first.cone.get());
+        QCOMPARE(second.geometry->samples.size(), std::size_t(8 * 5));
+        const AnalysisOutcome fresh = analyzeForViews(file, request); // what a full analysis gives
+        QCOMPARE(fresh.geometry->samples, second.geometry->samples);
+        QCOMPARE(fresh.analysis->nc1, second.analysis->nc1);
+        const AnalysisOutcome third = analyzeForViews(file, request, &second);
+        QCOMPARE(third.geometry.get(), second.geometry.get()); // nothing changed: nothing computed
+        // Another open of the file (a re-read run) or another snapshot: analysed afresh.
+        QVERIFY(analyzeForViews(RunFile::open(path), request, &second).analysis.get() != second.analysis.get());
+        request.snapshot = QString::fromStdString(file->snapshots().front().name);
+        const AnalysisOutcome other = analyzeForViews(file, request, &second);
+        QVERIFY(other.analysis.get() != second.analysis.get());
+        QCOMPARE(other.snapshot, QString::fromStdString(file->snapshots().front().name));
+    }
+
     void reportIsTheEnginesText() {
         ReportView view;
         view.showData(data_);
-        QVERIFY(view.text().contains("NC1"));
-        QVERIFY(view.csv().contains("\"nc1\""));
+        QCOMPARE(view.text(), QString::fromStdString(analysisToText(*data_.analysis, data_.classes)));
+        QCOMPARE(view.csv(), QString::fromStdString(analysisToJson(*data_.analysis)));
     }
 };
 
