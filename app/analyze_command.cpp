@@ -13,8 +13,7 @@ namespace ltlab::app {
 
 int runAnalyze(const std::vector<std::string>& argv) {
     return guarded("analyze", [&] {
-        const cli::Args args("ltlab analyze",
-                             {{"snapshot", "NAME", "snapshot to analyse (default: the last by epoch)"},
+        const cli::Args args({{"snapshot", "NAME", "snapshot to analyse (default: the last by epoch)"},
                               {"split", "SPLIT", "train, val or test (default: test, else val, else train)"},
                               {"format", "FORMAT", "text (default) or json"},
                               {"many-threshold", "N", "many-shot classes have more than N training samples"},
@@ -33,8 +32,8 @@ int runAnalyze(const std::vector<std::string>& argv) {
             return kExitOk;
         }
         if (args.positional().size() != 1)
-            throw UsageError(args.positional().empty() ? "ltlab analyze: missing FILE (see --help)"
-                                                       : "ltlab analyze: expected one FILE, got " +
+            throw UsageError(args.positional().empty() ? "missing FILE (see --help)"
+                                                       : "expected one FILE, got " +
                                                              std::to_string(args.positional().size()));
         const std::string format = args.choice("format", {"text", "json"}, "text");
         const auto split_name = args.value("split");

@@ -9,14 +9,13 @@
 
 namespace ltlab::cli {
 
-Args::Args(std::string command, std::vector<OptionSpec> specs, std::vector<std::string> argv)
-    : command_(std::move(command)), specs_(std::move(specs)) {
+Args::Args(std::vector<OptionSpec> specs, std::vector<std::string> argv) : specs_(std::move(specs)) {
     bool only_positional = false;
     for (std::size_t i = 0; i < argv.size(); ++i) {
         const std::string& arg = argv[i];
         if (only_positional || arg.size() < 2 || arg.rfind("--", 0) != 0) {
             if (!only_positional && arg.size() > 1 && arg[0] == '-' && arg != "-")
-                throw UsageError(command_ + ": unknown option '" + arg + "' (see --help)");
+                throw UsageError("unknown option '" + arg + "' (see --help)");
             positional_.push_back(arg);
             continue;
         }
@@ -31,14 +30,14 @@ Args::Args(std::string command, std::vector<OptionSpec> specs, std::vector<std::
             name.resize(eq);
         }
         auto spec = std::find_if(specs_.begin(), specs_.end(), [&](const OptionSpec& s) { return s.name == name; });
-        if (spec == specs_.end()) throw UsageError(command_ + ": unknown option '--" + name + "' (see --help)");
+        if (spec == specs_.end()) throw UsageError("unknown option '--" + name + "' (see --help)");
         if (spec->value_name.empty()) {
-            if (inline_value) throw UsageError(command_ + ": option '--" + name + "' takes no value");
+            if (inline_value) throw UsageError("option '--" + name + "' takes no value");
             values_[name] = "";
         } else if (inline_value) {
             values_[name] = *inline_value;
         } else {
-            if (i + 1 >= argv.size()) throw UsageError(command_ + ": option '--" + name + "' needs a value (" + spec->value_name + ")");
+            if (i + 1 >= argv.size()) throw UsageError("option '--" + name + "' needs a value (" + spec->value_name + ")");
             values_[name] = argv[++i];
         }
     }
@@ -56,9 +55,9 @@ std::optional<long long> Args::integer(const std::string& name, long long min_va
     char* end = nullptr;
     const long long v = std::strtoll(text->c_str(), &end, 10);
     if (text->empty() || *end != '\0' || errno == ERANGE)
-        throw UsageError(command_ + ": --" + name + " expects an integer, got '" + *text + "'");
+        throw UsageError("--" + name + " expects an integer, got '" + *text + "'");
     if (v < min_value)
-        throw UsageError(command_ + ": --" + name + " must be at least " + std::to_string(min_value) + ", got " + *text);
+        throw UsageError("--" + name + " must be at least " + std::to_string(min_value) + ", got " + *text);
     return v;
 }
 
@@ -68,7 +67,7 @@ std::optional<double> Args::number(const std::string& name) const {
     char* end = nullptr;
     const double v = std::strtod(text->c_str(), &end);
     if (text->empty() || *end != '\0' || !std::isfinite(v))
-        throw UsageError(command_ + ": --" + name + " expects a number, got '" + *text + "'");
+        throw UsageError("--" + name + " expects a number, got '" + *text + "'");
     return v;
 }
 
@@ -79,7 +78,7 @@ std::string Args::choice(const std::string& name, const std::vector<std::string>
     if (std::find(allowed.begin(), allowed.end(), *text) == allowed.end()) {
         std::string list;
         for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        throw UsageError(command_ + ": --" + name + " must be one of " + list + ", got '" + *text + "'");
+        throw UsageError("--" + name + " must be one of " + list + ", got '" + *text + "'");
     }
     return *text;
 }

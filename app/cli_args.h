@@ -1,6 +1,7 @@
 #pragma once
 // A small command-line parser for ltlab's subcommands: --name VALUE,
-// --name=VALUE and flags; every mistake is a UsageError naming the option.
+// --name=VALUE and flags; every mistake is a UsageError naming the option
+// (the command that catches it names itself: app::guarded).
 
 #include <map>
 #include <optional>
@@ -17,7 +18,7 @@ struct OptionSpec {
 
 class Args {
 public:
-    Args(std::string command, std::vector<OptionSpec> specs, std::vector<std::string> argv);
+    Args(std::vector<OptionSpec> specs, std::vector<std::string> argv);
 
     bool flag(const std::string& name) const { return values_.count(name) > 0; }
     std::optional<std::string> value(const std::string& name) const;
@@ -30,7 +31,6 @@ public:
     std::string optionsHelp() const;
 
 private:
-    std::string command_;
     std::vector<OptionSpec> specs_;
     std::map<std::string, std::string> values_;
     std::vector<std::string> positional_;

@@ -37,13 +37,8 @@ template <typename Body>
 int ltlab::app::guarded(const char* command, Body&& body) {
     try {
         return body();
-    } catch (const UsageError& e) {
-        // Messages from the CLI name their command already; those from the library get it here.
-        const std::string message = e.what();
-        if (message.rfind("ltlab", 0) == 0)
-            std::cerr << message << "\n";
-        else
-            std::cerr << "ltlab " << command << ": " << message << "\n";
+    } catch (const UsageError& e) { // messages never name the command: it is said here
+        std::cerr << "ltlab " << command << ": " << e.what() << "\n";
         return kExitUsage;
     } catch (const InputError& e) {
         std::cerr << "ltlab " << command << ": " << e.what() << "\n";

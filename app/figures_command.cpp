@@ -13,8 +13,7 @@ namespace ltlab::app {
 
 int runFigures(const std::vector<std::string>& argv) {
     return guarded("figures", [&]() -> int {
-        const cli::Args args("ltlab figures",
-                             {{"out", "DIR", "folder for the figures (created; required)"},
+        const cli::Args args({{"out", "DIR", "folder for the figures (created; required)"},
                               {"snapshot", "NAME", "snapshot (default: the last by epoch)"},
                               {"split", "SPLIT", "train, val or test (default: test, else val, else train)"},
                               {"format", "LIST", "comma-separated: pdf,png,svg (default pdf,png)"},
@@ -33,15 +32,15 @@ int runFigures(const std::vector<std::string>& argv) {
                       << args.optionsHelp();
             return kExitOk;
         }
-        if (args.positional().size() != 1) throw UsageError("ltlab figures: expected one RUN.h5 (see --help)");
+        if (args.positional().size() != 1) throw UsageError("expected one RUN.h5 (see --help)");
         const auto out = args.value("out");
-        if (!out) throw UsageError("ltlab figures: missing --out DIR");
+        if (!out) throw UsageError("missing --out DIR");
         const std::string formats = args.value("format").value_or("pdf,png");
         std::string list = formats + ",";
         for (std::size_t start = 0, comma; (comma = list.find(',', start)) != std::string::npos; start = comma + 1) {
             const std::string f = list.substr(start, comma - start);
             if (f != "pdf" && f != "png" && f != "svg")
-                throw UsageError("ltlab figures: unknown format '" + f + "' (pdf, png, svg)");
+                throw UsageError("unknown format '" + f + "' (pdf, png, svg)");
         }
         if (auto split = args.value("split")) args.choice("split", {"train", "val", "test"}, "");
         const double dpi = static_cast<double>(args.integer("dpi", 10).value_or(300));

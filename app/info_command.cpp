@@ -12,8 +12,7 @@ namespace ltlab::app {
 
 int runInfo(const std::vector<std::string>& argv) {
     return guarded("info", [&] {
-        const cli::Args args("ltlab info",
-                             {{"measure-dgemm", "", "measure the float64 GEMM rate (2048^3, best of 3)"},
+        const cli::Args args({{"measure-dgemm", "", "measure the float64 GEMM rate (2048^3, best of 3)"},
                               {"threads", "N", "threads for the numerics (default: all cores)"},
                               {"help", "", "show this help"}},
                              argv);

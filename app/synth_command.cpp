@@ -11,8 +11,7 @@ namespace ltlab::app {
 
 int runSynth(const std::vector<std::string>& argv) {
     return guarded("synth", [&] {
-        const cli::Args args("ltlab synth",
-                             {{"out", "FILE", "run file to write (required)"},
+        const cli::Args args({{"out", "FILE", "run file to write (required)"},
                               {"classes", "C", "number of classes (default 10)"},
                               {"dim", "D", "feature dimension (default 64)"},
                               {"imbalance", "IF", "imbalance factor n_max / n_min (default 100)"},
@@ -41,14 +40,14 @@ int runSynth(const std::vector<std::string>& argv) {
             return kExitOk;
         }
         if (!args.positional().empty())
-            throw UsageError("ltlab synth: unexpected argument '" + args.positional()[0] + "'");
+            throw UsageError("unexpected argument '" + args.positional()[0] + "'");
         const auto out = args.value("out");
-        if (!out) throw UsageError("ltlab synth: missing --out FILE (see --help)");
+        if (!out) throw UsageError("missing --out FILE (see --help)");
         SynthConfig cfg;
         cfg.classes = args.integer("classes", 2).value_or(cfg.classes);
         cfg.dim = args.integer("dim", 1).value_or(cfg.dim);
         cfg.imbalance = args.number("imbalance").value_or(cfg.imbalance);
-        if (cfg.imbalance < 1) throw UsageError("ltlab synth: --imbalance must be at least 1");
+        if (cfg.imbalance < 1) throw UsageError("--imbalance must be at least 1");
         cfg.max_per_class = args.integer("max-per-class", 1).value_or(cfg.max_per_class);
         cfg.train_total = args.integer("train-total", cfg.classes).value_or(0);
         cfg.test_per_class = args.integer("test-per-class", 0).value_or(cfg.test_per_class);
@@ -58,9 +57,9 @@ int runSynth(const std::vector<std::string>& argv) {
         cfg.noise = args.number("noise").value_or(cfg.noise);
         cfg.collapse = args.number("collapse").value_or(cfg.collapse);
         if (cfg.noise < 0 || cfg.collapse < 0 || cfg.collapse > 1)
-            throw UsageError("ltlab synth: --noise must be >= 0 and --collapse in [0, 1]");
+            throw UsageError("--noise must be >= 0 and --collapse in [0, 1]");
         cfg.norm_tail_ratio = args.number("tail-norm-ratio").value_or(cfg.norm_tail_ratio);
-        if (cfg.norm_tail_ratio <= 0) throw UsageError("ltlab synth: --tail-norm-ratio must be positive");
+        if (cfg.norm_tail_ratio <= 0) throw UsageError("--tail-norm-ratio must be positive");
         cfg.seed = static_cast<std::uint64_t>(args.integer("seed", 0).value_or(0));
         cfg.store_logits = args.flag("logits");
         cfg.float64 = args.flag("float64");

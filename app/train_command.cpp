@@ -50,9 +50,9 @@ std::string percent(double v) {
 // The la recipe needs no training and no libtorch.
 int runPosthoc(const cli::Args& args, const TrainConfig& config, const std::string& out) {
     const auto from = args.value("from");
-    if (!from) throw UsageError("ltlab train: recipe la needs --from RUN.h5 (a finished run)");
+    if (!from) throw UsageError("recipe la needs --from RUN.h5 (a finished run)");
     if (config.la_mode != "additive" && config.la_mode != "multiplicative")
-        throw UsageError("ltlab train: --la-mode must be additive or multiplicative");
+        throw UsageError("--la-mode must be additive or multiplicative");
     const PosthocResult r = logitAdjustRun(*from, out, args.value("snapshot"), config.tau,
                                            config.la_mode == "additive" ? LogitAdjustmentMode::Additive
                                                                         : LogitAdjustmentMode::Multiplicative);
@@ -142,8 +142,7 @@ int trainAndReport(const TrainConfig& config, const std::string& out, bool resum
 
 int runBenchmarkTraining(const std::vector<std::string>& argv) {
     return guarded("benchmark-training", [&] {
-        const cli::Args args("ltlab benchmark-training",
-                             {{"model", "NAME", "cnn (1x28x28 input, 10 classes), resnet32 or resnet34 (3x32x32, 100 classes), mlp"},
+        const cli::Args args({{"model", "NAME", "cnn (1x28x28 input, 10 classes), resnet32 or resnet34 (3x32x32, 100 classes), mlp"},
                               {"batch-size", "N", "default 64"},
                               {"steps", "N", "timed steps after 5 warm-up steps (default 30)"},
                               {"threads", "N", "default: all cores"},
@@ -173,7 +172,7 @@ int runBenchmarkTraining(const std::vector<std::string>& argv) {
 
 int runRecipes(const std::vector<std::string>& argv) {
     return guarded("recipes", [&] {
-        const cli::Args args("ltlab recipes", {{"json", "", "print the defaults as JSON"}, {"help", "", "show this help"}}, argv);
+        const cli::Args args({{"json", "", "print the defaults as JSON"}, {"help", "", "show this help"}}, argv);
         if (args.flag("help")) {
             std::cout << "Usage: ltlab recipes [--json]\n\nLists the training recipes and their default settings.\n";
             return kExitOk;
@@ -204,7 +203,7 @@ int runTrain(const std::vector<std::string>& argv) {
         for (const auto& key : configKeys())
             if (key != "recipe") specs.push_back({dashed(key), "VALUE", "config key " + key});
         specs.push_back({"help", "", "show this help"});
-        const cli::Args args("ltlab train", specs, argv);
+        const cli::Args args(specs, argv);
         if (args.flag("help")) {
             std::cout << "Usage: ltlab train --recipe NAME --out RUN.h5 [--config FILE] [--KEY VALUE ...]\n\n"
                          "Trains on a long-tailed dataset (default: Fashion-MNIST-LT, IF 100, from Debian's\n"
@@ -215,13 +214,13 @@ int runTrain(const std::vector<std::string>& argv) {
                       << args.optionsHelp();
             return kExitOk;
         }
-        if (!args.positional().empty()) throw UsageError("ltlab train: unexpected argument '" + args.positional()[0] + "'");
+        if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
         if (const auto run = args.value("resume")) {
             for (const auto& key : configKeys())
                 if (args.value(dashed(key)) && key != "threads")
-                    throw UsageError("ltlab train: --resume continues the run as it was configured; only --threads may change");
+                    throw UsageError("--resume continues the run as it was configured; only --threads may change");
             if (args.value("out") || args.value("config") || args.value("recipe"))
-                throw UsageError("ltlab train: --resume takes the run file alone");
+                throw UsageError("--resume takes the run file alone");
             const auto file = RunFile::open(*run);
             if (!file->config()) throw InputError(*run, "/", "has no 'config' attribute: not written by ltlab train");
             TrainConfig config;
@@ -234,10 +233,10 @@ int runTrain(const std::vector<std::string>& argv) {
             return trainAndReport(config, *run, true, args.flag("progress-json"));
         }
         const auto out = args.value("out");
-        if (!out) throw UsageError("ltlab train: missing --out RUN.h5");
+        if (!out) throw UsageError("missing --out RUN.h5");
         std::error_code ec;
         if (std::filesystem::exists(*out, ec) && !args.flag("overwrite"))
-            throw UsageError("ltlab train: " + *out + " exists; pass --overwrite to replace it");
+            throw UsageError("" + *out + " exists; pass --overwrite to replace it");
 
         // Defaults of the recipe, then the config file, then the options.
         std::string recipe = args.value("recipe").value_or("");
@@ -255,12 +254,12 @@ int runTrain(const std::vector<std::string>& argv) {
             if (recipe.empty() && file_config.contains("recipe") && file_config["recipe"].is_string())
                 recipe = file_config["recipe"];
         }
-        if (recipe.empty()) throw UsageError("ltlab train: missing --recipe (see ltlab recipes)");
+        if (recipe.empty()) throw UsageError("missing --recipe (see ltlab recipes)");
         TrainConfig config = recipeDefaults(recipe);
         try {
             config = TrainConfig::fromJson(file_config.dump(), config);
         } catch (const UsageError& e) {
-            throw UsageError("ltlab train: " + args.value("config").value_or("") + ": " + e.what());
+            throw UsageError(args.value("config").value_or("") + ": " + e.what());
         }
         nlohmann::json overrides = nlohmann::json::object();
         for (const auto& key : configKeys()) {
@@ -270,15 +269,11 @@ int runTrain(const std::vector<std::string>& argv) {
             overrides[key] = nlohmann::json::accept(*text) ? nlohmann::json::parse(*text) : nlohmann::json(*text);
         }
         overrides["recipe"] = recipe;
-        try {
-            config = TrainConfig::fromJson(overrides.dump(), config);
-        } catch (const UsageError& e) {
-            throw UsageError(std::string("ltlab train: ") + e.what());
-        }
+        config = TrainConfig::fromJson(overrides.dump(), config);
 
         if (config.recipe == "la") return runPosthoc(args, config, *out);
         if (args.value("from") || args.value("snapshot"))
-            throw UsageError("ltlab train: --from and --snapshot belong to the la recipe");
+            throw UsageError("--from and --snapshot belong to the la recipe");
 
         return trainAndReport(config, *out, false, args.flag("progress-json"));
     });

@@ -35,7 +35,7 @@ PosthocResult logitAdjustRun(const std::string& in_path, const std::string& out_
     if (!tau) {
         const SplitInfo* val = snap.split("val");
         if (!val)
-            throw UsageError("ltlab: " + in_path + ": snapshot " + snap.name +
+            throw UsageError(in_path + ": snapshot " + snap.name +
                              " has no val split to choose tau on; give --tau");
         const Analysis on_val = analyzeSnapshot(file, snap, *val, options);
         tau = (multiplicative ? on_val.la_multiplicative : on_val.la_additive).best_tau;
