@@ -144,6 +144,35 @@ QStringList writeViewData(const AnalysisView& view, const QString& path, QString
     return written;
 }
 
+QString classSummary(const Analysis& a, const ClassInfo& classes, int c) {
+    const auto& pc = a.per_class;
+    const auto k = static_cast<std::size_t>(c);
+    auto number = [](const Nullable& v) { return v ? QString::number(*v, 'g', 5) : QStringLiteral("n/a"); };
+    return QObject::tr("%1 (class %2), %3-shot\nn = %4 train, %5 in %6\naccuracy %7\n||w|| = %8, b = %9\n||mean|| = %10")
+        .arg(k < classes.names.size() ? QString::fromStdString(classes.names[k]) : QString::number(c))
+        .arg(c)
+        .arg(shotGroupName(pc.group[k]))
+        .arg(pc.train_count[k])
+        .arg(pc.count[k])
+        .arg(QString::fromStdString(a.split))
+        .arg(pc.accuracy[k] ? QString::number(100 * *pc.accuracy[k], 'f', 1) + " %" : QObject::tr("n/a"))
+        .arg(pc.weight_norm[k], 0, 'g', 5)
+        .arg(pc.bias[k], 0, 'g', 5)
+        .arg(number(pc.mean_norm[k]));
+}
+
+QString shotGroupName(ShotGroup group) {
+    static const char* names[] = {"many", "medium", "few"};
+    return names[static_cast<int>(group)];
+}
+
+QColor shotGroupColour(ShotGroup group, int alpha) {
+    static const QColor colours[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xff, 0x7f, 0x0e), QColor(0xd6, 0x27, 0x28)};
+    QColor c = colours[static_cast<int>(group)];
+    c.setAlpha(alpha);
+    return c;
+}
+
 QString csvQuoted(const std::string& name) { return "\"" + QString::fromStdString(name).replace('"', "\"\"") + "\""; }
 
 QString classMatrixCsv(const ClassInfo& classes, const QString& corner,

@@ -4,6 +4,7 @@
 // `ltlab analyze` prints. Each view can export its figure (PDF and SVG as
 // vectors, PNG at a chosen DPI) and the data behind it (CSV).
 
+#include <QColor>
 #include <QString>
 #include <QWidget>
 
@@ -88,6 +89,15 @@ QString csvQuoted(const std::string& name);
 // A C x C table with the class names as the first row and column.
 QString classMatrixCsv(const ClassInfo& classes, const QString& corner,
                        const std::function<QString(std::size_t row, std::size_t column)>& cell);
+
+// One class's numbers, for hover tooltips and the 3D view's pick: name, shot
+// group, training and evaluated counts, accuracy, ||w||, bias, ||mean||.
+QString classSummary(const Analysis& analysis, const ClassInfo& classes, int c);
+
+// A shot group's name ("many", "medium", "few") and colour (blue, orange,
+// red), the same in every view.
+QString shotGroupName(ShotGroup group);
+QColor shotGroupColour(ShotGroup group, int alpha = 255);
 
 // The ordering used by every per-class view: classes by training count,
 // largest first (ties by class id), as the papers plot them.

@@ -200,7 +200,6 @@ QString className(const ClassInfo& classes, int c) {
                                                                         : QString::number(c);
 }
 
-QString percent(const Nullable& v) { return v ? QString::number(100.0 * *v, 'f', 1) + " %" : QStringLiteral("n/a"); }
 
 } // namespace
 
@@ -481,29 +480,14 @@ int GeometryView::classAt(double x, double y) const {
 QString GeometryView::pickedText() const { return classText(picked_); }
 
 QString GeometryView::classText(int picked) const {
-    if (picked < 0 || !data_.analysis) return {};
-    const auto& pc = data_.analysis->per_class;
-    const auto c = static_cast<std::size_t>(picked);
-    static const char* groups[] = {"many-shot", "medium-shot", "few-shot"};
-    const int group = static_cast<int>(pc.group[c]);
-    return tr("%1 (class %2): %3 training samples (%4); accuracy %5 on %6 samples; ||w|| = %7, bias %8; "
-              "||mean|| = %9")
-        .arg(className(data_.classes, picked))
-        .arg(picked)
-        .arg(pc.train_count[c])
-        .arg(group >= 0 && group < 3 ? groups[group] : "")
-        .arg(percent(pc.accuracy[c]))
-        .arg(pc.count[c])
-        .arg(pc.weight_norm[c], 0, 'g', 4)
-        .arg(pc.bias[c], 0, 'g', 4)
-        .arg(pc.mean_norm[c] ? QString::number(*pc.mean_norm[c], 'g', 4) : QStringLiteral("n/a"));
+    return picked >= 0 && data_.analysis ? classSummary(*data_.analysis, data_.classes, picked) : QString();
 }
 
 void GeometryView::showPicked() {
     const QString hint = tr("Class means (spheres, size by training count, blue head to red tail), classifier rows "
                             "(arrows), aligned simplex ETF (black). Drag to rotate, wheel to zoom, double-click to "
                             "reset, click a sphere for its numbers.");
-    info_->setText(picked_ >= 0 ? pickedText() : hint);
+    info_->setText(picked_ >= 0 ? pickedText().replace('\n', "; ") : hint);
 }
 
 QString GeometryView::csv() const {

@@ -14,7 +14,8 @@ namespace ltlab::ui {
 
 
 namespace {
-const QColor kAll(0x22, 0x22, 0x22), kMany(0x1f, 0x77, 0xb4), kMedium(0xff, 0x7f, 0x0e), kFew(0xd6, 0x27, 0x28);
+const QColor kAll(0x22, 0x22, 0x22), kMany = shotGroupColour(ShotGroup::Many),
+             kMedium = shotGroupColour(ShotGroup::Medium), kFew = shotGroupColour(ShotGroup::Few);
 
 QVector<double> values(const std::vector<ShotAccuracy>& acc, Nullable ShotAccuracy::*member, QVector<double>& keys,
                        const std::vector<double>& tau) {

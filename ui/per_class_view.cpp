@@ -10,11 +10,6 @@
 namespace ltlab::ui {
 
 
-namespace {
-const QColor kBands[] = {QColor(0x1f, 0x77, 0xb4, 40), QColor(0xff, 0x7f, 0x0e, 40), QColor(0xd6, 0x27, 0x28, 40)};
-const char* kGroupNames[] = {"many", "medium", "few"};
-} // namespace
-
 PerClassView::PerClassView(QWidget* parent) : AnalysisView(parent) {
     accuracy_ = makePlot(this, "Per-class accuracy");
     installHoverValues(accuracy_);
@@ -58,11 +53,11 @@ void PerClassView::showData(const ViewData& data) {
             band->topLeft->setCoords(double(rank) - 0.5, 100);
             band->bottomRight->setCoords(double(end) - 0.5, 0);
             band->setPen(Qt::NoPen);
-            band->setBrush(kBands[static_cast<int>(g)]);
+            band->setBrush(shotGroupColour(g, 40));
             band->setLayer("background");
             auto* label = new QCPItemText(accuracy_);
             label->position->setCoords((double(rank) + double(end) - 1) / 2.0, 97);
-            label->setText(kGroupNames[static_cast<int>(g)]);
+            label->setText(shotGroupName(g));
             label->setPositionAlignment(Qt::AlignTop | Qt::AlignHCenter);
             rank = end;
         }
@@ -154,7 +149,7 @@ void PerClassView::drawConfusion() {
     map->setInterpolate(false);
     if (grouped) {
         QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
-        for (int g = 0; g < 3; ++g) ticker->addTick(g, kGroupNames[g]);
+        for (int g = 0; g < 3; ++g) ticker->addTick(g, shotGroupName(static_cast<ShotGroup>(g)));
         confusion_->xAxis->setTicker(ticker);
         confusion_->yAxis->setTicker(ticker);
     } else {

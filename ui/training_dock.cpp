@@ -1,5 +1,7 @@
 #include "training_dock.h"
 
+#include "ltlab/training.h"
+
 #include <QComboBox>
 #include <QCoreApplication>
 #include <QDateTime>
@@ -57,7 +59,11 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
     model_ = new QComboBox(body);
     model_->addItems({"auto", "cnn", "mlp", "resnet32", "resnet34"});
     recipe_ = new QComboBox(body);
-    recipe_->addItems({"ce", "ce-wd", "wb", "wd-fr-etf"});
+    for (const RecipeInfo& r : recipes()) // core's list; la adjusts a finished run, it does not train
+        if (r.name != "la") {
+            recipe_->addItem(QString::fromStdString(r.name));
+            recipe_->setItemData(recipe_->count() - 1, QString::fromStdString(r.summary), Qt::ToolTipRole);
+        }
     epochs_ = new QSpinBox(body);
     epochs_->setRange(1, 10000);
     epochs_->setValue(8);
@@ -120,8 +126,7 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
 
 TrainingDock::~TrainingDock() {
     if (running()) { // the run keeps its finished epochs
-        ::kill(static_cast<pid_t>(process_->processId()), paused_ ? SIGCONT : 0);
-        ::kill(static_cast<pid_t>(process_->processId()), SIGINT);
+        stop();
         process_->waitForFinished(10000);
     }
 }

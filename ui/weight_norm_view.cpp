@@ -5,7 +5,6 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QSignalBlocker>
-#include <QToolTip>
 #include <QVBoxLayout>
 
 #include <cmath>
@@ -13,11 +12,6 @@
 #include <qcustomplot.h>
 
 namespace ltlab::ui {
-
-namespace {
-const QColor kGroupColours[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xff, 0x7f, 0x0e), QColor(0xd6, 0x27, 0x28)};
-const char* kGroupNames[] = {"many", "medium", "few"};
-} // namespace
 
 WeightNormView::WeightNormView(QWidget* parent) : AnalysisView(parent) {
     plot_ = makePlot(this, "Per-class weight norms");
@@ -37,7 +31,11 @@ WeightNormView::WeightNormView(QWidget* parent) : AnalysisView(parent) {
     layout->addLayout(controls);
     connect(compare_, &QComboBox::currentIndexChanged, this, [this] { emit compareChanged(); });
     connect(show_bias_, &QCheckBox::toggled, this, [this] { redraw(); });
-    connect(plot_, &QCustomPlot::mouseMove, this, &WeightNormView::hover);
+    // Hover: the class under the cursor (bars, count curve, overlay markers are all by rank).
+    installHoverValues(plot_, [this](const QCPAbstractPlottable*, double rank, double, double) {
+        const auto r = static_cast<std::size_t>(std::lround(rank));
+        return data_.analysis && r < order_.size() ? classSummary(*data_.analysis, data_.classes, order_[r]) : QString();
+    });
 }
 
 void WeightNormView::setCompareChoices(const QList<QPair<QString, QString>>& choices, const QStringList& labels) {
@@ -104,11 +102,11 @@ void WeightNormView::redraw() {
     for (int g = 0; g < 3; ++g) {
         if (keys[g].isEmpty()) continue;
         auto* bars = new QCPBars(plot_->xAxis, plot_->yAxis);
-        bars->setName(QString("%1-shot").arg(kGroupNames[g]));
+        bars->setName(QString("%1-shot").arg(shotGroupName(static_cast<ShotGroup>(g))));
         bars->setData(keys[g], values[g], true);
         bars->setWidth(0.8);
         bars->setPen(Qt::NoPen);
-        bars->setBrush(kGroupColours[g]);
+        bars->setBrush(shotGroupColour(static_cast<ShotGroup>(g)));
     }
     if (data_.compare) { // e.g. weight balancing: stage-1 norms behind the stage-2 bars
         const auto& other = data_.compare->per_class;
@@ -150,25 +148,6 @@ void WeightNormView::redraw() {
     plot_->xAxis->setRange(-0.6, double(order_.size()) - 0.4);
     if (!bias) plot_->yAxis->setRange(0, plot_->yAxis->range().upper * 1.08); // no marker on the frame
     replot(plot_);
-}
-
-void WeightNormView::hover(QMouseEvent* event) {
-    if (!data_.analysis || order_.empty()) return;
-    const int rank = static_cast<int>(std::lround(plot_->xAxis->pixelToCoord(event->pos().x())));
-    if (rank < 0 || rank >= static_cast<int>(order_.size())) return QToolTip::hideText();
-    const auto c = static_cast<std::size_t>(order_[static_cast<std::size_t>(rank)]);
-    const auto& pc = data_.analysis->per_class;
-    QToolTip::showText(event->globalPosition().toPoint(),
-                       tr("%1 (class %2)\nn = %3 train, %4 in %5\n||w|| = %6, b = %7\naccuracy %8")
-                           .arg(QString::fromStdString(data_.classes.names[c]))
-                           .arg(c)
-                           .arg(pc.train_count[c])
-                           .arg(pc.count[c])
-                           .arg(QString::fromStdString(data_.analysis->split))
-                           .arg(pc.weight_norm[c], 0, 'g', 5)
-                           .arg(pc.bias[c], 0, 'g', 5)
-                           .arg(pc.accuracy[c] ? QString::number(100 * *pc.accuracy[c], 'f', 1) + " %" : tr("n/a")),
-                       plot_);
 }
 
 QString WeightNormView::csv() const {

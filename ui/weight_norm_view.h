@@ -41,7 +41,6 @@ signals:
 
 private:
     void redraw();
-    void hover(QMouseEvent* event);
 
     QCustomPlot* plot_;
     QCheckBox* show_bias_;

@@ -27,6 +27,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The thread count asked for, or all cores (Debian's libtorch starts with 1).
+int threadsFor(int requested) {
+    return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 struct Split {
     torch::Tensor x;                  // N x C x H x W in [0, 1] (images) or N x D
     torch::Tensor y;                  // int64
@@ -326,7 +331,7 @@ public:
     double measureThroughput(const std::string& model, std::int64_t batch_size, std::int64_t channels, std::int64_t height,
                              std::int64_t width, std::int64_t classes, int threads, int steps,
                              const std::string& device_name) override {
-        torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+        torch::set_num_threads(threadsFor(threads));
         torch::manual_seed(0);
         const torch::Device device = pickDevice(device_name);
         Network net = makeNetwork(model, channels, height, width);
@@ -371,7 +376,7 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
                                   TrainingControl& control, bool resume) {
     recipeDefaults(c.recipe); // validates the name
     if (c.epochs < 1 || c.batch_size < 1 || !(c.lr > 0)) throw UsageError("epochs, batch_size and lr must be positive");
-    const int threads = c.threads > 0 ? c.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = threadsFor(c.threads);
     torch::set_num_threads(threads); // Debian's libtorch starts with 1
     torch::manual_seed(c.seed);
     const torch::Device device = pickDevice(c.device);

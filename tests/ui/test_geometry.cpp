@@ -108,7 +108,7 @@ private slots:
         QVERIFY2(hits >= 4, qPrintable(QString("%1 of 6 clicks picked their class").arg(hits)));
         const int c = view.pickedClass();
         QVERIFY(view.pickedText().contains(QString::fromStdString(data.classes.names[static_cast<std::size_t>(c)])));
-        QVERIFY(view.pickedText().contains(QString::number(analysis->per_class.weight_norm[static_cast<std::size_t>(c)], 'g', 4)));
+        QVERIFY(view.pickedText().contains(QString::number(analysis->per_class.weight_norm[static_cast<std::size_t>(c)], 'g', 5)));
         QCOMPARE(view.pickAt(1, 1), -1); // the background corner: nothing
 
         const QString pdf = dir.filePath("geometry.pdf"), svg = dir.filePath("geometry.svg");

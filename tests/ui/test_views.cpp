@@ -70,6 +70,17 @@ private slots:
             QCOMPARE(bars[rank], pc.weight_norm[static_cast<std::size_t>(order[rank])]);
         for (std::size_t rank = 1; rank < order.size(); ++rank) // head to tail
             QVERIFY(pc.train_count[static_cast<std::size_t>(order[rank - 1])] >= pc.train_count[static_cast<std::size_t>(order[rank])]);
+        // Hovering a bar names its class and shows its numbers.
+        view.resize(900, 600);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        view.plot()->replot();
+        const std::size_t r = 2, c = static_cast<std::size_t>(order[r]);
+        const QPointF at(view.plot()->xAxis->coordToPixel(double(r)), view.plot()->yAxis->coordToPixel(bars[r] / 2));
+        const QString text = hoverTextAt(view.plot(), at);
+        QVERIFY2(text.startsWith(QString::fromStdString(data_.classes.names[c]) + " (class " + QString::number(c) + ")"),
+                 qPrintable(text));
+        QVERIFY2(text.contains("||w|| = " + QString::number(pc.weight_norm[c], 'g', 5)), qPrintable(text));
         // An overlaid snapshot appears as one marker per class at its own norms.
         ViewData with_compare = data_;
         auto other = std::make_shared<Analysis>(*data_.analysis);
