@@ -8,6 +8,9 @@ find_package(nlohmann_json 3.10 REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(Threads REQUIRED)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
+# libzip reads PyTorch's zip checkpoints (core, no libtorch).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip>=1.7)
 
 # OpenBLAS, OpenMP flavour, linked by full path with an RPATH to its folder:
 # Debian's libblas.so.3 alternative may point at the reference BLAS (20x

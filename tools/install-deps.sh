@@ -9,7 +9,7 @@ packages=(
   # libraries
   qt6-base-dev qt6-base-dev-tools libqt6opengl6-dev libqt6svg6-dev
   libqcustomplot-dev libqcustomplot2.1-qt6 libvtk9-dev libhdf5-dev libeigen3-dev
-  nlohmann-json3-dev libgtest-dev libgmock-dev
+  nlohmann-json3-dev libgtest-dev libgmock-dev libzip-dev
   # the fast BLAS: OpenBLAS built with OpenMP (the reference BLAS is ~20x slower)
   libopenblas0-openmp libopenblas-openmp-dev
   # training (loaded only by what trains)
