@@ -16,6 +16,7 @@ constexpr const char* kUsage = R"(Usage: ltlab [FILE...]            open the wor
 Commands:
   analyze FILE   neural collapse, FDR, cone effect, logit adjustment of a snapshot
   figures FILE   the workbench's figures (PDF/SVG/PNG + CSV) without a window
+  inspect CKPT   what a PyTorch/safetensors checkpoint holds: tensors, architecture, classifier
   synth          write a synthetic long-tailed run file
   train          train a recipe (ce, ce-wd, wb, wd-fr-etf) on long-tailed data into a run file
   recipes        list the training recipes and their defaults
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
     if (first == "recipes") return runRecipes(rest);
     if (first == "benchmark-training") return runBenchmarkTraining(rest);
     if (first == "figures") return runFigures(rest);
+    if (first == "inspect") return runInspect(rest);
     if (first.rfind("-", 0) == 0 && first.rfind("--screenshot", 0) != 0) {
         std::cerr << "ltlab: unknown option '" << first << "' (see ltlab --help)\n";
         return kExitUsage;
