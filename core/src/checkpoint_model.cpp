@@ -429,8 +429,11 @@ SideArgs readSideArgs(const std::string& checkpoint_path) {
         return out;
     }
     auto at = [&](const char* pointer) -> const nlohmann::json* {
-        const nlohmann::json::json_pointer p(pointer);
-        return j.contains(p) ? &j.at(p) : nullptr;
+        try {
+            return &j.at(nlohmann::json::json_pointer(pointer));
+        } catch (const nlohmann::json::exception&) { // absent, or a parent is not an object
+            return nullptr;
+        }
     };
     if (auto v = at("/model/name"); v && v->is_string()) out.model_name = v->get<std::string>();
     if (auto v = at("/data/name"); v && v->is_string()) out.data_name = v->get<std::string>();
