@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <functional>
 #include <limits>
+#include <type_traits>
 
 #include <Eigen/Dense>
 #include <omp.h>
@@ -45,46 +48,6 @@ struct FiniteCheck {
                                   std::to_string(first_row) + ", column " + std::to_string(first_col) + ")");
     }
 };
-
-// Index of the largest entry; ties go to the lowest index.
-inline Index argmaxLowest(const double* v, Index n) {
-    Index best = 0;
-    for (Index c = 1; c < n; ++c)
-        if (v[c] > v[best]) best = c;
-    return best;
-}
-
-// argmin_k ||h - mu_k||^2 from scores = h . mu_k: the expansion ||mu_k||^2 - 2 h.mu_k
-// is exact enough except in near ties, which are settled with direct distances.
-template <typename Row, typename ScoreRow>
-Index nearestMean(const Row& h, const ScoreRow& scores, const RowMatrix& means, const VectorXd& mean_sq_norms) {
-    const Index K = means.rows();
-    Index best = 0, second = -1;
-    double best_d = mean_sq_norms[0] - 2 * scores[0], second_d = std::numeric_limits<double>::infinity();
-    for (Index k = 1; k < K; ++k) {
-        const double d = mean_sq_norms[k] - 2 * scores[k];
-        if (d < best_d) {
-            second = best;
-            second_d = best_d;
-            best = k;
-            best_d = d;
-        } else if (d < second_d) {
-            second = k;
-            second_d = d;
-        }
-    }
-    if (second >= 0 && second_d - best_d <= 1e-10 * (h.squaredNorm() + mean_sq_norms[best])) {
-        best_d = std::numeric_limits<double>::infinity();
-        for (Index k = 0; k < K; ++k) {
-            const double d = (h - means.row(k)).squaredNorm();
-            if (d < best_d) { // ties go to the lowest class id
-                best_d = d;
-                best = k;
-            }
-        }
-    }
-    return best;
-}
 
 template <typename Values>
 std::pair<double, double> meanAndStd(const Values& v) { // population std (ddof 0)
@@ -136,6 +99,440 @@ Nullable ratio(double numerator, double denominator) {
     return denominator != 0 && std::isfinite(numerator / denominator) ? Nullable(numerator / denominator) : std::nullopt;
 }
 
+// ---- Precision and chunking ---------------------------------------------------
+
+constexpr double kUnitRoundoff32 = 0x1p-24;
+// A split whose features take at most this much is read once and kept for pass 2.
+constexpr double kKeepAllBytes = 64.0 * (1 << 20);
+
+template <typename T>
+using RowMatrixT = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Worst-case error of a float32 dot product x . y of length D whose inputs were
+// rounded to float32 once (the features are exact when stored as float32):
+// (D + 2) u sum |x_d y_d| for the products and sums, u |x . y| for the result,
+// and sum |x_d y_d| <= ||x|| ||y||; the 1% covers the second-order terms.
+double float32DotBound(Index D) { return 1.01 * static_cast<double>(D + 4) * kUnitRoundoff32; }
+
+bool useFloat32(const FeatureSource& source, const AnalysisOptions& options, Index N, Index D, Index C) {
+    AnalysisOptions::Precision precision = options.precision;
+    if (precision == AnalysisOptions::Precision::Auto)
+        if (const char* env = std::getenv("LTLAB_ANALYSIS_PRECISION"); env && *env) {
+            const std::string value = env;
+            if (value != "float32" && value != "float64" && value != "auto")
+                throw UsageError("LTLAB_ANALYSIS_PRECISION must be float32, float64 or auto, not '" + value + "'");
+            precision = value == "float32"   ? AnalysisOptions::Precision::Float32
+                        : value == "float64" ? AnalysisOptions::Precision::Float64
+                                             : precision;
+        }
+    if (precision == AnalysisOptions::Precision::Auto)
+        return source.featuresAreFloat32() && 2.0 * N * D * static_cast<double>(D + C) >= 1e9;
+    return precision == AnalysisOptions::Precision::Float32;
+}
+
+// Rows per chunk: about 1M (float64) or 4M (float32) values per buffer.
+Index chunkRows(const AnalysisOptions& options, bool float32, Index N, Index D, Index C) {
+    const Index per_buffer = float32 ? Index{1} << 22 : Index{1} << 20;
+    const Index rows = options.chunk_rows > 0 ? options.chunk_rows
+                                              : std::clamp<Index>(per_buffer / std::max<Index>(std::max(D, C), 1), 64, 1 << 14);
+    return std::min<Index>(std::max<Index>(N, 1), rows);
+}
+
+// The features in chunks of rows, read into one buffer allocated once (fresh pages
+// cost more here than the arithmetic on them). A small split is kept whole, so
+// that pass 2 does not read the file again.
+template <typename T>
+class FeatureChunks {
+public:
+    FeatureChunks(const FeatureSource& source, Index N, Index D, Index chunk)
+        : source_(source), keep_all_(static_cast<double>(N) * static_cast<double>(D) * sizeof(T) <= kKeepAllBytes),
+          buffer_(keep_all_ ? N : chunk, D) {}
+    typename RowMatrixT<T>::RowsBlockXpr rows(Index row0, Index R, bool second_pass) {
+        auto block = keep_all_ ? buffer_.middleRows(row0, R) : buffer_.topRows(R);
+        if (!(keep_all_ && second_pass)) source_.readFeatures(row0, block);
+        return block;
+    }
+    void release() { buffer_.resize(0, 0); }
+
+private:
+    const FeatureSource& source_;
+    bool keep_all_;
+    RowMatrixT<T> buffer_;
+};
+
+void addGram(MatrixXd& G, Eigen::MatrixXf& tile, const RowMatrixT<float>::RowsBlockXpr& X) {
+    linalg::addGramLower(G, tile, X.data(), X.rows(), X.cols());
+}
+void addGram(MatrixXd& G, Eigen::MatrixXf&, const RowMatrixT<double>::RowsBlockXpr& X) {
+    linalg::addGramLower(G, X.data(), X.rows(), X.cols());
+}
+
+// ---- Per-row decisions ----------------------------------------------------------
+
+// Index of the largest entry (ties go to the lowest index) and its lead over the rest.
+inline std::pair<Index, double> argmaxWithLead(const double* v, Index n) {
+    Index best = 0;
+    double second = -std::numeric_limits<double>::infinity();
+    for (Index c = 1; c < n; ++c) {
+        if (v[c] > v[best]) {
+            second = v[best];
+            best = c;
+        } else {
+            second = std::max(second, v[c]);
+        }
+    }
+    return {best, v[best] - second};
+}
+
+// Nearest present class mean of h = mu_y + c (c: the float64 centred row) from
+// scores s_k = c . m_k with m_k = mu_k - mu_bar:
+// ||h - mu_k||^2 = const + ||m_k||^2 - 2 (s_k + m_y . m_k). Candidates closer than
+// the scores' error bound (plus float64 rounding) are settled with direct distances.
+struct NearestMeanData {
+    const RowMatrix& present_means;
+    VectorXd sq_norms;        // ||m_k||^2
+    MatrixXd gram;            // m_j . m_k
+    double max_norm = 0;      // max_k ||m_k||
+    double score_bound = 0;   // error of s_k per ||c|| ||m_k|| (0 for float64 products)
+};
+
+template <typename H, typename Scores>
+Index nearestMean(const H& h, double c_norm, Index y, const Scores& scores, const NearestMeanData& m) {
+    const Index K = m.sq_norms.size();
+    Index best = 0;
+    double best_d = std::numeric_limits<double>::infinity(), second_d = best_d;
+    for (Index k = 0; k < K; ++k) {
+        const double d = m.sq_norms[k] - 2 * (static_cast<double>(scores[k]) + m.gram(y, k));
+        if (d < best_d) {
+            second_d = best_d;
+            best_d = d;
+            best = k;
+        } else if (d < second_d) {
+            second_d = d;
+        }
+    }
+    const double scale = (c_norm + std::sqrt(m.sq_norms[y])) * (c_norm + std::sqrt(m.sq_norms[y])) + m.sq_norms[best];
+    const double tolerance = 4 * m.score_bound * c_norm * m.max_norm + 1e-10 * scale;
+    if (K < 2 || second_d - best_d > tolerance) return best;
+    best_d = std::numeric_limits<double>::infinity();
+    for (Index k = 0; k < K; ++k) {
+        const double d = (h.template cast<double>() - m.present_means.row(k)).squaredNorm();
+        if (d < best_d) { // ties go to the lowest class id
+            best_d = d;
+            best = k;
+        }
+    }
+    return best;
+}
+
+// ---- Pass 1: everything that needs no class means ---------------------------------
+
+struct PassOneSums {
+    std::vector<std::int64_t> count, nonzero, correct;
+    std::vector<double> norm_sum, unit_sq_sum;
+    RowMatrix class_sum, unit_class_sum;
+    // Lower triangle of sum_i (u_i - s)(u_i - s)^T over the non-zero rows, made
+    // U^T U by finishUnitGram: the shift s (a mean unit vector of the first chunk)
+    // keeps float32 tiles accurate for features inside a narrow cone.
+    MatrixXd unit_gram;
+    Eigen::RowVectorXd shift, shift_sum;
+    double unit_quartic_sum = 0;
+    Eigen::RowVectorXd max_dev_from_first, first_row;
+    std::vector<std::int32_t> prediction;
+    std::vector<std::int64_t> confusion;
+    std::int64_t recomputed = 0;
+};
+
+struct PassContext {
+    const FeatureSource& source;
+    const ClassifierInput& classifier;
+    const std::vector<std::int32_t>& labels;
+    Index N, D, C, chunk;
+};
+
+// Row norms and squared norms of the unit rows, in float64.
+template <typename Block>
+void rowNorms(const Block& H, VectorXd& norms, VectorXd& unit_sq) {
+#pragma omp parallel for schedule(static)
+    for (Index i = 0; i < H.rows(); ++i) {
+        const double n = H.row(i).template cast<double>().norm();
+        norms[i] = n;
+        unit_sq[i] = n > 0 ? (H.row(i).template cast<double>() / n).squaredNorm() : 0.0;
+    }
+}
+
+template <typename Block>
+Eigen::RowVectorXd meanUnitRow(const Block& H, const VectorXd& norms) {
+    Eigen::RowVectorXd s = Eigen::RowVectorXd::Zero(H.cols());
+    double n = 0;
+    for (Index i = 0; i < H.rows(); ++i)
+        if (norms[i] > 0) {
+            s += H.row(i).template cast<double>() / norms[i];
+            ++n;
+        }
+    return n > 0 ? Eigen::RowVectorXd(s / n) : s;
+}
+
+// Class sums, unit class sums, the largest deviation from the first row, and the
+// shifted unit rows V (as T) for the Gram tile. Threads take disjoint column
+// ranges, so no two write the same entry.
+template <typename T, typename Block, typename VBlock>
+void accumulateColumns(const Block& H, VBlock& V, const VectorXd& norms, const std::int32_t* labels, PassOneSums& s) {
+    const Index R = H.rows(), D = H.cols();
+#pragma omp parallel
+    {
+        const Index parts = omp_get_num_threads(), part = omp_get_thread_num();
+        const Index d0 = D * part / parts, width = D * (part + 1) / parts - d0;
+        Eigen::RowVectorXd h(width), u(width);
+        for (Index i = 0; i < R && width > 0; ++i) {
+            const Index y = labels[i];
+            h = H.row(i).segment(d0, width).template cast<double>();
+            s.class_sum.row(y).segment(d0, width) += h;
+            s.max_dev_from_first.segment(d0, width) =
+                s.max_dev_from_first.segment(d0, width).cwiseMax((h - s.first_row.segment(d0, width)).cwiseAbs());
+            if (norms[i] > 0) {
+                u = h / norms[i];
+                s.unit_class_sum.row(y).segment(d0, width) += u;
+                u -= s.shift.segment(d0, width);
+                s.shift_sum.segment(d0, width) += u;
+                V.row(i).segment(d0, width) = u.template cast<T>();
+            } else {
+                V.row(i).segment(d0, width).setZero(); // left out of the cone statistics
+            }
+        }
+    }
+}
+
+void countRows(const VectorXd& norms, const VectorXd& unit_sq, const std::int32_t* labels, Index R, PassOneSums& s) {
+    for (Index i = 0; i < R; ++i) {
+        const auto y = static_cast<std::size_t>(labels[i]);
+        ++s.count[y];
+        s.norm_sum[y] += norms[i];
+        if (norms[i] > 0) {
+            ++s.nonzero[y];
+            s.unit_sq_sum[y] += unit_sq[i];
+            s.unit_quartic_sum += unit_sq[i] * unit_sq[i];
+        }
+    }
+}
+
+// U^T U = sum (s + v)(s + v)^T = V^T V + n s s^T + s (sum v)^T + (sum v) s^T, lower triangle.
+void finishUnitGram(PassOneSums& s) {
+    double n = 0;
+    for (auto c : s.nonzero) n += static_cast<double>(c);
+    const Index D = s.unit_gram.rows();
+    const VectorXd shift = s.shift.transpose(), sum = s.shift_sum.transpose();
+#pragma omp parallel for schedule(dynamic, 16)
+    for (Index j = 0; j < D; ++j)
+        s.unit_gram.col(j).tail(D - j) +=
+            n * shift[j] * shift.tail(D - j) + sum[j] * shift.tail(D - j) + shift[j] * sum.tail(D - j);
+}
+
+// The logits of a chunk, Z = H W^T + b, as T products widened to float64.
+template <typename T, typename Block>
+void computeLogits(const Block& H, const RowMatrixT<T>& weight, const VectorXd& bias, RowMatrixT<T>& tile,
+                   RowMatrix::RowsBlockXpr Z) {
+    const Index R = H.rows(), C = weight.rows();
+    if constexpr (std::is_same_v<T, double>) {
+        linalg::multiplyByTransposed(H.data(), weight.data(), Z.data(), R, C, H.cols());
+        Z.rowwise() += bias.transpose();
+    } else {
+        linalg::multiplyByTransposed(H.data(), weight.data(), tile.data(), R, C, H.cols());
+#pragma omp parallel for schedule(static)
+        for (Index i = 0; i < R; ++i) Z.row(i) = tile.row(i).template cast<double>() + bias.transpose();
+    }
+}
+
+// Predictions and the logit-adjustment sweep of independent rows, on all threads.
+// Rows whose decisions the logits' error bound leaves open are marked in `undecided`.
+void predictAndSweep(const RowMatrix::RowsBlockXpr& Z, const VectorXd& errors, const std::int32_t* labels, bool sweep,
+                     std::vector<LogitAdjustmentSweeper>& sweepers, std::int32_t* prediction, std::vector<char>& undecided) {
+    const Index R = Z.rows(), C = Z.cols();
+#pragma omp parallel for schedule(static)
+    for (Index i = 0; i < R; ++i) {
+        const auto [pred, lead] = argmaxWithLead(Z.row(i).data(), C);
+        const double error = errors[i];
+        undecided[static_cast<std::size_t>(i)] = error > 0 && C > 1 && !(lead > 2 * error);
+        if (undecided[static_cast<std::size_t>(i)]) continue;
+        prediction[i] = static_cast<std::int32_t>(pred);
+        if (sweep && !sweepers[static_cast<std::size_t>(omp_get_thread_num())].add(Z.row(i).data(), labels[i],
+                                                                                   prediction[i], error))
+            undecided[static_cast<std::size_t>(i)] = 1;
+    }
+}
+
+// The undecided rows again, with float64 logits.
+template <typename Block>
+std::int64_t redoUndecided(const Block& H, const std::vector<char>& undecided, const ClassifierInput& classifier,
+                           const std::int32_t* labels, bool sweep, LogitAdjustmentSweeper& sweeper, std::int32_t* prediction) {
+    std::vector<Index> rows;
+    for (Index i = 0; i < H.rows(); ++i)
+        if (undecided[static_cast<std::size_t>(i)]) rows.push_back(i);
+    if (rows.empty()) return 0;
+    const auto F = static_cast<Index>(rows.size());
+    RowMatrix h(F, H.cols());
+    for (Index r = 0; r < F; ++r) h.row(r) = H.row(rows[static_cast<std::size_t>(r)]).template cast<double>();
+    RowMatrix Z = h * classifier.weight.transpose();
+    Z.rowwise() += classifier.bias.transpose();
+    for (Index r = 0; r < F; ++r) {
+        const Index i = rows[static_cast<std::size_t>(r)];
+        prediction[i] = static_cast<std::int32_t>(argmaxWithLead(Z.row(r).data(), Z.cols()).first);
+        if (sweep) sweeper.add(Z.row(r).data(), labels[i], prediction[i]);
+    }
+    return F;
+}
+
+template <typename T>
+PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjustmentSweeper& sweeper,
+                    FiniteCheck& feature_check, FiniteCheck& logit_check, double& blas_flops,
+                    const std::function<void(double)>& progress) {
+    const Index N = ctx.N, D = ctx.D, C = ctx.C, chunk = ctx.chunk;
+    const auto Cs = static_cast<std::size_t>(C);
+    PassOneSums s;
+    s.count.assign(Cs, 0);
+    s.nonzero.assign(Cs, 0);
+    s.correct.assign(Cs, 0);
+    s.norm_sum.assign(Cs, 0);
+    s.unit_sq_sum.assign(Cs, 0);
+    s.class_sum = RowMatrix::Zero(C, D);
+    s.unit_class_sum = RowMatrix::Zero(C, D);
+    s.unit_gram = MatrixXd::Zero(D, D);
+    s.shift_sum = s.max_dev_from_first = Eigen::RowVectorXd::Zero(D);
+    s.prediction.assign(static_cast<std::size_t>(N), 0);
+    s.confusion.assign(Cs * Cs, 0);
+
+    const bool stored_logits = ctx.source.hasLogits();
+    const RowMatrixT<T> weight = ctx.classifier.weight.cast<T>();
+    const double logit_bound = std::is_same_v<T, float> && !stored_logits
+                                   ? float32DotBound(D) * (C ? ctx.classifier.weight.rowwise().norm().maxCoeff() : 0.0)
+                                   : 0.0;
+    const int threads = std::max(1, omp_get_max_threads());
+    std::vector<LogitAdjustmentSweeper> thread_sweepers(static_cast<std::size_t>(threads), sweeper);
+    RowMatrixT<T> V_buffer(chunk, D), logit_tile(std::is_same_v<T, float> && !stored_logits ? chunk : 0, C);
+    RowMatrix Z_buffer(chunk, C);
+    Eigen::MatrixXf gram_tile(std::is_same_v<T, float> ? D : 0, std::is_same_v<T, float> ? D : 0);
+    VectorXd norms(chunk), unit_sq(chunk), errors = VectorXd::Zero(chunk);
+    std::vector<char> undecided(static_cast<std::size_t>(chunk));
+    for (Index row0 = 0; row0 < N; row0 += chunk) {
+        const Index R = std::min(chunk, N - row0);
+        const std::int32_t* labels = ctx.labels.data() + row0;
+        auto H = chunks.rows(row0, R, false);
+        feature_check.scan(H, row0);
+        if (feature_check.bad) continue; // keep counting; the pass ends in an error
+        auto Z = Z_buffer.topRows(R);
+        if (stored_logits) {
+            ctx.source.readLogits(row0, Z);
+            logit_check.scan(Z, row0);
+        } else {
+            computeLogits<T>(H, weight, ctx.classifier.bias, logit_tile, Z);
+            blas_flops += 2.0 * R * C * D;
+        }
+        rowNorms(H, norms, unit_sq);
+        if (row0 == 0) {
+            s.first_row = H.row(0).template cast<double>();
+            s.shift = meanUnitRow(H, norms);
+        }
+        auto V = V_buffer.topRows(R);
+        accumulateColumns<T>(H, V, norms, labels, s);
+        addGram(s.unit_gram, gram_tile, V);
+        blas_flops += static_cast<double>(R) * D * (D + 1);
+        countRows(norms, unit_sq, labels, R, s);
+
+        const bool sweep = !logit_check.bad;
+        errors.head(R) = logit_bound * norms.head(R);
+        std::int32_t* prediction = s.prediction.data() + row0;
+        predictAndSweep(Z, errors, labels, sweep, thread_sweepers, prediction, undecided);
+        s.recomputed += redoUndecided(H, undecided, ctx.classifier, labels, sweep, thread_sweepers[0], prediction);
+        for (Index i = 0; i < R; ++i) {
+            const auto y = static_cast<std::size_t>(labels[i]);
+            ++s.confusion[y * Cs + static_cast<std::size_t>(prediction[i])];
+            if (prediction[i] == labels[i]) ++s.correct[y];
+        }
+        progress(0.5 * static_cast<double>(row0 + R) / static_cast<double>(N));
+    }
+    for (const auto& part : thread_sweepers) sweeper.merge(part);
+    if (N > 0 && s.shift.size() == D) finishUnitGram(s);
+    return s;
+}
+
+// ---- Pass 2: within-class scatter (centred in float64: exact) and nearest class mean
+
+struct PassTwoResult {
+    MatrixXd scatter_within; // lower triangle
+    std::int64_t nc4_mismatches = 0;
+};
+
+template <typename T>
+PassTwoResult passTwo(const PassContext& ctx, FeatureChunks<T>& chunks, const RowMatrix& means,
+                      const RowMatrix& present_means, const RowMatrix& centred_means, const std::vector<Index>& present,
+                      const std::vector<std::int32_t>& prediction, double& blas_flops,
+                      const std::function<void(double)>& progress) {
+    const Index N = ctx.N, D = ctx.D, K = present_means.rows(), chunk = ctx.chunk;
+    PassTwoResult out;
+    out.scatter_within = MatrixXd::Zero(D, D);
+    std::vector<Index> present_index(static_cast<std::size_t>(ctx.C), -1);
+    for (Index k = 0; k < K; ++k) present_index[static_cast<std::size_t>(present[static_cast<std::size_t>(k)])] = k;
+    NearestMeanData nm{present_means, centred_means.rowwise().squaredNorm(), centred_means * centred_means.transpose(),
+                       K ? centred_means.rowwise().norm().maxCoeff() : 0.0,
+                       std::is_same_v<T, float> ? float32DotBound(D) : 0.0};
+    const RowMatrixT<T> centred_means_t = centred_means.cast<T>();
+    RowMatrixT<T> centred_buffer(chunk, D), scores_buffer(chunk, K);
+    Eigen::MatrixXf gram_tile(std::is_same_v<T, float> ? D : 0, std::is_same_v<T, float> ? D : 0);
+    VectorXd centred_norms(chunk);
+    for (Index row0 = 0; row0 < N; row0 += chunk) {
+        const Index R = std::min(chunk, N - row0);
+        const std::int32_t* labels = ctx.labels.data() + row0;
+        auto H = chunks.rows(row0, R, true);
+        auto centred = centred_buffer.topRows(R);
+#pragma omp parallel for schedule(static)
+        for (Index i = 0; i < R; ++i) {
+            const Eigen::RowVectorXd c = H.row(i).template cast<double>() - means.row(labels[i]);
+            centred_norms[i] = c.norm();
+            centred.row(i) = c.cast<T>();
+        }
+        addGram(out.scatter_within, gram_tile, centred);
+        auto scores = scores_buffer.topRows(R);
+        linalg::multiplyByTransposed(centred.data(), centred_means_t.data(), scores.data(), R, K, D);
+        blas_flops += static_cast<double>(R) * D * (D + 1) + 2.0 * R * K * D;
+        std::int64_t mismatches = 0;
+#pragma omp parallel for schedule(static) reduction(+ : mismatches)
+        for (Index i = 0; i < R; ++i) {
+            const Index y = present_index[static_cast<std::size_t>(labels[i])];
+            const Index best = nearestMean(H.row(i), centred_norms[i], y, scores.row(i), nm);
+            if (present[static_cast<std::size_t>(best)] != prediction[static_cast<std::size_t>(row0 + i)]) ++mismatches;
+        }
+        out.nc4_mismatches += mismatches;
+        progress(0.5 + 0.5 * static_cast<double>(row0 + R) / static_cast<double>(N));
+    }
+    return out;
+}
+
+// Both passes in precision T; the pass-1 sums, class statistics and pass-2 results.
+struct ClassStatistics {
+    std::vector<Index> present;
+    RowMatrix means, present_means, centred_means, present_weights;
+    Eigen::RowVectorXd mean_of_means;
+};
+
+ClassStatistics classStatistics(const PassOneSums& s, const ClassifierInput& classifier) {
+    const Index C = s.class_sum.rows(), D = s.class_sum.cols();
+    ClassStatistics cs;
+    for (Index c = 0; c < C; ++c)
+        if (s.count[static_cast<std::size_t>(c)] > 0) cs.present.push_back(c);
+    const auto K = static_cast<Index>(cs.present.size());
+    cs.means = RowMatrix::Zero(C, D); // mu_c (zero rows for absent classes)
+    for (Index c : cs.present) cs.means.row(c) = s.class_sum.row(c) / static_cast<double>(s.count[static_cast<std::size_t>(c)]);
+    cs.present_means.resize(K, D);
+    cs.present_weights.resize(K, D);
+    for (Index k = 0; k < K; ++k) {
+        cs.present_means.row(k) = cs.means.row(cs.present[static_cast<std::size_t>(k)]);
+        cs.present_weights.row(k) = classifier.weight.row(cs.present[static_cast<std::size_t>(k)]);
+    }
+    cs.mean_of_means = K ? Eigen::RowVectorXd(cs.present_means.colwise().mean()) : Eigen::RowVectorXd::Zero(D);
+    cs.centred_means = cs.present_means.rowwise() - cs.mean_of_means;
+    return cs;
+}
+
 } // namespace
 
 AnalysisOptions defaultOptionsFor(const RunFile& file, std::optional<std::int64_t> many_threshold,
@@ -152,7 +549,6 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     if (classifier.weight.cols() != D || classifier.bias.size() != C ||
         static_cast<Index>(classifier.train_counts.size()) != C)
         throw UsageError("classifier, bias, train counts and features disagree in shape");
-    const std::vector<std::int32_t>& labels = source.labels();
     const auto Cs = static_cast<std::size_t>(C);
 
     Analysis result;
@@ -161,163 +557,70 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     result.num_samples = N;
     result.many_threshold = options.many_threshold;
     result.few_threshold = options.few_threshold;
+    result.float32_products = useFloat32(source, options, N, D, C);
+    const PassContext ctx{source, classifier, source.labels(), N, D, C,
+                          chunkRows(options, result.float32_products, N, D, C)};
 
-    // Rows per chunk: about 1M doubles (8 MB) per buffer. The buffers are allocated
-    // once and reused: fresh pages cost more here than the arithmetic on them.
-    const Index chunk = std::min<Index>(std::max<Index>(N, 1), options.chunk_rows > 0
-                            ? options.chunk_rows
-                            : std::clamp<Index>((1 << 20) / std::max<Index>(std::max(D, C), 1), 64, 1 << 14));
     auto phase_start = started;
-    auto mark_phase = [&](const char* name) {
+    auto mark_phase = [&](const std::string& name) {
         const auto now = std::chrono::steady_clock::now();
         result.phase_seconds.emplace_back(name, std::chrono::duration<double>(now - phase_start).count());
         phase_start = now;
     };
-    auto report_progress = [&](double fraction) {
+    const std::function<void(double)> report_progress = [&](double fraction) {
         if (options.progress && !options.progress(fraction)) throw Cancelled();
     };
 
-    // ---- Pass 1: everything that needs no class means -------------------------
-    std::vector<std::int64_t> count(Cs, 0), nonzero(Cs, 0), correct(Cs, 0);
-    std::vector<double> norm_sum(Cs, 0), unit_sq_sum(Cs, 0);
-    RowMatrix class_sum = RowMatrix::Zero(C, D), unit_class_sum = RowMatrix::Zero(C, D);
-    MatrixXd unit_gram = MatrixXd::Zero(D, D);
-    double unit_quartic_sum = 0, entry_sum = 0;
-    VectorXd max_dev_from_first = VectorXd::Zero(D), first_row;
-    std::vector<std::int32_t> prediction(static_cast<std::size_t>(N));
-    result.confusion.assign(Cs * Cs, 0);
+    // ---- The two passes over the features, in float32 tiles or float64 ----------
     LogitAdjustmentSweeper sweeper(classifier.train_counts);
-    FiniteCheck feature_check, logit_check;
-    const MatrixXd weight_t = classifier.weight.transpose();
+    PassOneSums sums;
+    ClassStatistics stats;
+    PassTwoResult second;
+    auto run_passes = [&](auto scalar) {
+        using T = decltype(scalar);
+        FeatureChunks<T> chunks(source, N, D, ctx.chunk);
+        FiniteCheck feature_check, logit_check;
+        sums = passOne<T>(ctx, chunks, sweeper, feature_check, logit_check, result.blas_flops, report_progress);
+        feature_check.report(source, "features");
+        logit_check.report(source, "logits");
+        const std::string precision = result.float32_products ? "float32 tiles" : "float64";
+        mark_phase(("pass 1 (" + precision + "; sums, cone Gram, logits, LA sweep; " + std::to_string(sums.recomputed) +
+                    " rows redone in float64)").c_str());
+        stats = classStatistics(sums, classifier);
+        second = passTwo<T>(ctx, chunks, stats.means, stats.present_means, stats.centred_means, stats.present,
+                            sums.prediction, result.blas_flops, report_progress);
+        mark_phase("pass 2 (within-class scatter, nearest mean)");
+    };
+    if (result.float32_products)
+        run_passes(float{});
+    else
+        run_passes(double{});
+    result.rows_recomputed = sums.recomputed;
+    result.confusion = std::move(sums.confusion);
 
-    // Each OpenMP thread sweeps its own rows; the sweeps are merged after the pass.
-    const int threads = std::max(1, omp_get_max_threads());
-    std::vector<LogitAdjustmentSweeper> thread_sweepers(static_cast<std::size_t>(threads), sweeper);
-    RowMatrix H_buffer(chunk, D), Z_buffer(chunk, C), U_buffer(chunk, D);
-    VectorXd norms_buffer(chunk);
-    for (Index row0 = 0; row0 < N; row0 += chunk) {
-        const Index R = std::min(chunk, N - row0);
-        auto H = H_buffer.topRows(R);
-        auto Z = Z_buffer.topRows(R);
-        auto U = U_buffer.topRows(R);
-        auto norms = norms_buffer.head(R);
-        source.readFeatures(row0, H);
-        feature_check.scan(H, row0);
-        if (feature_check.bad) continue; // keep counting; the pass ends in an error
-        if (source.hasLogits()) {
-            source.readLogits(row0, Z);
-            logit_check.scan(Z, row0);
-        } else {
-            Z.noalias() = H * weight_t;
-            Z.rowwise() += classifier.bias.transpose();
-            result.blas_flops += 2.0 * R * C * D;
-        }
-        if (row0 == 0) first_row = H.row(0).transpose();
-#pragma omp parallel for schedule(static)
-        for (Index i = 0; i < R; ++i) {
-            norms[i] = H.row(i).norm();
-            if (norms[i] > 0)
-                U.row(i) = H.row(i) / norms[i];
-            else
-                U.row(i).setZero(); // left out of the cone statistics
-        }
-        linalg::addGramLower(unit_gram, U.data(), R, D);
-        result.blas_flops += static_cast<double>(R) * D * (D + 1);
-
-        // Sums by class. Threads take disjoint column ranges, so no two write the same entry.
-        for (Index i = 0; i < R; ++i) {
-            const auto y = static_cast<std::size_t>(labels[static_cast<std::size_t>(row0 + i)]);
-            ++count[y];
-            norm_sum[y] += norms[i];
-            if (norms[i] > 0) {
-                const double sq = U.row(i).squaredNorm();
-                ++nonzero[y];
-                unit_sq_sum[y] += sq;
-                unit_quartic_sum += sq * sq;
-            }
-        }
-#pragma omp parallel
-        {
-            const Index parts = omp_get_num_threads(), part = omp_get_thread_num();
-            const Index d0 = D * part / parts, width = D * (part + 1) / parts - d0;
-            for (Index i = 0; i < R && width > 0; ++i) {
-                const Index y = labels[static_cast<std::size_t>(row0 + i)];
-                class_sum.row(y).segment(d0, width) += H.row(i).segment(d0, width);
-                unit_class_sum.row(y).segment(d0, width) += U.row(i).segment(d0, width);
-                max_dev_from_first.segment(d0, width) = max_dev_from_first.segment(d0, width).cwiseMax(
-                    (H.row(i).segment(d0, width).transpose() - first_row.segment(d0, width)).cwiseAbs());
-            }
-        }
-        entry_sum += H.sum();
-
-        // Predictions and the logit-adjustment sweep: independent rows, all threads.
-        const bool sweep = !logit_check.bad;
-#pragma omp parallel for schedule(static)
-        for (Index i = 0; i < R; ++i) {
-            const auto g = static_cast<std::size_t>(row0 + i);
-            const auto pred = static_cast<std::int32_t>(argmaxLowest(Z.row(i).data(), C));
-            prediction[g] = pred;
-            if (sweep) thread_sweepers[static_cast<std::size_t>(omp_get_thread_num())].add(Z.row(i).data(), labels[g], pred);
-        }
-        for (Index i = 0; i < R; ++i) {
-            const auto g = static_cast<std::size_t>(row0 + i);
-            const auto y = static_cast<std::size_t>(labels[g]);
-            ++result.confusion[y * Cs + static_cast<std::size_t>(prediction[g])];
-            if (prediction[g] == labels[g]) ++correct[y];
-        }
-        report_progress(0.5 * static_cast<double>(row0 + R) / static_cast<double>(N));
-    }
-    for (const auto& part : thread_sweepers) sweeper.merge(part);
-    feature_check.report(source, "features");
-    logit_check.report(source, "logits");
-    mark_phase("pass 1 (sums, cone Gram, logits, LA sweep)");
-
-    // Class statistics.
-    std::vector<Index> present;
-    for (Index c = 0; c < C; ++c)
-        if (count[static_cast<std::size_t>(c)] > 0) present.push_back(c);
-    const Index K = static_cast<Index>(present.size());
-    RowMatrix means = RowMatrix::Zero(C, D); // mu_c (zero rows for absent classes)
-    for (Index c : present) means.row(c) = class_sum.row(c) / static_cast<double>(count[static_cast<std::size_t>(c)]);
-    RowMatrix present_means(K, D), centred_means(K, D), present_weights(K, D);
-    for (Index k = 0; k < K; ++k) {
-        present_means.row(k) = means.row(present[static_cast<std::size_t>(k)]);
-        present_weights.row(k) = classifier.weight.row(present[static_cast<std::size_t>(k)]);
-    }
-    const Eigen::RowVectorXd mean_of_means = K ? Eigen::RowVectorXd(present_means.colwise().mean()) : Eigen::RowVectorXd::Zero(D);
-    centred_means = present_means.rowwise() - mean_of_means;
-
-    // ---- Pass 2: within-class scatter (centred: exact) and nearest class mean --
-    MatrixXd scatter_within = MatrixXd::Zero(D, D);
-    const VectorXd mean_sq_norms = present_means.rowwise().squaredNorm();
-    const MatrixXd present_means_t = present_means.transpose();
-    std::int64_t nc4_mismatches = 0;
-    RowMatrix& centred_buffer = U_buffer; // free after pass 1
-    RowMatrix scores_buffer(chunk, K);
-    for (Index row0 = 0; row0 < N; row0 += chunk) {
-        const Index R = std::min(chunk, N - row0);
-        auto H = H_buffer.topRows(R);
-        auto centred = centred_buffer.topRows(R);
-        auto scores = scores_buffer.topRows(R);
-        source.readFeatures(row0, H);
-#pragma omp parallel for schedule(static)
-        for (Index i = 0; i < R; ++i) centred.row(i) = H.row(i) - means.row(labels[static_cast<std::size_t>(row0 + i)]);
-        linalg::addGramLower(scatter_within, centred.data(), R, D);
-        // argmin_c ||h - mu_c||^2 = argmin_c (||mu_c||^2 - 2 h.mu_c); near ties are settled exactly.
-        scores.noalias() = H * present_means_t;
-        result.blas_flops += static_cast<double>(R) * D * (D + 1) + 2.0 * R * K * D;
-        std::int64_t mismatches = 0;
-#pragma omp parallel for schedule(static) reduction(+ : mismatches)
-        for (Index i = 0; i < R; ++i) {
-            const Index best = nearestMean(H.row(i), scores.row(i), present_means, mean_sq_norms);
-            if (present[static_cast<std::size_t>(best)] != prediction[static_cast<std::size_t>(row0 + i)]) ++mismatches;
-        }
-        nc4_mismatches += mismatches;
-        report_progress(0.5 + 0.5 * static_cast<double>(row0 + R) / static_cast<double>(N));
-    }
+    // The names the metrics below use.
+    const auto& count = sums.count;
+    const auto& nonzero = sums.nonzero;
+    const auto& correct = sums.correct;
+    const auto& norm_sum = sums.norm_sum;
+    const auto& unit_sq_sum = sums.unit_sq_sum;
+    const RowMatrix& class_sum = sums.class_sum;
+    const RowMatrix& unit_class_sum = sums.unit_class_sum;
+    const double unit_quartic_sum = sums.unit_quartic_sum;
+    const double entry_sum = class_sum.sum();
+    const Eigen::RowVectorXd& max_dev_from_first = sums.max_dev_from_first;
+    const std::vector<Index>& present = stats.present;
+    const auto K = static_cast<Index>(present.size());
+    const RowMatrix& means = stats.means;
+    const RowMatrix& present_means = stats.present_means;
+    const RowMatrix& centred_means = stats.centred_means;
+    const RowMatrix& present_weights = stats.present_weights;
+    const Eigen::RowVectorXd& mean_of_means = stats.mean_of_means;
+    const std::int64_t nc4_mismatches = second.nc4_mismatches;
+    MatrixXd& scatter_within = second.scatter_within;
+    MatrixXd& unit_gram = sums.unit_gram;
     linalg::symmetrizeFromLower(scatter_within);
     linalg::symmetrizeFromLower(unit_gram);
-    mark_phase("pass 2 (within-class scatter, nearest mean)");
 
     // ---- Per-class series and accuracies -------------------------------------
     auto& pc = result.per_class;

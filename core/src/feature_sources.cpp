@@ -4,7 +4,8 @@
 namespace ltlab {
 
 RunFileSource::RunFileSource(std::shared_ptr<const RunFile> file, const SnapshotInfo& snapshot, const SplitInfo& split)
-    : file_(std::move(file)), snapshot_(snapshot), split_(split), labels_(file_->labels(snapshot_, split_)) {}
+    : file_(std::move(file)), snapshot_(snapshot), split_(split), labels_(file_->labels(snapshot_, split_)),
+      float32_(file_->featuresAreFloat32(snapshot_, split_)) {}
 
 void RunFileSource::readFeatures(std::int64_t row0, RowBlock out) const {
     file_->readFeatureRows(snapshot_, split_, row0, out);
@@ -12,6 +13,10 @@ void RunFileSource::readFeatures(std::int64_t row0, RowBlock out) const {
 
 void RunFileSource::readLogits(std::int64_t row0, RowBlock out) const {
     file_->readLogitRows(snapshot_, split_, row0, out);
+}
+
+void RunFileSource::readFeatures(std::int64_t row0, RowBlockF out) const {
+    file_->readFeatureRows(snapshot_, split_, row0, out);
 }
 
 void RunFileSource::fail(const std::string& what, const std::string& problem) const {
@@ -31,6 +36,10 @@ void MemorySource::readFeatures(std::int64_t row0, RowBlock out) const {
 
 void MemorySource::readLogits(std::int64_t row0, RowBlock out) const {
     out = logits_->middleRows(row0, out.rows());
+}
+
+void MemorySource::readFeatures(std::int64_t row0, RowBlockF out) const {
+    out = features_.middleRows(row0, out.rows()).cast<float>();
 }
 
 void MemorySource::fail(const std::string& what, const std::string& problem) const {

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -15,10 +16,41 @@ extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double
 namespace ltlab::linalg {
 
 void addGramLower(Eigen::MatrixXd& G, const double* X, Eigen::Index rows, Eigen::Index cols) {
-    if (rows == 0) return;
+    if (rows == 0 || cols == 0) return;
     // Row-major X (rows x cols) is column-major X^T (cols x rows): G += X^T (X^T)^T.
     cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, static_cast<int>(cols), static_cast<int>(rows), 1.0, X,
                 static_cast<int>(cols), 1.0, G.data(), static_cast<int>(G.rows()));
+}
+
+void addGramLower(Eigen::MatrixXd& G, Eigen::MatrixXf& tile, const float* X, Eigen::Index rows, Eigen::Index cols) {
+    if (rows == 0 || cols == 0) return;
+    const int n = static_cast<int>(cols);
+    cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, n, static_cast<int>(rows), 1.0f, X, n, 0.0f, tile.data(), n);
+#pragma omp parallel for schedule(dynamic, 16)
+    for (Eigen::Index j = 0; j < cols; ++j)
+        G.col(j).tail(cols - j) += tile.col(j).tail(cols - j).cast<double>();
+}
+
+void multiplyByTransposed(const double* A, const double* B, double* out, Eigen::Index rows, Eigen::Index M,
+                          Eigen::Index D) {
+    if (rows == 0 || M == 0) return;
+    if (D == 0) {
+        std::fill(out, out + rows * M, 0.0);
+        return;
+    }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(M),
+                static_cast<int>(D), 1.0, A, static_cast<int>(D), B, static_cast<int>(D), 0.0, out, static_cast<int>(M));
+}
+
+void multiplyByTransposed(const float* A, const float* B, float* out, Eigen::Index rows, Eigen::Index M,
+                          Eigen::Index D) {
+    if (rows == 0 || M == 0) return;
+    if (D == 0) {
+        std::fill(out, out + rows * M, 0.0f);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(M),
+                static_cast<int>(D), 1.0f, A, static_cast<int>(D), B, static_cast<int>(D), 0.0f, out, static_cast<int>(M));
 }
 
 void symmetrizeFromLower(Eigen::MatrixXd& G) {

@@ -7,6 +7,15 @@ namespace ltlab::linalg {
 
 // G += X^T X for row-major X (rows x D), lower triangle only (BLAS dsyrk).
 void addGramLower(Eigen::MatrixXd& G, const double* X_row_major, Eigen::Index rows, Eigen::Index cols);
+// The same in float32: ssyrk into `tile` (D x D, overwritten), whose lower
+// triangle is then added to G in float64.
+void addGramLower(Eigen::MatrixXd& G, Eigen::MatrixXf& tile, const float* X_row_major, Eigen::Index rows,
+                  Eigen::Index cols);
+// out (rows x M, row-major) = A (rows x D, row-major) B^T for B (M x D, row-major): BLAS ?gemm.
+void multiplyByTransposed(const double* A, const double* B, double* out, Eigen::Index rows, Eigen::Index M,
+                          Eigen::Index D);
+void multiplyByTransposed(const float* A, const float* B, float* out, Eigen::Index rows, Eigen::Index M,
+                          Eigen::Index D);
 // Copies the lower triangle onto the upper one.
 void symmetrizeFromLower(Eigen::MatrixXd& G);
 

@@ -37,20 +37,31 @@ inline double LogitAdjustmentSweeper::score(std::size_t k, std::size_t c, double
     return s == s ? s : -std::numeric_limits<double>::infinity(); // NaN: 0 / 0 for an empty class
 }
 
-void LogitAdjustmentSweeper::add(const double* logits, std::int32_t label, std::int32_t prediction) {
-    const auto m = static_cast<std::size_t>(label);
-    // tau = 0 is no adjustment in both modes: the plain prediction.
-    if (prediction == label) {
-        ++correct_[0][m];
-        ++correct_[1][m];
-    }
+bool LogitAdjustmentSweeper::add(const double* logits, std::int32_t label, std::int32_t prediction, double error) {
     const auto y = static_cast<std::size_t>(label);
+    pending_.clear();
+    undecided_ = false;
+    // tau = 0 is no adjustment in both modes: the plain prediction (decided by the caller).
+    if (prediction == label) {
+        win(Adjustment::Additive, 0, y);
+        win(Adjustment::Multiplicative, 0, y);
+    }
     const std::size_t last = taus_.size() - 1;
     if (all_priors_positive_)
-        countAdditiveWins(logits, y);
+        countAdditiveWins(logits, y, error);
     else
-        countWins<Adjustment::Additive>(logits, y, 1, last, all_classes_.data(), C_, 0);
-    countWins<Adjustment::Multiplicative>(logits, y, 1, last, all_classes_.data(), C_, 0);
+        countWins<Adjustment::Additive>(logits, y, 1, last, all_classes_.data(), C_, 0, error);
+    if (!undecided_) countWins<Adjustment::Multiplicative>(logits, y, 1, last, all_classes_.data(), C_, 0, error);
+    if (undecided_) return false;
+    const std::size_t per_mode = taus_.size() * C_;
+    for (std::size_t i : pending_) ++correct_[i / per_mode][i % per_mode];
+    return true;
+}
+
+template <Adjustment mode>
+inline double LogitAdjustmentSweeper::scaledError(std::size_t k, std::size_t c, double error) const {
+    if (error == 0) return 0;
+    return mode == Adjustment::Additive ? error : error / prior_pow_[k][c];
 }
 
 bool LogitAdjustmentSweeper::winsExactly(const double* z, std::size_t y, std::size_t k) const {
@@ -63,50 +74,69 @@ bool LogitAdjustmentSweeper::winsExactly(const double* z, std::size_t y, std::si
     return true;
 }
 
-void LogitAdjustmentSweeper::countAdditiveWins(const double* z, std::size_t y) {
+void LogitAdjustmentSweeper::countAdditiveWins(const double* z, std::size_t y, double error) {
     // The label beats rival c at tau iff (z_y - z_c) - tau (l_y - l_c) > 0, l = log pi:
-    // an upper bound on tau where l_y > l_c, a lower bound where l_y < l_c.
-    double lower = -std::numeric_limits<double>::infinity(), upper = std::numeric_limits<double>::infinity();
+    // an upper bound on tau where l_y > l_c, a lower bound where l_y < l_c. With
+    // logit errors up to `error`, z_y - z_c is known within 2 error, and so is each
+    // bound within a range: [lower_lo, lower_hi] and [upper_lo, upper_hi].
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    const double e2 = 2 * error;
+    double lower_lo = -inf, lower_hi = -inf, upper_lo = inf, upper_hi = inf;
     for (std::size_t c = 0; c < C_; ++c) {
         if (c == y) continue;
         const double dz = z[y] - z[c], dl = log_prior_[y] - log_prior_[c];
-        if (dl > 0)
-            upper = std::min(upper, dz / dl);
-        else if (dl < 0)
-            lower = std::max(lower, dz / dl);
-        else if (dz < 0 || (dz == 0 && c < y))
+        if (dl > 0) {
+            upper_lo = std::min(upper_lo, (dz - e2) / dl);
+            upper_hi = std::min(upper_hi, (dz + e2) / dl);
+        } else if (dl < 0) {
+            lower_lo = std::max(lower_lo, (dz + e2) / dl);
+            lower_hi = std::max(lower_hi, (dz - e2) / dl);
+        } else if (dz < -e2 || (error == 0 && dz == 0 && c < y)) {
             return; // an equally frequent class that stays ahead at every tau
+        } else if (dz <= e2 && error > 0) {
+            undecided_ = true;
+            return;
+        }
     }
     constexpr double kMargin = 1e-7; // grid taus this close to an end are decided exactly
-    auto& correct = correct_[0];
     for (std::size_t k = 1; k < taus_.size(); ++k) {
         const double tau = taus_[k];
-        const bool inside = tau > lower + kMargin && tau < upper - kMargin;
-        const bool outside = tau < lower - kMargin || tau > upper + kMargin;
-        if (inside || (!outside && winsExactly(z, y, k))) ++correct[k * C_ + y];
+        const bool inside = tau > lower_hi + kMargin && tau < upper_lo - kMargin;
+        const bool outside = tau < lower_lo - kMargin || tau > upper_hi + kMargin;
+        if (!inside && !outside && error > 0) {
+            undecided_ = true;
+            return;
+        }
+        if (inside || (!outside && winsExactly(z, y, k))) win(Adjustment::Additive, k, y);
     }
 }
 
 template <Adjustment mode>
 void LogitAdjustmentSweeper::countWins(const double* z, std::size_t y, std::size_t k_lo, std::size_t k_hi,
-                                       const std::int32_t* rivals, std::size_t n, std::size_t depth) {
-    auto& correct = correct_[mode == Adjustment::Additive ? 0 : 1];
+                                       const std::int32_t* rivals, std::size_t n, std::size_t depth, double error) {
+    if (undecided_) return;
     if (k_hi - k_lo <= 1) { // one or two taus: decide exactly
         for (std::size_t k = k_lo; k <= k_hi; ++k) {
-            const double own = score<mode>(k, y, z[y]);
+            const double own = score<mode>(k, y, z[y]), own_error = scaledError<mode>(k, y, error);
             bool wins = true;
             for (std::size_t i = 0; i < n && wins; ++i) {
                 const auto c = static_cast<std::size_t>(rivals[i]);
                 if (c == y) continue;
                 const double s = score<mode>(k, c, z[c]);
+                if (error > 0 && !(std::abs(s - own) > own_error + scaledError<mode>(k, c, error))) {
+                    undecided_ = true; // includes NaN bounds (empty classes)
+                    return;
+                }
                 wins = s < own || (s == own && c > y); // ties go to the lowest class id
             }
-            if (wins) ++correct[k * C_ + y];
+            if (wins) win(mode, k, y);
         }
         return;
     }
     const double a = score<mode>(k_lo, y, z[y]), b = score<mode>(k_hi, y, z[y]);
-    const double own_lo = std::min(a, b), own_hi = std::max(a, b);
+    // The adjusted errors grow with tau (pi^-tau): the largest is at k_hi.
+    const double own_error = scaledError<mode>(k_hi, y, error);
+    const double own_lo = std::min(a, b) - own_error, own_hi = std::max(a, b) + own_error;
     // Bounds are compared with a little slack so that rounding never decides.
     const double scale = std::max({1.0, std::abs(own_lo), std::abs(own_hi)});
     const double slack = std::isfinite(scale) ? 1e-9 * scale : 0.0;
@@ -116,16 +146,17 @@ void LogitAdjustmentSweeper::countWins(const double* z, std::size_t y, std::size
         const auto c = static_cast<std::size_t>(rivals[i]);
         if (c == y) continue;
         const double ca = score<mode>(k_lo, c, z[c]), cb = score<mode>(k_hi, c, z[c]);
-        if (std::min(ca, cb) > own_hi + slack) return; // the label loses every tau here
-        if (std::max(ca, cb) >= own_lo - slack) next[m++] = rivals[i];
+        const double c_error = scaledError<mode>(k_hi, c, error);
+        if (std::min(ca, cb) - c_error > own_hi + slack) return; // the label loses every tau here
+        if (!(std::max(ca, cb) + c_error < own_lo - slack)) next[m++] = rivals[i];
     }
     if (m == 0) { // no rival reaches the label anywhere in the interval
-        for (std::size_t k = k_lo; k <= k_hi; ++k) ++correct[k * C_ + y];
+        for (std::size_t k = k_lo; k <= k_hi; ++k) win(mode, k, y);
         return;
     }
     const std::size_t mid = (k_lo + k_hi) / 2;
-    countWins<mode>(z, y, k_lo, mid, next, m, depth + 1);
-    countWins<mode>(z, y, mid + 1, k_hi, next, m, depth + 1);
+    countWins<mode>(z, y, k_lo, mid, next, m, depth + 1, error);
+    countWins<mode>(z, y, mid + 1, k_hi, next, m, depth + 1, error);
 }
 
 void LogitAdjustmentSweeper::merge(const LogitAdjustmentSweeper& other) {

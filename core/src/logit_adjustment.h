@@ -13,6 +13,10 @@
 // The additive adjustment is linear in tau, so there the label's winning taus
 // form one open interval, found in one pass over the rivals; only grid taus
 // within a hair of its ends are decided by the exact formula.
+//
+// Logits may come with an absolute error bound (float32 products): a decision
+// that the bound could reverse makes add() count nothing and return false, and
+// the caller computes that sample's logits in float64 and adds it again.
 
 #include <cstdint>
 #include <vector>
@@ -29,8 +33,10 @@ class LogitAdjustmentSweeper {
 public:
     explicit LogitAdjustmentSweeper(const std::vector<std::int64_t>& train_counts);
 
-    // One sample: its logits (C values), label and unadjusted prediction.
-    void add(const double* logits, std::int32_t label, std::int32_t prediction);
+    // One sample: its logits (C values), label and unadjusted prediction, and a
+    // bound on each logit's error (0: exact). False, counting nothing, when the
+    // bound leaves a decision open.
+    bool add(const double* logits, std::int32_t label, std::int32_t prediction, double error = 0);
     void merge(const LogitAdjustmentSweeper& other);
 
     LogitAdjustmentSweep finish(Adjustment mode, const std::vector<std::int64_t>& split_counts,
@@ -39,11 +45,15 @@ public:
 private:
     template <Adjustment mode>
     double score(std::size_t k, std::size_t c, double z) const;
-    void countAdditiveWins(const double* z, std::size_t label);
+    void countAdditiveWins(const double* z, std::size_t label, double error);
     bool winsExactly(const double* z, std::size_t label, std::size_t k) const; // additive, every rival
     template <Adjustment mode>
     void countWins(const double* z, std::size_t label, std::size_t k_lo, std::size_t k_hi, const std::int32_t* rivals,
-                   std::size_t n, std::size_t depth);
+                   std::size_t n, std::size_t depth, double error);
+    // The error of class c's adjusted logit at tau_k (the bound scaled as the adjustment scales).
+    template <Adjustment mode>
+    double scaledError(std::size_t k, std::size_t c, double error) const;
+    void win(Adjustment mode, std::size_t k, std::size_t c) { pending_.push_back((mode == Adjustment::Additive ? 0 : 1) * taus_.size() * C_ + k * C_ + c); }
 
     std::size_t C_;
     std::vector<double> taus_;
@@ -54,6 +64,8 @@ private:
     std::vector<std::int64_t> correct_[2];
     std::vector<std::int32_t> all_classes_;                // 0 .. C-1
     std::vector<std::vector<std::int32_t>> rivals_;      // per bisection depth
+    std::vector<std::size_t> pending_;                   // this sample's wins, counted when all are certain
+    bool undecided_ = false;
 };
 
 // Balanced, many, medium, few accuracy of per-class accuracies (null where absent).

@@ -458,6 +458,38 @@ void RunFile::readRows(const std::string& path, std::int64_t row0, RowBlock out)
     }
 }
 
+void RunFile::readRows(const std::string& path, std::int64_t row0, RowBlockF out) const {
+    if (out.size() && out.outerStride() != out.cols()) throw std::logic_error("readRows needs contiguous rows");
+    h5::Lock lock(h5::hdf5Mutex());
+    h5::Handle dapl(H5Pcreate(H5P_DATASET_ACCESS));
+    H5Pset_chunk_cache(dapl.get(), 0, 0, 1.0); // each block is read once (see above)
+    h5::Handle ds(H5Dopen2(handles_->file.get(), path.c_str(), dapl.get()));
+    if (!ds) fail(path, "cannot open: " + h5::lastLibraryError());
+    if (out.size() == 0) return;
+    h5::Handle file_space(H5Dget_space(ds.get()));
+    const hsize_t start[2] = {static_cast<hsize_t>(row0), 0};
+    const hsize_t count[2] = {static_cast<hsize_t>(out.rows()), static_cast<hsize_t>(out.cols())};
+    h5::Handle mem_space(H5Screate_simple(2, count, nullptr));
+    if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
+        H5Dread(ds.get(), H5T_NATIVE_FLOAT, mem_space.get(), file_space.get(), H5P_DEFAULT, out.data()) < 0)
+        fail(path, "cannot read rows " + std::to_string(row0) + ".." + std::to_string(row0 + out.rows() - 1) +
+                       " (truncated or damaged file?): " + h5::lastLibraryError());
+}
+
+bool RunFile::featuresAreFloat32(const SnapshotInfo& snapshot, const SplitInfo& split) const {
+    const std::string path = splitDatasetPath(snapshot, split, "features");
+    h5::Lock lock(h5::hdf5Mutex());
+    h5::Handle ds(H5Dopen2(handles_->file.get(), path.c_str(), H5P_DEFAULT));
+    if (!ds) fail(path, "cannot open: " + h5::lastLibraryError());
+    h5::Handle type(H5Dget_type(ds.get()));
+    return H5Tget_class(type.get()) == H5T_FLOAT && H5Tget_size(type.get()) == 4;
+}
+
+void RunFile::readFeatureRows(const SnapshotInfo& snapshot, const SplitInfo& split, std::int64_t row0,
+                              RowBlockF out) const {
+    readRows(splitDatasetPath(snapshot, split, "features"), row0, out);
+}
+
 void RunFile::readFeatureRows(const SnapshotInfo& snapshot, const SplitInfo& split, std::int64_t row0,
                               RowBlock out) const {
     readRows(splitDatasetPath(snapshot, split, "features"), row0, out);

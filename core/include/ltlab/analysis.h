@@ -33,6 +33,9 @@ public:
     // Fill rows [row0, row0 + out.rows()) of the features (N x D) or stored logits (N x C).
     virtual void readFeatures(std::int64_t row0, RowBlock out) const = 0;
     virtual void readLogits(std::int64_t row0, RowBlock out) const = 0;
+    // The features as float32, and whether that is how they are stored (then exact).
+    virtual void readFeatures(std::int64_t row0, RowBlockF out) const = 0;
+    virtual bool featuresAreFloat32() const = 0;
     // Names the data in error messages ("run.h5: /snapshots/e1/test/features").
     virtual void fail(const std::string& what, const std::string& problem) const = 0;
 };
@@ -46,6 +49,8 @@ public:
     const std::vector<std::int32_t>& labels() const override { return labels_; }
     void readFeatures(std::int64_t row0, RowBlock out) const override;
     void readLogits(std::int64_t row0, RowBlock out) const override;
+    void readFeatures(std::int64_t row0, RowBlockF out) const override;
+    bool featuresAreFloat32() const override { return float32_; }
     void fail(const std::string& what, const std::string& problem) const override;
 
 private:
@@ -53,6 +58,7 @@ private:
     SnapshotInfo snapshot_;
     SplitInfo split_;
     std::vector<std::int32_t> labels_;
+    bool float32_;
 };
 
 class MemorySource : public FeatureSource {
@@ -65,6 +71,8 @@ public:
     const std::vector<std::int32_t>& labels() const override { return labels_; }
     void readFeatures(std::int64_t row0, RowBlock out) const override;
     void readLogits(std::int64_t row0, RowBlock out) const override;
+    void readFeatures(std::int64_t row0, RowBlockF out) const override;
+    bool featuresAreFloat32() const override { return false; }
     void fail(const std::string& what, const std::string& problem) const override;
 
 private:
@@ -82,8 +90,14 @@ struct ClassifierInput {
 struct AnalysisOptions {
     std::int64_t many_threshold = 100;
     std::int64_t few_threshold = 20;
-    // Rows per chunk; 0 picks about 8 MB of float64 features per buffer.
+    // Rows per chunk; 0 picks about 8 MB (float64) or 16 MB (float32) of features per buffer.
     std::int64_t chunk_rows = 0;
+    // The BLAS products (cone Gram, logits, within-class scatter, nearest class
+    // mean) in float64, or as float32 tiles accumulated in float64 (about twice
+    // as fast; the bound is in docs/analysis.md). Auto: float32 for features
+    // stored as float32 when the products exceed 1 GFLOP, else float64; the
+    // environment variable LTLAB_ANALYSIS_PRECISION (float32, float64) overrides Auto.
+    enum class Precision { Auto, Float64, Float32 } precision = Precision::Auto;
     // Called with the fraction done; return false to cancel (throws Cancelled).
     std::function<bool(double)> progress;
 };
@@ -150,6 +164,8 @@ struct Analysis {
     // Work done, for benchmarks: BLAS floating-point operations and seconds.
     double blas_flops = 0;
     double seconds = 0;
+    bool float32_products = false;      // which precision ran
+    std::int64_t rows_recomputed = 0;   // float32 logits too close to call, redone in float64
     std::vector<std::pair<std::string, double>> phase_seconds; // pass 1, pass 2, metrics
 };
 

@@ -26,6 +26,8 @@ inline constexpr const char* kRunFormatName = "ltlab-run";
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 // A block of consecutive full rows of a RowMatrix (contiguous in memory).
 using RowBlock = Eigen::Ref<RowMatrix>;
+using RowMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowBlockF = Eigen::Ref<RowMatrixF>;
 
 struct ClassInfo {
     std::vector<std::int64_t> train_counts; // n_c, length C
@@ -92,6 +94,10 @@ public:
     void readFeatureRows(const SnapshotInfo& snapshot, const SplitInfo& split, std::int64_t row0,
                          RowBlock out) const;
     void readLogitRows(const SnapshotInfo& snapshot, const SplitInfo& split, std::int64_t row0, RowBlock out) const;
+    // The same rows of <split>/features as float32 (float64 data is rounded).
+    bool featuresAreFloat32(const SnapshotInfo& snapshot, const SplitInfo& split) const;
+    void readFeatureRows(const SnapshotInfo& snapshot, const SplitInfo& split, std::int64_t row0,
+                         RowBlockF out) const;
 
     std::optional<History> history() const;
 
@@ -103,6 +109,7 @@ private:
     explicit RunFile(std::string path);
     void validate();
     void readRows(const std::string& object, std::int64_t row0, RowBlock out) const;
+    void readRows(const std::string& object, std::int64_t row0, RowBlockF out) const;
 
     std::string path_;
     std::unique_ptr<Handles> handles_;
