@@ -33,17 +33,36 @@ std::string blasDescription() {
     return std::string(openblas_get_config()) + " (" + kind + "), " + std::to_string(numericThreads()) + " threads";
 }
 
-double measureDgemmGflops(int n, int repeats) {
-    const Eigen::MatrixXd a = Eigen::MatrixXd::Random(n, n), b = Eigen::MatrixXd::Random(n, n);
-    Eigen::MatrixXd c(n, n);
+namespace {
+
+// Best of `repeats` timed calls after one warm-up call (which starts the threads).
+template <typename Scalar, typename Gemm>
+double measureGemmGflops(int n, int repeats, Gemm gemm) {
+    using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+    const Matrix a = Matrix::Random(n, n), b = Matrix::Random(n, n);
+    Matrix c(n, n);
     double best = 1e300;
     for (int r = 0; r < repeats + 1; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, a.data(), n, b.data(), n, 0.0, c.data(), n);
+        gemm(n, a.data(), b.data(), c.data());
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (r > 0) best = std::min(best, s); // the first run warms up the threads
+        if (r > 0) best = std::min(best, s);
     }
     return 2.0 * n * static_cast<double>(n) * n / best / 1e9;
+}
+
+} // namespace
+
+double measureDgemmGflops(int n, int repeats) {
+    return measureGemmGflops<double>(n, repeats, [](int m, const double* a, const double* b, double* c) {
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0, a, m, b, m, 0.0, c, m);
+    });
+}
+
+double measureSgemmGflops(int n, int repeats) {
+    return measureGemmGflops<float>(n, repeats, [](int m, const float* a, const float* b, float* c) {
+        cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0f, a, m, b, m, 0.0f, c, m);
+    });
 }
 
 } // namespace ltlab

@@ -12,5 +12,7 @@ int numericThreads();
 std::string blasDescription();
 // Measured float64 GEMM rate (GFLOP/s) on n x n matrices, best of `repeats`.
 double measureDgemmGflops(int n = 2048, int repeats = 3);
+// The same for float32 (sgemm): the rate of the analysis's float32 tiles.
+double measureSgemmGflops(int n = 2048, int repeats = 3);
 
 } // namespace ltlab
