@@ -78,12 +78,13 @@ TrainingCallbacks humanCallbacks() {
     callbacks.epoch = [tty](const EpochReport& r) {
         char line[256];
         std::snprintf(line, sizeof line, "%sepoch %lld/%lld (stage %d): loss %.4f, train acc %.2f%%, test acc %.2f%% "
-                      "(few %.2f%%), FDR %.3g, NC1 %.3g, lr %.4g, %.1f s (data %.1f%%)%s%s\n",
+                      "(few %.2f%%), FDR %.3g, NC1 %.3g, lr %.4g, %.1f s (data %.1f%%) + %.1f s evaluation%s%s\n",
                       tty ? "\r" : "", static_cast<long long>(r.epoch), static_cast<long long>(r.epochs_total), r.stage,
                       r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy,
                       100 * (r.metrics.count("accuracy_few") ? r.metrics.at("accuracy_few") : NAN),
                       r.metrics.count("fdr") ? r.metrics.at("fdr") : NAN, r.metrics.count("nc1") ? r.metrics.at("nc1") : NAN,
                       r.lr, r.seconds, r.seconds > 0 ? 100 * r.data_seconds / r.seconds : 0.0,
+                      r.eval_seconds + r.analysis_seconds + r.commit_seconds,
                       r.snapshot ? ", snapshot " : "", r.snapshot ? r.snapshot->c_str() : "");
         std::cerr << line;
     };
@@ -107,7 +108,9 @@ TrainingCallbacks jsonCallbacks() {
                          {"epochs_total", r.epochs_total}, {"stage", r.stage},
                          {"train_loss", r.train_loss},  {"train_accuracy", r.train_accuracy},
                          {"test_accuracy", r.test_accuracy}, {"seconds", r.seconds},
-                         {"metrics", r.metrics}};
+                         {"metrics", r.metrics},
+                         {"timings", {{"train", r.seconds}, {"data", r.data_seconds}, {"features", r.eval_seconds},
+                                      {"analysis", r.analysis_seconds}, {"commit", r.commit_seconds}}}};
         if (r.snapshot) j["snapshot"] = *r.snapshot;
         std::cout << j.dump() << std::endl;
     };

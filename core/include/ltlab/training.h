@@ -72,6 +72,9 @@ struct EpochReport {
     std::int64_t epochs_total = 0;
     double train_loss = 0, train_accuracy = 0, test_accuracy = 0, lr = 0, seconds = 0;
     double data_seconds = 0;                   // of `seconds`, spent preparing batches (indexing, augmentation)
+    // After training: the eval-mode forward passes, the analyses and the
+    // snapshot's conversion, and the run file's commit (not in /history).
+    double eval_seconds = 0, analysis_seconds = 0, commit_seconds = 0;
     std::map<std::string, double> metrics;     // per-epoch analysis (nc1, fdr, cone_mean_cos, accuracy_few, ...)
     std::optional<std::string> snapshot;       // written this epoch
 };
