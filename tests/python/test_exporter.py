@@ -159,6 +159,26 @@ def worker_main(argv):
         if world > 1:
             torch.distributed.destroy_process_group()
         return 0
+    if argv[0] == "worker-mismatch":
+        # rank 1 passes features of another width, then (second call) a NaN
+        rank, world, port, outdir = int(argv[1]), int(argv[2]), int(argv[3]), argv[4]
+        torch.distributed.init_process_group("gloo", init_method="tcp://127.0.0.1:%d" % port,
+                                             rank=rank, world_size=world)
+        path = os.path.join(outdir, "bad.h5")
+        run = lx.RunExporter(path, None, make_data()[0])
+        W = np.ones((C, D), np.float32)
+        for width, bad in ((D + rank, False), (D, rank == 1)):
+            H = np.ones((4, width), np.float32)
+            if bad:
+                H[0, 3] = np.nan            # sample 1: not a duplicate
+            try:
+                run.export_snapshot("s", W, {"test": (H, [0, 1, 2, 3], None, [rank, rank + 2, 4, 5])})
+                print("rank %d: exported" % rank)
+            except (ValueError, RuntimeError) as e:
+                print("rank %d: %s: %s" % (rank, type(e).__name__, e))
+        print("rank %d: file exists: %s" % (rank, os.path.exists(path)))
+        torch.distributed.destroy_process_group()
+        return 0
     if argv[0] == "kill-at":
         stage, path = argv[1], argv[2]
 
@@ -224,9 +244,9 @@ def worker_env():
                 OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
 
 
-def run_workers(world, outdir, timeout=240):
+def run_workers(world, outdir, timeout=240, command="worker"):
     port = free_port()
-    procs = [subprocess.Popen([PYTHON, os.path.abspath(__file__), "worker", str(r), str(world),
+    procs = [subprocess.Popen([PYTHON, os.path.abspath(__file__), command, str(r), str(world),
                                str(port), outdir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               env=worker_env(), text=True, cwd=HERE)
              for r in range(world)]
@@ -562,6 +582,18 @@ class ExporterDistributed(unittest.TestCase):
             assert_matches_reference(self, os.path.join(self.ddp, "exact.h5"), "--split", split,
                                      "--snapshot", "epoch_0002")
 
+    def test_gloo_errors_reach_every_rank(self):
+        # ranks that disagree are named before the gather; a value rank 0
+        # refuses after it is reported on every rank; nobody waits forever
+        with tempfile.TemporaryDirectory(prefix="ltlab_export_bad_") as d:
+            outs = run_workers(2, d, timeout=120, command="worker-mismatch")
+            for rank, (rc, out) in enumerate(outs):
+                self.assertEqual(rc, 0, out[-4000:])
+                self.assertIn("rank %d: ValueError: export_snapshot: split test: rank 1 has "
+                              "feature_shape (17,), rank 0 has (16,)" % rank, out)
+                self.assertRegex(out, r"rank %d: \w+Error: .*test/features: 1 non-finite value" % rank)
+                self.assertIn("rank %d: file exists: False" % rank, out)
+
     def test_gloo_batched_equals_single_process_to_rounding(self):
         # batch composition differs between a shard and the whole set, so the
         # kernels may round differently: equal to float32 rounding, labels and
@@ -584,6 +616,6 @@ class ExporterDistributed(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] in ("worker", "kill-at"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("worker", "worker-mismatch", "kill-at"):
         sys.exit(worker_main(sys.argv[1:]))
     unittest.main()

@@ -719,6 +719,8 @@ class RunExporter:
         def work():
             row = self._history_row(epoch, history_row)
             weight, bias = _classifier_arrays(classifier)
+            if self.train_counts is not None:     # refuse before copying the file
+                _check_snapshot(name, weight, bias, gathered, int(self.train_counts.size))
 
             def change(f):
                 C = int(f["classes/train_counts"].shape[0])
