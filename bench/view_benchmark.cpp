@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     view.showData({"bench.h5", analysis, file->classes(), std::nullopt, nullptr, geometry});
     {
         const int before = view.vtkWidget()->framesRendered();
-        view.vtkWidget()->update();
+        view.vtkWidget()->requestRender();
         while (view.vtkWidget()->framesRendered() == before) app.processEvents(QEventLoop::AllEvents, 5);
     }
     const double first_frame = timer.elapsed() / 1e3;
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < frames; ++i) {
         view.vtkWidget()->renderer()->GetActiveCamera()->Azimuth(3.0);
         const int before = view.vtkWidget()->framesRendered();
-        view.vtkWidget()->update(); // as a mouse drag does; the event loop paints
+        view.vtkWidget()->requestRender(); // as a mouse drag does; the event loop paints
         while (view.vtkWidget()->framesRendered() == before) app.processEvents(QEventLoop::AllEvents, 5);
         vtk_seconds += view.vtkWidget()->renderer()->GetLastRenderTimeInSeconds();
     }

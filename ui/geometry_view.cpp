@@ -436,7 +436,7 @@ void GeometryView::rebuildScene(bool reset_camera) {
         renderer->ResetCameraClippingRange();
     }
     showPicked();
-    vtk_->update();
+    vtk_->requestRender();
 }
 
 int GeometryView::pickAt(double x, double y) {
@@ -522,7 +522,7 @@ bool GeometryView::exportFigure(const QString& path, double dpi) const {
     if (caption_actor_) caption_actor_->GetTextProperty()->SetFontSize(14 * scale);
     const bool ok = suffix == "png" ? vtk_->savePng(path, scale) : vtk_->savePdf(path, scale);
     if (caption_actor_) caption_actor_->GetTextProperty()->SetFontSize(14);
-    vtk_->update();
+    vtk_->requestRender();
     return ok;
 }
 
@@ -534,7 +534,7 @@ bool GeometryView::saveSvg(const QString& path, int scale) const {
     if (caption_actor_) caption_actor_->SetVisibility(false);
     const bool rendered = dir.isValid() && vtk_->savePng(png, scale);
     if (caption_actor_) caption_actor_->SetVisibility(true);
-    vtk_->update();
+    vtk_->requestRender();
     QFile image(png);
     if (!rendered || !image.open(QIODevice::ReadOnly)) return false;
     const QByteArray base64 = image.readAll().toBase64();

@@ -8,6 +8,7 @@
 
 #include "ltlab/runtime.h"
 #include "main_window.h"
+#include "vtk_widget.h"
 
 extern "C" Q_DECL_EXPORT int ltlab_ui_main(int argc, char** argv) {
     QApplication app(argc, argv);
@@ -35,7 +36,7 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_main(int argc, char** argv) {
         auto save = [&window, out] {
             if (window.pendingWork() > 0) return;
             window.showEveryView();
-            const bool ok = window.grab().save(out, "PNG");
+            const bool ok = ltlab::ui::VtkWidget::grabWithScenes(&window).save(out, "PNG");
             if (!ok) std::fprintf(stderr, "ltlab: cannot write screenshot %s\n", qPrintable(out));
             QApplication::exit(ok ? 0 : 2);
         };

@@ -5,6 +5,10 @@
 #include <QMouseEvent>
 #include <QOpenGLContext>
 #include <QOpenGLExtraFunctions>
+#include <QOpenGLFramebufferObject>
+#include <QOpenGLWindow>
+#include <QPainter>
+#include <QVBoxLayout>
 #include <QWheelEvent>
 
 #include <algorithm>
@@ -16,14 +20,42 @@
 #include <vtkGenericOpenGLRenderWindow.h>
 #include <vtkOpenGLFramebufferObject.h>
 #include <vtkOpenGLState.h>
-#include <vtkPNGWriter.h>
 #include <vtkRenderer.h>
-#include <vtkWindowToImageFilter.h>
 
 namespace ltlab::ui {
 
-VtkWidget::VtkWidget(QWidget* parent) : QOpenGLWidget(parent) {
+// The native GL window: its GL calls and input go to the VtkWidget.
+class VtkGlWindow : public QOpenGLWindow {
+public:
+    explicit VtkGlWindow(VtkWidget* host) : host_(host) {}
+
+protected:
+    void initializeGL() override { host_->initializeGl(); }
+    void resizeGL(int w, int h) override { host_->resizeGl(w, h); }
+    void paintGL() override { host_->paintGl(); }
+    void mousePressEvent(QMouseEvent* e) override { host_->mousePressEvent(e); }
+    void mouseMoveEvent(QMouseEvent* e) override { host_->mouseMoveEvent(e); }
+    void mouseReleaseEvent(QMouseEvent* e) override { host_->mouseReleaseEvent(e); }
+    void mouseDoubleClickEvent(QMouseEvent* e) override { host_->mouseDoubleClickEvent(e); }
+    void wheelEvent(QWheelEvent* e) override { host_->wheelEvent(e); }
+
+private:
+    VtkWidget* host_;
+};
+
+VtkWidget::VtkWidget(QWidget* parent) : QWidget(parent) {
     setMouseTracking(true); // hover shows the numbers under the cursor
+    gl_ = new VtkGlWindow(this);
+    QSurfaceFormat format = gl_->format(); // VTK's framebuffers follow the window's: give it what an FBO would have
+    format.setAlphaBufferSize(8);
+    format.setDepthBufferSize(24);
+    format.setStencilBufferSize(8);
+    gl_->setFormat(format);
+    QWidget* container = QWidget::createWindowContainer(gl_, this);
+    container->setMouseTracking(true);
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    layout->addWidget(container);
     window_ = vtkSmartPointer<vtkGenericOpenGLRenderWindow>::New();
     renderer_ = vtkSmartPointer<vtkRenderer>::New();
     renderer_->SetBackground(1.0, 1.0, 1.0);
@@ -37,10 +69,12 @@ VtkWidget::VtkWidget(QWidget* parent) : QOpenGLWidget(parent) {
         auto* self = static_cast<VtkWidget*>(client);
         switch (id) {
         case vtkCommand::WindowMakeCurrentEvent:
-            if (self->context()) self->context()->makeCurrent(self->context()->surface());
+            // The context alone: QOpenGLWindow::makeCurrent would also bind the
+            // window's framebuffer over the one VTK is to draw into.
+            if (self->gl_->context()) self->gl_->context()->makeCurrent(self->gl_);
             break;
         case vtkCommand::WindowIsCurrentEvent:
-            *static_cast<bool*>(call) = self->context() && QOpenGLContext::currentContext() == self->context();
+            *static_cast<bool*>(call) = self->gl_->context() && QOpenGLContext::currentContext() == self->gl_->context();
             break;
         default:
             break;
@@ -54,13 +88,28 @@ vtkRenderer* VtkWidget::renderer() const { return renderer_; }
 
 VtkWidget::~VtkWidget() {
     if (initialized_) {
-        makeCurrent();
+        gl_->makeCurrent();
         window_->Finalize();
-        doneCurrent();
+        gl_->doneCurrent();
     }
 }
 
-void VtkWidget::initializeGL() {
+double VtkWidget::pixelRatio() const { return gl_->devicePixelRatio(); }
+
+void VtkWidget::requestRender() { gl_->update(); }
+
+QImage VtkWidget::grabFramebuffer() { return initialized_ ? gl_->grabFramebuffer() : QImage(); }
+
+QPixmap VtkWidget::grabWithScenes(QWidget* top) {
+    QPixmap shot = top->grab();
+    QPainter painter(&shot);
+    for (VtkWidget* v : top->findChildren<VtkWidget*>())
+        if (v->isVisible() && v->initialized_)
+            painter.drawImage(QRect(v->mapTo(top, QPoint(0, 0)), v->size()), v->grabFramebuffer());
+    return shot;
+}
+
+void VtkWidget::initializeGl() {
     window_->SetReadyForRendering(true);
     window_->SetOwnContext(0);
     window_->SetForceMaximumHardwareLineWidth(1);
@@ -68,58 +117,74 @@ void VtkWidget::initializeGL() {
     initialized_ = true;
 }
 
-void VtkWidget::resizeGL(int w, int h) {
-    const double dpr = devicePixelRatioF();
+void VtkWidget::resizeGl(int w, int h) {
+    const double dpr = pixelRatio();
     window_->SetSize(static_cast<int>(w * dpr), static_cast<int>(h * dpr));
 }
 
-void VtkWidget::paintGL() {
+void VtkWidget::paintGl() {
     if (!initialized_) return;
     // Qt leaves its own GL state behind: let VTK re-read what it tracks.
     window_->GetState()->Reset();
     window_->Render();
     ++frames_;
-    makeCurrent();
-    QOpenGLExtraFunctions* f = context()->extraFunctions();
-    const int w = static_cast<int>(width() * devicePixelRatioF()), h = static_cast<int>(height() * devicePixelRatioF());
-    f->glBindFramebuffer(GL_DRAW_FRAMEBUFFER, defaultFramebufferObject());
+    gl_->makeCurrent();
+    QOpenGLExtraFunctions* f = gl_->context()->extraFunctions();
+    const int w = static_cast<int>(gl_->width() * pixelRatio()), h = static_cast<int>(gl_->height() * pixelRatio());
+    f->glBindFramebuffer(GL_DRAW_FRAMEBUFFER, gl_->defaultFramebufferObject());
     f->glDisable(GL_SCISSOR_TEST);
     window_->GetState()->vtkglDisable(GL_SCISSOR_TEST);
     int* size = window_->GetRenderFramebuffer()->GetLastSize();
     window_->BlitDisplayFramebuffer(0, 0, 0, size[0], size[1], 0, 0, w, h, GL_COLOR_BUFFER_BIT,
                                    size[0] == w && size[1] == h ? GL_NEAREST : GL_LINEAR); // same size: a plain copy
-    f->glBindFramebuffer(GL_FRAMEBUFFER, defaultFramebufferObject());
+    f->glBindFramebuffer(GL_FRAMEBUFFER, gl_->defaultFramebufferObject());
     f->glViewport(0, 0, w, h);
 }
 
 void VtkWidget::resetCamera() {
     renderer_->ResetCamera();
     renderer_->GetActiveCamera()->Zoom(1.25); // ResetCamera fits the bounding sphere: a lot of margin
-    update();
+    requestRender();
+}
+
+// The frame rendered off screen at `scale` times the window's size into a
+// framebuffer object of ours (VTK blits its finished frame into the draw
+// framebuffer bound when it starts).
+QImage VtkWidget::renderImage(int scale) {
+    if (!initialized_) return {};
+    gl_->makeCurrent();
+    QOpenGLExtraFunctions* f = gl_->context()->extraFunctions();
+    GLint max_size = 0;
+    f->glGetIntegerv(GL_MAX_RENDERBUFFER_SIZE, &max_size);
+    const int* size = window_->GetSize();
+    const int w = size[0], h = size[1];
+    scale = std::clamp(scale, 1, std::max(1, std::min<int>(max_size / std::max(1, w), max_size / std::max(1, h))));
+    QOpenGLFramebufferObject target(w * scale, h * scale);
+    window_->SetSize(w * scale, h * scale);
+    target.bind(); // VTK blits its finished frame into the framebuffer bound when it starts
+    window_->GetState()->Reset();
+    window_->Render();
+    // VTK leaves alpha 0 where nothing was drawn: read the pixels as opaque.
+    const QImage frame = target.toImage(true);
+    QImage image = QImage(frame.constBits(), frame.width(), frame.height(), frame.bytesPerLine(), QImage::Format_RGB32).copy();
+    f->glBindFramebuffer(GL_FRAMEBUFFER, gl_->defaultFramebufferObject());
+    window_->SetSize(w, h);
+    gl_->doneCurrent();
+    requestRender();
+    return image;
 }
 
 bool VtkWidget::savePng(const QString& path, int scale) {
-    if (!initialized_) return false;
     QFile::remove(path); // success below means this export wrote it
-    makeCurrent();
-    auto grab = vtkSmartPointer<vtkWindowToImageFilter>::New();
-    grab->SetInput(window_);
-    grab->SetScale(std::clamp(scale, 1, 8));
-    grab->ReadFrontBufferOff();
-    grab->Update();
-    auto writer = vtkSmartPointer<vtkPNGWriter>::New();
-    writer->SetFileName(path.toLocal8Bit().constData());
-    writer->SetInputConnection(grab->GetOutputPort());
-    writer->Write();
-    doneCurrent();
-    update();
-    return writer->GetErrorCode() == 0 && QFileInfo(path).size() > 0;
+    const QImage image = renderImage(std::clamp(scale, 1, 8));
+    return !image.isNull() && image.save(path, "PNG") && QFileInfo(path).size() > 0;
 }
 
 bool VtkWidget::savePdf(const QString& path, int scale) {
     const QString suffix = QFileInfo(path).suffix().toLower();
     if (!initialized_ || suffix != "pdf") return false;
-    makeCurrent();
+    gl_->makeCurrent();
+    window_->GetState()->Reset();
     auto exporter = vtkSmartPointer<vtkGL2PSExporter>::New(); // the OpenGL2 implementation, by VTK's factory
     exporter->SetRenderWindow(window_);
     exporter->SetFileFormat(vtkGL2PSExporter::PDF_FILE);
@@ -139,14 +204,14 @@ bool VtkWidget::savePdf(const QString& path, int scale) {
     window_->SetSize(w * scale, h * scale);
     exporter->Write();
     window_->SetSize(w, h);
-    doneCurrent();
-    update();
+    gl_->doneCurrent();
+    requestRender();
     if (written != path && !QFile::rename(written, path)) return false;
     return QFileInfo(path).size() > 0;
 }
 
 QPointF VtkWidget::toDisplay(const QPoint& pos) const {
-    const double dpr = devicePixelRatioF();
+    const double dpr = pixelRatio();
     return {pos.x() * dpr, height() * dpr - 1 - pos.y() * dpr};
 }
 
@@ -170,7 +235,7 @@ void VtkWidget::mouseMoveEvent(QMouseEvent* event) {
     camera->Elevation(0.4 * d.y());
     camera->OrthogonalizeViewUp();
     renderer_->ResetCameraClippingRange();
-    update();
+    requestRender();
 }
 
 void VtkWidget::mouseDoubleClickEvent(QMouseEvent*) { resetCamera(); }
@@ -178,7 +243,7 @@ void VtkWidget::mouseDoubleClickEvent(QMouseEvent*) { resetCamera(); }
 void VtkWidget::wheelEvent(QWheelEvent* event) {
     renderer_->GetActiveCamera()->Dolly(event->angleDelta().y() > 0 ? 1.1 : 1 / 1.1);
     renderer_->ResetCameraClippingRange();
-    update();
+    requestRender();
 }
 
 } // namespace ltlab::ui
