@@ -2,6 +2,7 @@
 // the metrics of shared/spec/analysis.md from the accumulated statistics.
 
 #include "ltlab/analysis.h"
+#include "ltlab/implicit_la.h"
 
 #include <algorithm>
 #include <chrono>
@@ -747,24 +748,9 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
 
     // ---- Logit adjustment -----------------------------------------------------
     {
-        std::vector<double> x, y;
-        double total = 0;
-        for (auto n : classifier.train_counts) total += static_cast<double>(n);
-        for (std::size_t c = 0; c < Cs; ++c)
-            if (pc.weight_norm[c] > 0 && classifier.train_counts[c] > 0) {
-                x.push_back(-std::log(static_cast<double>(classifier.train_counts[c]) / total));
-                y.push_back(std::log(pc.weight_norm[c]));
-            }
-        if (x.size() >= 2 && *std::max_element(x.begin(), x.end()) > *std::min_element(x.begin(), x.end())) {
-            const double xm = meanAndStd(x).first, ym = meanAndStd(y).first;
-            double sxy = 0, sxx = 0;
-            for (std::size_t i = 0; i < x.size(); ++i) {
-                sxy += (x[i] - xm) * (y[i] - ym);
-                sxx += (x[i] - xm) * (x[i] - xm);
-            }
-            result.implicit_la_tau = sxy / sxx;
-            result.implicit_la_intercept = ym - *result.implicit_la_tau * xm;
-        }
+        const ImplicitLogitAdjustment implicit = implicitLogitAdjustment(pc.weight_norm, classifier.train_counts);
+        result.implicit_la_tau = implicit.tau;
+        result.implicit_la_intercept = implicit.intercept;
         result.la_additive = sweeper.finish(Adjustment::Additive, count, pc.group);
         result.la_multiplicative = sweeper.finish(Adjustment::Multiplicative, count, pc.group);
     }
