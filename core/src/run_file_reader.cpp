@@ -425,55 +425,61 @@ std::vector<std::int32_t> RunFile::labels(const SnapshotInfo& snapshot, const Sp
     return labels;
 }
 
+namespace {
+
+// Rows [row0, row0 + rows) of a 2-d dataset, read as `mem_type` into `dest`.
+// No chunk cache: each block of rows is read once, in order, so caching the
+// chunks would only copy them twice. `stored_float32` says how it is stored.
+template <typename Fail>
+void readHyperslab(hid_t file, const std::string& path, std::int64_t row0, hsize_t rows, hsize_t cols,
+                   bool* stored_float32, hid_t mem_type, void* dest, const Fail& fail) {
+    h5::Handle dapl(H5Pcreate(H5P_DATASET_ACCESS));
+    H5Pset_chunk_cache(dapl.get(), 0, 0, 1.0);
+    h5::Handle ds(H5Dopen2(file, path.c_str(), dapl.get()));
+    if (!ds) fail(path, "cannot open: " + h5::lastLibraryError());
+    if (stored_float32) {
+        h5::Handle type(H5Dget_type(ds.get()));
+        *stored_float32 = H5Tget_class(type.get()) == H5T_FLOAT && H5Tget_size(type.get()) == 4;
+        if (*stored_float32) return; // the caller reads it as float32
+    }
+    if (rows * cols == 0) return;
+    h5::Handle file_space(H5Dget_space(ds.get()));
+    const hsize_t start[2] = {static_cast<hsize_t>(row0), 0};
+    const hsize_t count[2] = {rows, cols};
+    h5::Handle mem_space(H5Screate_simple(2, count, nullptr));
+    if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
+        H5Dread(ds.get(), mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, dest) < 0)
+        fail(path, "cannot read rows " + std::to_string(row0) + ".." + std::to_string(row0 + std::int64_t(rows) - 1) +
+                       " (truncated or damaged file?): " + h5::lastLibraryError());
+}
+
+} // namespace
+
 void RunFile::readRows(const std::string& path, std::int64_t row0, RowBlock out) const {
     if (out.size() && out.outerStride() != out.cols()) throw std::logic_error("readRows needs contiguous rows");
     h5::Lock lock(h5::hdf5Mutex());
-    // No chunk cache: each block of rows is read once, in order, so caching
-    // the chunks would only copy them twice.
-    h5::Handle dapl(H5Pcreate(H5P_DATASET_ACCESS));
-    H5Pset_chunk_cache(dapl.get(), 0, 0, 1.0);
-    h5::Handle ds(H5Dopen2(handles_->file.get(), path.c_str(), dapl.get()));
-    if (!ds) fail(path, "cannot open: " + h5::lastLibraryError());
-    if (out.size() == 0) return;
-    h5::Handle file_space(H5Dget_space(ds.get()));
-    const hsize_t start[2] = {static_cast<hsize_t>(row0), 0};
-    const hsize_t count[2] = {static_cast<hsize_t>(out.rows()), static_cast<hsize_t>(out.cols())};
-    h5::Handle mem_space(H5Screate_simple(2, count, nullptr));
-    h5::Handle type(H5Dget_type(ds.get()));
+    auto failure = [this](const std::string& object, const std::string& problem) { fail(object, problem); };
+    const auto rows = static_cast<hsize_t>(out.rows()), cols = static_cast<hsize_t>(out.cols());
     // float32 is read as stored and widened by Eigen (vectorised); HDF5's own
     // float -> double conversion runs at a fraction of memory speed.
-    const bool single = H5Tget_class(type.get()) == H5T_FLOAT && H5Tget_size(type.get()) == 4;
+    bool single = false;
+    readHyperslab(handles_->file.get(), path, row0, rows, cols, &single, H5T_NATIVE_DOUBLE, out.data(), failure);
+    if (!single || out.size() == 0) return;
     thread_local std::vector<float> buffer;
-    if (single) buffer.resize(static_cast<std::size_t>(out.size()));
-    if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
-        H5Dread(ds.get(), single ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(),
-                H5P_DEFAULT, single ? static_cast<void*>(buffer.data()) : static_cast<void*>(out.data())) < 0)
-        fail(path, "cannot read rows " + std::to_string(row0) + ".." + std::to_string(row0 + out.rows() - 1) +
-                       " (truncated or damaged file?): " + h5::lastLibraryError());
-    if (single) {
-        const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> stored(
-            buffer.data(), out.rows(), out.cols());
+    buffer.resize(static_cast<std::size_t>(out.size()));
+    readHyperslab(handles_->file.get(), path, row0, rows, cols, nullptr, H5T_NATIVE_FLOAT, buffer.data(), failure);
+    const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> stored(
+        buffer.data(), out.rows(), out.cols());
 #pragma omp parallel for schedule(static)
-        for (Eigen::Index r = 0; r < out.rows(); ++r) out.row(r) = stored.row(r).cast<double>();
-    }
+    for (Eigen::Index r = 0; r < out.rows(); ++r) out.row(r) = stored.row(r).cast<double>();
 }
 
 void RunFile::readRows(const std::string& path, std::int64_t row0, RowBlockF out) const {
     if (out.size() && out.outerStride() != out.cols()) throw std::logic_error("readRows needs contiguous rows");
     h5::Lock lock(h5::hdf5Mutex());
-    h5::Handle dapl(H5Pcreate(H5P_DATASET_ACCESS));
-    H5Pset_chunk_cache(dapl.get(), 0, 0, 1.0); // each block is read once (see above)
-    h5::Handle ds(H5Dopen2(handles_->file.get(), path.c_str(), dapl.get()));
-    if (!ds) fail(path, "cannot open: " + h5::lastLibraryError());
-    if (out.size() == 0) return;
-    h5::Handle file_space(H5Dget_space(ds.get()));
-    const hsize_t start[2] = {static_cast<hsize_t>(row0), 0};
-    const hsize_t count[2] = {static_cast<hsize_t>(out.rows()), static_cast<hsize_t>(out.cols())};
-    h5::Handle mem_space(H5Screate_simple(2, count, nullptr));
-    if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
-        H5Dread(ds.get(), H5T_NATIVE_FLOAT, mem_space.get(), file_space.get(), H5P_DEFAULT, out.data()) < 0)
-        fail(path, "cannot read rows " + std::to_string(row0) + ".." + std::to_string(row0 + out.rows() - 1) +
-                       " (truncated or damaged file?): " + h5::lastLibraryError());
+    readHyperslab(handles_->file.get(), path, row0, static_cast<hsize_t>(out.rows()), static_cast<hsize_t>(out.cols()),
+                  nullptr, H5T_NATIVE_FLOAT, out.data(),
+                  [this](const std::string& object, const std::string& problem) { fail(object, problem); });
 }
 
 bool RunFile::featuresAreFloat32(const SnapshotInfo& snapshot, const SplitInfo& split) const {
