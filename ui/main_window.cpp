@@ -64,6 +64,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
               per_class,
               new TrainingCurvesView(this)};
     for (AnalysisView* v : views_) tabs_->addTab(v, v->title());
+    connect(tabs_, &QTabWidget::currentChanged, this,
+            [this] { deliver(qobject_cast<AnalysisView*>(tabs_->currentWidget())); });
     // Choices that change what core computes ask for a new analysis.
     connect(geometry_, &GeometryView::optionsChanged, this, &MainWindow::reanalyzeCurrent);
     connect(weight_norms_, &WeightNormView::compareChanged, this, &MainWindow::reanalyzeCurrent);
@@ -186,12 +188,37 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     updateRecentMenu();
 }
 
-QString MainWindow::reportText() const { return report_->text(); }
+QString MainWindow::reportText() const {
+    deliver(report_);
+    return report_->text();
+}
+
+GeometryView* MainWindow::geometryView() const {
+    deliver(geometry_);
+    return geometry_;
+}
+
+WeightNormView* MainWindow::weightNormView() const {
+    deliver(weight_norms_);
+    return weight_norms_;
+}
 
 AnalysisView* MainWindow::view(const QString& file_stem) const {
     for (AnalysisView* v : views_)
-        if (v->fileStem() == file_stem) return v;
+        if (v->fileStem() == file_stem) {
+            deliver(v);
+            return v;
+        }
     return nullptr;
+}
+
+const std::vector<AnalysisView*>& MainWindow::views() const {
+    for (AnalysisView* v : views_) deliver(v);
+    return views_;
+}
+
+void MainWindow::deliver(AnalysisView* view) const {
+    if (view && stale_.erase(view) && view_data_) view->showData(*view_data_);
 }
 
 void MainWindow::showEveryView() {
@@ -417,12 +444,15 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
                 for (const auto& [path, other] : runs_by_path_)
                     if (path != out.path && other.history)
                         data.other_histories.emplace_back(QFileInfo(path).fileName(), *other.history);
-                for (AnalysisView* v : views_) v->showData(data);
+                view_data_ = std::make_shared<const ViewData>(std::move(data));
+                stale_ = {views_.begin(), views_.end()};
+                deliver(qobject_cast<AnalysisView*>(tabs_->currentWidget()));
                 shown_ = std::make_shared<const AnalysisOutcome>(out); // reused when only the 3D options or the overlay change
                 statusBar()->showMessage(out.warning.isEmpty()
                                              ? tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split)
                                              : tr("Analysed %1 (%2 split), but %3").arg(out.snapshot, out.split, out.warning));
             } else {
+                stale_.erase(report_); // the error, not an older analysis, when it is shown
                 report_->showMessage(out.error);
                 tabs_->setCurrentWidget(report_);
                 statusBar()->showMessage(out.error);
