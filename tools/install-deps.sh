@@ -10,13 +10,15 @@ packages=(
   qt6-base-dev qt6-base-dev-tools libqt6opengl6-dev libqt6svg6-dev
   libqcustomplot-dev libqcustomplot2.1-qt6 libvtk9-dev libhdf5-dev libeigen3-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libzip-dev
+  # checkpoint import: PNG/JPEG decoding, SHA-256 of the source files
+  libpng-dev libjpeg62-turbo-dev libssl-dev
   # the fast BLAS: OpenBLAS built with OpenMP (the reference BLAS is ~20x slower)
   libopenblas0-openmp libopenblas-openmp-dev
   # training (loaded only by what trains)
   libtorch-dev
   # tests, packaging and headless rendering
   xvfb xauth desktop-file-utils appstream
-  python3-numpy python3-h5py python3-torch
+  python3-numpy python3-h5py python3-torch python3-torchvision python3-pil
   # the embedded real dataset
   dataset-fashion-mnist
 )

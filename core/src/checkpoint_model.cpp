@@ -255,6 +255,19 @@ void detectFeatureDim(Architecture& a, const StateDict& sd) {
     if (!w.empty()) a.feature_dim = w[0];
 }
 
+// ltlab's own small CNN (core/train/networks.cpp): conv1..3 of 16, 32, 64
+// 3x3 filters, each with a BatchNorm (bn1..3), and a head.
+bool looksLikeLtlabCnn(const StateDict& sd) {
+    const std::int64_t widths[] = {16, 32, 64};
+    for (int i = 0; i < 3; ++i) {
+        const std::string n = std::to_string(i + 1);
+        const auto w = shapeOf(sd, "conv" + n + ".weight");
+        if (w.size() != 4 || w[0] != widths[i] || w[2] != 3 || w[3] != 3 || (i > 0 && w[1] != widths[i - 1])) return false;
+        if (!tensorNamed(sd, "bn" + n + ".running_mean")) return false;
+    }
+    return !tensorNamed(sd, "conv4.weight");
+}
+
 bool looksLikeMlp(const StateDict& sd, std::size_t& layers) {
     layers = 0;
     for (const auto& t : sd.tensors) {
@@ -363,6 +376,13 @@ Architecture detectArchitecture(const StateDict& sd) {
         detectFeatureDim(a, sd);
         if (a.name.rfind("resnet", 0) == 0 && a.blocks.size() == 3 && a.stem == "imagenet")
             a.reasons.push_back("a 3-stage CIFAR ResNet with a 7x7 stem");
+        return a;
+    }
+    if (conv1.size() == 4 && looksLikeLtlabCnn(sd)) {
+        a.name = "cnn";
+        a.in_channels = conv1[1];
+        a.feature_dim = 64;
+        a.reasons.push_back("ltlab's small CNN (conv1..3 of 16/32/64 filters with bn1..3)");
         return a;
     }
     std::size_t layers = 0;

@@ -3,8 +3,11 @@
 #include "data.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <sstream>
 
+#include "images.h"
 #include "ltlab/error.h"
 
 namespace ltlab::train {
@@ -31,6 +34,14 @@ std::string idxPath(const std::string& dir, const std::string& stem) {
     for (const char* suffix : {"", ".gz"})
         if (std::filesystem::exists(dir + "/" + stem + suffix)) return dir + "/" + stem + suffix;
     return dir + "/" + stem + ".gz"; // the reader reports it missing
+}
+
+// Shot-group thresholds: the CIFAR-100 convention scaled to the head class
+// (500 -> 100 / 20; 5000 -> 1000 / 200 as for 10-class datasets).
+void setShotThresholds(Data& data) {
+    const std::int64_t head = data.train_counts.empty() ? 0 : *std::max_element(data.train_counts.begin(), data.train_counts.end());
+    data.many_threshold = head >= 2500 ? 1000 : std::max<std::int64_t>(1, head / 5);
+    data.few_threshold = head >= 2500 ? 200 : std::max<std::int64_t>(1, head / 25);
 }
 
 } // namespace
@@ -97,11 +108,7 @@ Data loadData(const TrainConfig& c) {
         data.train_counts = full.classCounts();
     }
     data.test = toSplit(test);
-    // Shot-group thresholds: the CIFAR-100 convention scaled to the head class
-    // (500 -> 100 / 20; 5000 -> 1000 / 200 as for 10-class datasets).
-    const std::int64_t head = *std::max_element(data.train_counts.begin(), data.train_counts.end());
-    data.many_threshold = head >= 2500 ? 1000 : std::max<std::int64_t>(1, head / 5);
-    data.few_threshold = head >= 2500 ? 200 : std::max<std::int64_t>(1, head / 25);
+    setShotThresholds(data);
     return data;
 }
 
@@ -126,6 +133,159 @@ torch::Tensor augment(torch::Tensor x) {
         out[i].copy_(flip[i] ? crop.flip({2}) : crop);
     }
     return out;
+}
+
+// ---- image folders and split lists ---------------------------------------------------
+
+namespace {
+
+namespace fs = std::filesystem;
+
+Split fileSplit(const ImageList& list) {
+    Split s;
+    s.files = list.paths;
+    s.labels = list.labels;
+    s.y = torch::tensor(std::vector<std::int64_t>(list.labels.begin(), list.labels.end()), torch::kInt64);
+    return s;
+}
+
+Split* splitNamed(Data& data, const std::string& name) {
+    if (name == "train") return &data.train;
+    if (name == "val") return &data.val;
+    if (name == "test") return &data.test;
+    return nullptr;
+}
+
+void loadFolders(Data& data, const std::string& dir) {
+    bool split_folders = false;
+    for (const char* name : {"train", "val", "test"}) {
+        std::error_code ec;
+        if (!fs::is_directory(fs::path(dir) / name, ec)) continue;
+        const ImageList list = listImageFolder((fs::path(dir) / name).string());
+        if (data.class_names.empty()) data.class_names = list.class_names;
+        if (list.class_names != data.class_names)
+            throw InputError((fs::path(dir) / name).string(), "", "has other class subfolders than the first split");
+        *splitNamed(data, name) = fileSplit(list);
+        split_folders = true;
+    }
+    if (split_folders) return;
+    const ImageList list = listImageFolder(dir);
+    data.class_names = list.class_names;
+    data.test = fileSplit(list);
+}
+
+// "train=FILE", or the split told by the file name.
+std::pair<std::string, std::string> listSplit(const std::string& item) {
+    const auto eq = item.find('=');
+    if (eq != std::string::npos) {
+        const std::string split = item.substr(0, eq);
+        if (split != "train" && split != "val" && split != "test")
+            throw UsageError("split list '" + item + "': the split is train, val or test");
+        return {split, item.substr(eq + 1)};
+    }
+    const std::string name = fs::path(item).filename().string();
+    for (const char* split : {"train", "val", "test"})
+        if (name.find(split) != std::string::npos) return {split, item};
+    throw UsageError("cannot tell the split of the list '" + item + "' from its name; write train=, val= or test= before it");
+}
+
+void loadLists(Data& data, const std::string& items, const std::string& root, std::int64_t classes) {
+    std::stringstream stream(items);
+    std::string item;
+    while (std::getline(stream, item, ',')) {
+        if (item.empty()) continue;
+        const auto [split, file] = listSplit(item);
+        const ImageList list = readSplitList(file, root.empty() ? fs::path(file).parent_path().string() : root);
+        for (std::size_t i = 0; i < list.labels.size(); ++i)
+            if (list.labels[i] >= classes)
+                throw InputError(file, "line with " + list.paths[i], "label " + std::to_string(list.labels[i]) +
+                                                                          " is outside the classifier's " + std::to_string(classes) + " classes");
+        *splitNamed(data, split) = fileSplit(list);
+    }
+    for (std::int64_t c = 0; c < classes; ++c) data.class_names.push_back(std::to_string(c));
+}
+
+} // namespace
+
+Data loadImageData(const std::string& spec, const std::string& root, std::int64_t channels, std::int64_t classes,
+                   const InputTransform& transform) {
+    Data data;
+    data.name = spec;
+    if (spec.rfind("folder:", 0) == 0) loadFolders(data, spec.substr(7));
+    else if (spec.rfind("list:", 0) == 0) loadLists(data, spec.substr(5), root, classes);
+    else throw UsageError("image data is folder:DIR or list:FILE[,FILE...], got '" + spec + "'");
+    data.channels = channels;
+    data.height = data.width = transform.crop;
+    data.eval_transform = transform;
+    if (data.train.size() > 0) {
+        data.train_counts.assign(data.class_names.size(), 0);
+        for (auto y : data.train.labels) ++data.train_counts[static_cast<std::size_t>(y)];
+    }
+    setShotThresholds(data);
+    return data;
+}
+
+// ---- evaluation batches ---------------------------------------------------------------
+
+namespace {
+
+// torchvision's Resize(size) and CenterCrop(crop) on an N x C x H x W float tensor.
+torch::Tensor shape(torch::Tensor x, const InputTransform& t, const std::string& what) {
+    const std::int64_t H = x.size(2), W = x.size(3);
+    if (t.resize > 0 && std::min(H, W) != t.resize) {
+        const std::int64_t h = H <= W ? t.resize : t.resize * H / W, w = W <= H ? t.resize : t.resize * W / H;
+        namespace F = torch::nn::functional;
+        x = F::interpolate(x, F::InterpolateFuncOptions()
+                                  .size(std::vector<std::int64_t>{h, w})
+                                  .mode(torch::kBilinear)
+                                  .align_corners(false)
+                                  .antialias(true));
+    }
+    if (t.crop <= 0) return x;
+    const std::int64_t h = x.size(2), w = x.size(3);
+    if (h < t.crop || w < t.crop)
+        throw InputError(what, "", std::to_string(h) + "x" + std::to_string(w) + " is smaller than the crop " + std::to_string(t.crop));
+    const auto top = static_cast<std::int64_t>(std::nearbyint((h - t.crop) / 2.0)); // Python's round: half to even
+    const auto left = static_cast<std::int64_t>(std::nearbyint((w - t.crop) / 2.0));
+    return x.narrow(2, top, t.crop).narrow(3, left, t.crop);
+}
+
+torch::Tensor decodeRows(const Data& data, const Split& split, const std::vector<std::int64_t>& rows, std::int64_t begin,
+                         std::int64_t count) {
+    torch::Tensor out = torch::empty({count, data.channels, data.height, data.width});
+    at::parallel_for(0, count, 1, [&](std::int64_t first, std::int64_t last) {
+        for (std::int64_t i = first; i < last; ++i) {
+            const std::string& path = split.files[static_cast<std::size_t>(rows[static_cast<std::size_t>(begin + i)])];
+            Image image = decodeImage(path, static_cast<int>(data.channels));
+            const torch::Tensor x = torch::from_blob(image.pixels.data(), {1, image.height, image.width, image.channels}, torch::kUInt8)
+                                        .permute({0, 3, 1, 2})
+                                        .to(torch::kFloat32)
+                                        .div_(255.0);
+            const torch::Tensor shaped = shape(x, data.eval_transform, path);
+            if (shaped.size(2) != data.height || shaped.size(3) != data.width)
+                throw InputError(path, "", "is " + std::to_string(shaped.size(2)) + "x" + std::to_string(shaped.size(3)) +
+                                               " after the transform; the others are " + std::to_string(data.height) + "x" +
+                                               std::to_string(data.width));
+            out[i].copy_(shaped[0]);
+        }
+    });
+    return out;
+}
+
+} // namespace
+
+torch::Tensor evalBatch(const Data& data, const Split& split, const std::vector<std::int64_t>& rows, std::int64_t begin,
+                        std::int64_t count) {
+    torch::Tensor x;
+    if (!split.files.empty()) {
+        x = decodeRows(data, split, rows, begin, count);
+    } else {
+        const bool all = static_cast<std::int64_t>(rows.size()) == split.size();
+        const torch::Tensor index = torch::from_blob(const_cast<std::int64_t*>(rows.data()) + begin, {count}, torch::kInt64);
+        x = all ? split.x.narrow(0, begin, count) : split.x.index_select(0, index);
+        if (x.dim() == 4) x = shape(x, data.eval_transform, data.name); // one size: the whole batch at once
+    }
+    return normalize(data, x);
 }
 
 RowMatrix toRowMatrix(const torch::Tensor& t) {

@@ -5,8 +5,27 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <thread>
+
+#include "ltlab/error.h"
 
 namespace ltlab::train {
+
+int threadsFor(int requested) {
+    return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+torch::Device pickDevice(const std::string& name) {
+    if (name == "cpu") return torch::kCPU;
+    if (name == "cuda") {
+        if (!torch::cuda::is_available())
+            throw UsageError("--device cuda: this libtorch has no CUDA or no GPU is present (Debian's libtorch is "
+                             "CPU-only; build with Torch_DIR pointing at a CUDA libtorch)");
+        return torch::kCUDA;
+    }
+    if (name != "auto") throw UsageError("unknown device '" + name + "' (auto, cpu, cuda)");
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
 
 std::vector<std::int64_t> cappedRows(const Split& split, std::int64_t cap, std::int64_t classes, std::uint64_t seed) {
     std::vector<std::int64_t> rows(static_cast<std::size_t>(split.size()));
@@ -22,26 +41,35 @@ std::vector<std::int64_t> cappedRows(const Split& split, std::int64_t cap, std::
 }
 
 namespace {
-constexpr std::int64_t kEvalBatch = 256; // a batch's activations stay small enough to be reused
+
+// 256 CIFAR-sized images a batch, fewer for larger ones (at most ~256 x 32 x 32
+// pixels): a batch's activations stay small enough to be reused.
+std::int64_t evalBatchSize(const Data& data) {
+    const std::int64_t pixels = std::max<std::int64_t>(1, data.height * data.width);
+    return std::clamp<std::int64_t>(256 * 32 * 32 / pixels, 16, 256);
+}
+
 } // namespace
 
-// Penultimate features (eval mode, no augmentation) of the given rows of a
-// split, as one N x D float32 tensor on `device`. The output is allocated
-// once and filled batch by batch; batch buffers come from the module's
-// caching allocator (memory_pool.cpp), so no batch faults in fresh pages.
-torch::Tensor computeFeatures(Network& net, const Data& data, const Split& split, const std::vector<std::int64_t>& rows,
-                              torch::Device device) {
+// The outputs are allocated once and filled batch by batch; batch buffers
+// come from the module's caching allocator (memory_pool.cpp), so no batch
+// faults in fresh pages.
+Outputs computeOutputs(Network& net, const Data& data, const Split& split, const std::vector<std::int64_t>& rows,
+                       torch::Device device, const EvalOptions& options) {
     const auto n = static_cast<std::int64_t>(rows.size());
-    torch::Tensor out = torch::empty({n, net->featureDim()}, torch::TensorOptions(device).dtype(torch::kFloat32));
+    const auto f32 = torch::TensorOptions(device).dtype(torch::kFloat32);
+    Outputs out{torch::empty({n, net->featureDim()}, f32), {}};
+    if (options.logits) out.logits = torch::empty({n, net->classifierWeight().size(0)}, f32);
     if (n == 0) return out;
     c10::InferenceMode inference; // no autograd records, no version counters
     net->eval();
-    const bool all = n == split.size();
-    const torch::Tensor index = all ? torch::Tensor() : torch::tensor(rows, torch::kInt64);
-    for (std::int64_t i = 0; i < n; i += kEvalBatch) {
-        const std::int64_t b = std::min(kEvalBatch, n - i);
-        const torch::Tensor x = all ? split.x.narrow(0, i, b) : split.x.index_select(0, index.narrow(0, i, b));
-        out.narrow(0, i, b).copy_(net->features(normalize(data, x).to(device)));
+    const std::int64_t batch = evalBatchSize(data);
+    for (std::int64_t i = 0; i < n; i += batch) {
+        const std::int64_t b = std::min(batch, n - i);
+        const torch::Tensor h = net->features(evalBatch(data, split, rows, i, b).to(device));
+        out.features.narrow(0, i, b).copy_(h);
+        if (options.logits) out.logits.narrow(0, i, b).copy_(net->logits(h));
+        if (options.progress) options.progress(i + b);
     }
     return out;
 }
@@ -49,8 +77,10 @@ torch::Tensor computeFeatures(Network& net, const Data& data, const Split& split
 namespace {
 
 SplitFeatures evaluateSplit(const std::string& name, Network& net, const Data& data, const Split& split,
-                            const std::vector<std::int64_t>& rows, torch::Device device) {
-    SplitFeatures f{name, toRowMatrix(computeFeatures(net, data, split, rows, device)), {}};
+                            const std::vector<std::int64_t>& rows, torch::Device device, const EvalOptions& options) {
+    const Outputs o = computeOutputs(net, data, split, rows, device, options);
+    SplitFeatures f{name, toRowMatrix(o.features), {}, std::nullopt};
+    if (o.logits.defined()) f.logits = toRowMatrix(o.logits);
     f.labels.reserve(rows.size());
     for (auto r : rows) f.labels.push_back(split.labels[static_cast<std::size_t>(r)]);
     return f;
@@ -69,10 +99,20 @@ EvaluationPlan evaluationPlan(const Data& data, const TrainConfig& c) {
             cappedRows(data.test, -1, 0, 0)};
 }
 
-Evaluation evaluate(Network& net, const Data& data, const EvaluationPlan& plan, torch::Device device) {
-    return {evaluateSplit("train", net, data, data.train, plan.train_rows, device),
-            evaluateSplit("val", net, data, data.val, plan.val_rows, device),
-            evaluateSplit("test", net, data, data.test, plan.test_rows, device)};
+Evaluation evaluate(Network& net, const Data& data, const EvaluationPlan& plan, torch::Device device,
+                    const EvalOptions& options) {
+    // Progress counts the rows of all three splits.
+    auto after = [&](std::int64_t offset) {
+        EvalOptions o = options;
+        if (options.progress) o.progress = [&options, offset](std::int64_t rows) { options.progress(offset + rows); };
+        return o;
+    };
+    const auto n_train = static_cast<std::int64_t>(plan.train_rows.size()), n_val = static_cast<std::int64_t>(plan.val_rows.size());
+    Evaluation e;
+    e.train = evaluateSplit("train", net, data, data.train, plan.train_rows, device, after(0));
+    e.val = evaluateSplit("val", net, data, data.val, plan.val_rows, device, after(n_train));
+    e.test = evaluateSplit("test", net, data, data.test, plan.test_rows, device, after(n_train + n_val));
+    return e;
 }
 
 ClassifierInput classifierOf(Network& net, const Data& data) {
@@ -89,16 +129,18 @@ Analysis analyzeSplit(const SplitFeatures& split, const ClassifierInput& classif
 }
 
 SnapshotData snapshotOf(const Evaluation& eval, const ClassifierInput& classifier, const std::string& name,
-                        std::int64_t epoch, int stage, const std::string& label) {
+                        std::optional<std::int64_t> epoch, std::optional<int> stage, const std::string& label,
+                        bool keep_empty_train) {
     SnapshotData snapshot;
     snapshot.name = name;
     snapshot.epoch = epoch;
-    snapshot.stage = stage;
+    if (stage) snapshot.stage = *stage;
     snapshot.label = label;
     snapshot.classifier_weight = classifier.weight;
     snapshot.classifier_bias = classifier.bias;
     for (const SplitFeatures* s : {&eval.train, &eval.val, &eval.test})
-        if (s->name == "train" || !s->labels.empty()) snapshot.splits.push_back({s->name, s->h, s->labels, std::nullopt});
+        if ((keep_empty_train && s->name == "train") || !s->labels.empty())
+            snapshot.splits.push_back({s->name, s->h, s->labels, s->logits});
     return snapshot;
 }
 

@@ -1,11 +1,14 @@
 #pragma once
 // One path from a network to what ltlab shows: eval-mode penultimate
 // features of chosen rows of each split, their analysis with the network's
-// classifier, and a run-file snapshot. Training uses it every epoch; import
-// and the layer-wise analysis are to use it too. Internal to the module.
+// classifier, and a run-file snapshot. Training uses it every epoch, import
+// for every checkpoint (built-in networks and TorchScript modules alike);
+// the layer-wise analysis is to use it too. Internal to the module.
 
 #include <torch/torch.h>
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,20 +19,40 @@
 
 namespace ltlab::train {
 
+// The thread count asked for, or all cores (Debian's libtorch starts with 1).
+int threadsFor(int requested);
+// auto, cpu or cuda; UsageError when cuda is asked for and absent.
+torch::Device pickDevice(const std::string& name);
+
 // At most `cap` rows per class, chosen with a seeded shuffle (never "the
 // first N"), sorted; all rows when cap < 0.
 std::vector<std::int64_t> cappedRows(const Split& split, std::int64_t cap, std::int64_t classes, std::uint64_t seed);
 
-// Penultimate features (eval mode, no augmentation) of the given rows of a
-// split: one rows x D float32 tensor on `device`.
-torch::Tensor computeFeatures(Network& net, const Data& data, const Split& split, const std::vector<std::int64_t>& rows,
-                              torch::Device device);
+struct EvalOptions {
+    bool logits = false;                                  // also the network's logits of each row
+    std::function<void(std::int64_t rows)> progress;      // after each batch: rows done (evaluate: over its splits)
+};
+
+struct Outputs {
+    torch::Tensor features;  // rows x D float32
+    torch::Tensor logits;    // rows x C float32 (undefined unless asked for)
+};
+
+// Penultimate features (eval mode, no augmentation; evalBatch's inputs) of
+// the given rows of a split, on `device`; the logits too when asked.
+Outputs computeOutputs(Network& net, const Data& data, const Split& split, const std::vector<std::int64_t>& rows,
+                       torch::Device device, const EvalOptions& options);
+inline torch::Tensor computeFeatures(Network& net, const Data& data, const Split& split,
+                                     const std::vector<std::int64_t>& rows, torch::Device device) {
+    return computeOutputs(net, data, split, rows, device, {}).features;
+}
 
 // One split's features for the analysis and the snapshot, converted once.
 struct SplitFeatures {
     std::string name;
     RowMatrix h;                       // rows x D, float64
     std::vector<std::int32_t> labels;  // of those rows
+    std::optional<RowMatrix> logits;   // rows x C, when asked for
 };
 
 // Which rows of each split are evaluated.
@@ -46,7 +69,8 @@ struct Evaluation {
     SplitFeatures train, val, test;
 };
 
-Evaluation evaluate(Network& net, const Data& data, const EvaluationPlan& plan, torch::Device device);
+Evaluation evaluate(Network& net, const Data& data, const EvaluationPlan& plan, torch::Device device,
+                    const EvalOptions& options = {});
 
 // The network's classifier (C x D weight, C bias) with the train counts.
 ClassifierInput classifierOf(Network& net, const Data& data);
@@ -54,8 +78,10 @@ ClassifierInput classifierOf(Network& net, const Data& data);
 // The engine's analysis of one split, with the dataset's shot thresholds.
 Analysis analyzeSplit(const SplitFeatures& split, const ClassifierInput& classifier, const Data& data);
 
-// A snapshot of the evaluated splits (val only when it has rows).
+// A snapshot of the evaluated splits: val and test only when they have rows,
+// train always (training) or only then too (keep_empty_train false: import).
 SnapshotData snapshotOf(const Evaluation& eval, const ClassifierInput& classifier, const std::string& name,
-                        std::int64_t epoch, int stage, const std::string& label);
+                        std::optional<std::int64_t> epoch, std::optional<int> stage, const std::string& label,
+                        bool keep_empty_train = true);
 
 } // namespace ltlab::train

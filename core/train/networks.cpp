@@ -1,20 +1,63 @@
 #include "networks.h"
 
+#include <algorithm>
+#include <cctype>
+#include <optional>
+
 #include "ltlab/error.h"
 
 namespace ltlab::train {
 
 namespace nn = torch::nn;
 
+namespace {
+
+// The papers' ETF head: weight_vec (C x D, fixed), weight_norm (C x 1) and a bias.
+class EtfHeadImpl : public nn::Module {
+public:
+    EtfHeadImpl(const torch::Tensor& vec, bool bias) {
+        weight_vec = register_buffer("weight_vec", vec);
+        weight_norm = register_buffer("weight_norm", torch::ones({vec.size(0), 1}));
+        if (bias) this->bias = register_parameter("bias", torch::zeros({vec.size(0)}));
+    }
+    torch::Tensor weight() const { return weight_vec * weight_norm; }
+    torch::Tensor forward(const torch::Tensor& h) {
+        torch::Tensor z = torch::matmul(h, weight().t());
+        return bias.defined() ? z + bias : z;
+    }
+    torch::Tensor weight_vec, weight_norm, bias;
+};
+
+// U: the first C columns of a random orthogonal D x D matrix; M = sqrt(C/(C-1)) (I - 11^T/C); (U M)^T.
+torch::Tensor simplexEtf(std::int64_t classes, std::int64_t dim, std::uint64_t seed) {
+    auto generator = at::detail::createCPUGenerator(seed);
+    const torch::Tensor gaussian = at::normal(0.0, 1.0, {dim, dim}, generator, torch::kFloat64);
+    const torch::Tensor U = std::get<0>(at::linalg_qr(gaussian)) // ATen name: torch::linalg is gone from libtorch 2.x
+                                .narrow(1, 0, classes);
+    const torch::Tensor M = std::sqrt(double(classes) / double(classes - 1)) *
+                            (torch::eye(classes, torch::kFloat64) - torch::full({classes, classes}, 1.0 / classes, torch::kFloat64));
+    return torch::matmul(U, M).t().to(torch::kFloat32).contiguous();
+}
+
+EtfHeadImpl& asEtf(const std::shared_ptr<nn::Module>& m) { return static_cast<EtfHeadImpl&>(*m); }
+
+} // namespace
+
 torch::Tensor NetworkImpl::logits(const torch::Tensor& h) {
-    if (!etf_) return linear_->forward(h);
-    torch::Tensor z = torch::matmul(h, etf_weight_.t());
-    return bias_.defined() ? z + bias_ : z;
+    return etf_ ? asEtf(etf_head_).forward(h) : linear_->forward(h);
+}
+
+void NetworkImpl::registerHead(std::shared_ptr<nn::Module> head) {
+    const auto children = named_children();
+    if (children.contains("fc")) replace_module("fc", head);
+    else register_module("fc", head);
 }
 
 void NetworkImpl::setLinearHead(std::int64_t classes, bool bias) {
     etf_ = false;
-    linear_ = register_module("classifier", nn::Linear(nn::LinearOptions(feature_dim_, classes).bias(bias)));
+    etf_head_.reset();
+    linear_ = nn::Linear(nn::LinearOptions(feature_dim_, classes).bias(bias));
+    registerHead(linear_.ptr());
 }
 
 void NetworkImpl::setEtfHead(std::int64_t classes, bool bias, std::uint64_t seed) {
@@ -22,42 +65,34 @@ void NetworkImpl::setEtfHead(std::int64_t classes, bool bias, std::uint64_t seed
         throw UsageError("a simplex-ETF classifier needs feature dimension >= classes (" + std::to_string(feature_dim_) +
                          " < " + std::to_string(classes) + ")");
     etf_ = true;
-    // U: the first C columns of a random orthogonal D x D matrix; M = sqrt(C/(C-1)) (I - 11^T/C).
-    auto generator = at::detail::createCPUGenerator(seed);
-    const torch::Tensor gaussian = at::normal(0.0, 1.0, {feature_dim_, feature_dim_}, generator, torch::kFloat64);
-    const torch::Tensor U = std::get<0>(at::linalg_qr(gaussian)) // ATen name: torch::linalg is gone from libtorch 2.x
-                                .narrow(1, 0, classes);
-    const torch::Tensor M = std::sqrt(double(classes) / double(classes - 1)) *
-                            (torch::eye(classes, torch::kFloat64) - torch::full({classes, classes}, 1.0 / classes, torch::kFloat64));
-    etf_weight_ = register_buffer("etf_weight", torch::matmul(U, M).t().to(torch::kFloat32).contiguous());
-    if (bias) bias_ = register_parameter("etf_bias", torch::zeros({classes}));
+    linear_ = nullptr;
+    etf_head_ = std::make_shared<EtfHeadImpl>(simplexEtf(classes, feature_dim_, seed), bias);
+    registerHead(etf_head_);
 }
 
-torch::Tensor NetworkImpl::classifierWeight() const { return etf_ ? etf_weight_ : linear_->weight; }
+torch::Tensor NetworkImpl::classifierWeight() const { return etf_ ? asEtf(etf_head_).weight() : linear_->weight; }
 
 torch::Tensor NetworkImpl::classifierBias() const {
-    if (etf_) return bias_.defined() ? bias_ : torch::zeros({etf_weight_.size(0)});
-    return linear_->bias.defined() ? linear_->bias : torch::zeros({linear_->weight.size(0)});
+    const torch::Tensor b = etf_ ? asEtf(etf_head_).bias : linear_->bias;
+    return b.defined() ? b : torch::zeros({classifierWeight().size(0)}, classifierWeight().options());
 }
 
-std::vector<torch::Tensor> NetworkImpl::headParameters() {
-    if (etf_) return bias_.defined() ? std::vector<torch::Tensor>{bias_} : std::vector<torch::Tensor>{};
-    return linear_->parameters();
-}
+std::vector<torch::Tensor> NetworkImpl::headParameters() { return etf_ ? etf_head_->parameters() : linear_->parameters(); }
 
 std::vector<torch::Tensor> NetworkImpl::backboneParameters() {
     std::vector<torch::Tensor> out;
     for (const auto& item : named_parameters())
-        if (item.key().rfind("classifier.", 0) != 0 && item.key() != "etf_bias") out.push_back(item.value());
+        if (item.key().rfind("fc.", 0) != 0) out.push_back(item.value());
     return out;
 }
 
 namespace {
 
-nn::Conv2d conv3x3(std::int64_t in, std::int64_t out, std::int64_t stride = 1) {
-    return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
+nn::Conv2d conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride = 1, std::int64_t groups = 1) {
+    return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).groups(groups).bias(false));
 }
 
+// Two linear layers with ReLUs (fc1, fc2); the head is fc.
 class MlpImpl : public NetworkImpl {
 public:
     explicit MlpImpl(std::int64_t inputs) {
@@ -74,15 +109,16 @@ private:
     nn::Linear fc1_{nullptr}, fc2_{nullptr};
 };
 
-// Three conv-BN-ReLU stages (16, 32, 64 channels), two 2x2 max-pools and a
-// global average pool: an epoch of Fashion-MNIST-LT in seconds on 2 cores.
+// Three conv-BN-ReLU stages (conv1..3, bn1..3: 16, 32, 64 channels), two 2x2
+// max-pools and a global average pool: an epoch of Fashion-MNIST-LT in
+// seconds on 2 cores.
 class SmallCnnImpl : public NetworkImpl {
 public:
     explicit SmallCnnImpl(std::int64_t channels) {
         const std::int64_t widths[] = {channels, 16, 32, 64};
         for (int i = 0; i < 3; ++i) {
-            convs_.push_back(register_module("conv" + std::to_string(i), conv3x3(widths[i], widths[i + 1])));
-            norms_.push_back(register_module("bn" + std::to_string(i), nn::BatchNorm2d(widths[i + 1])));
+            convs_.push_back(register_module("conv" + std::to_string(i + 1), conv(widths[i], widths[i + 1], 3)));
+            norms_.push_back(register_module("bn" + std::to_string(i + 1), nn::BatchNorm2d(widths[i + 1])));
         }
         feature_dim_ = 64;
     }
@@ -99,71 +135,180 @@ private:
     std::vector<nn::BatchNorm2d> norms_;
 };
 
-class BasicBlockImpl : public nn::Module {
+// A residual block as torchvision builds it; `downsample` (a 1x1 conv and a
+// BN, names downsample.0/.1) when the shape changes.
+class BlockImpl : public nn::Module {
 public:
-    BasicBlockImpl(std::int64_t in, std::int64_t out, std::int64_t stride) {
-        conv1_ = register_module("conv1", conv3x3(in, out, stride));
-        bn1_ = register_module("bn1", nn::BatchNorm2d(out));
-        conv2_ = register_module("conv2", conv3x3(out, out));
-        bn2_ = register_module("bn2", nn::BatchNorm2d(out));
-        if (stride != 1 || in != out) {
-            shortcut_ = register_module("shortcut", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)),
-                                                                   nn::BatchNorm2d(out)));
-        }
+    virtual torch::Tensor forward(torch::Tensor x) = 0;
+
+protected:
+    void addDownsample(std::int64_t in, std::int64_t out, std::int64_t stride) {
+        if (stride != 1 || in != out)
+            downsample_ = register_module("downsample", nn::Sequential(conv(in, out, 1, stride), nn::BatchNorm2d(out)));
     }
-    torch::Tensor forward(torch::Tensor x) {
-        torch::Tensor y = bn2_(conv2_(torch::relu(bn1_(conv1_(x)))));
-        return torch::relu(y + (shortcut_ ? shortcut_->forward(x) : x));
+    torch::Tensor identity(const torch::Tensor& x) { return downsample_ ? downsample_->forward(x) : x; }
+
+private:
+    nn::Sequential downsample_{nullptr};
+};
+
+class BasicBlockImpl : public BlockImpl {
+public:
+    static constexpr std::int64_t kExpansion = 1;
+    BasicBlockImpl(std::int64_t in, std::int64_t planes, std::int64_t stride, std::int64_t, std::int64_t) {
+        conv1_ = register_module("conv1", conv(in, planes, 3, stride));
+        bn1_ = register_module("bn1", nn::BatchNorm2d(planes));
+        conv2_ = register_module("conv2", conv(planes, planes, 3));
+        bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
+        addDownsample(in, planes, stride);
+    }
+    torch::Tensor forward(torch::Tensor x) override {
+        const torch::Tensor y = bn2_(conv2_(torch::relu(bn1_(conv1_(x)))));
+        return torch::relu(y + identity(x));
     }
 
 private:
     nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
     nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
-    nn::Sequential shortcut_{nullptr};
 };
-TORCH_MODULE(BasicBlock);
 
-// CIFAR ResNets: a 3x3 stride-1 stem, no max-pool, stages of basic blocks,
-// global average pooling. ResNet-32: 5+5+5 blocks of 16/32/64; ResNet-34 in
-// the weight-balancing code's form: 3+4+6+3 blocks of 64/128/256/512.
-class CifarResNetImpl : public NetworkImpl {
+// torchvision's Bottleneck (stride on the 3x3 conv, "ResNet v1.5"); ResNeXt
+// through groups and width_per_group.
+class BottleneckImpl : public BlockImpl {
 public:
-    CifarResNetImpl(std::int64_t channels, std::vector<int> blocks, std::vector<std::int64_t> widths) {
-        stem_ = register_module("stem", conv3x3(channels, widths[0]));
-        stem_bn_ = register_module("stem_bn", nn::BatchNorm2d(widths[0]));
-        std::int64_t in = widths[0];
-        for (std::size_t s = 0; s < blocks.size(); ++s)
-            for (int b = 0; b < blocks[s]; ++b) {
+    static constexpr std::int64_t kExpansion = 4;
+    BottleneckImpl(std::int64_t in, std::int64_t planes, std::int64_t stride, std::int64_t groups, std::int64_t width_per_group) {
+        const std::int64_t width = planes * width_per_group / 64 * groups;
+        conv1_ = register_module("conv1", conv(in, width, 1));
+        bn1_ = register_module("bn1", nn::BatchNorm2d(width));
+        conv2_ = register_module("conv2", conv(width, width, 3, stride, groups));
+        bn2_ = register_module("bn2", nn::BatchNorm2d(width));
+        conv3_ = register_module("conv3", conv(width, planes * kExpansion, 1));
+        bn3_ = register_module("bn3", nn::BatchNorm2d(planes * kExpansion));
+        addDownsample(in, planes * kExpansion, stride);
+    }
+    torch::Tensor forward(torch::Tensor x) override {
+        torch::Tensor y = torch::relu(bn1_(conv1_(x)));
+        y = torch::relu(bn2_(conv2_(y)));
+        return torch::relu(bn3_(conv3_(y)) + identity(x));
+    }
+
+private:
+    nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
+    nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
+};
+
+struct ResNetSpec {
+    bool bottleneck = false;
+    std::vector<int> blocks;
+    std::vector<std::int64_t> widths{64, 128, 256, 512};
+    std::int64_t groups = 1, width_per_group = 64;
+    bool imagenet_stem = false;
+};
+
+// torchvision's ResNet: conv1, bn1, [max-pool], layer1..N (stage s > 1 starts
+// with stride 2), global average pooling (the papers' avg_pool2d(x, 4) on the
+// 4x4 map of a 32x32 input), fc. The CIFAR stem is a 3x3 stride-1 conv1
+// without max-pool (HN410, ShadeAlsha); 3-stage 16/32/64 gives the CIFAR
+// ResNet-(6n+2).
+class ResNetImpl : public NetworkImpl {
+public:
+    ResNetImpl(std::int64_t channels, const ResNetSpec& spec) : imagenet_stem_(spec.imagenet_stem) {
+        conv1_ = register_module("conv1", imagenet_stem_ ? nn::Conv2d(nn::Conv2dOptions(channels, spec.widths[0], 7).stride(2).padding(3).bias(false))
+                                                          : conv(channels, spec.widths[0], 3));
+        bn1_ = register_module("bn1", nn::BatchNorm2d(spec.widths[0]));
+        std::int64_t in = spec.widths[0];
+        for (std::size_t s = 0; s < spec.blocks.size(); ++s) {
+            nn::Sequential stage;
+            for (int b = 0; b < spec.blocks[s]; ++b) {
                 const std::int64_t stride = (s > 0 && b == 0) ? 2 : 1;
-                stages_->push_back(BasicBlock(in, widths[s], stride));
-                in = widths[s];
+                if (spec.bottleneck) stage->push_back(block<BottleneckImpl>(in, spec.widths[s], stride, spec));
+                else stage->push_back(block<BasicBlockImpl>(in, spec.widths[s], stride, spec));
             }
-        register_module("stages", stages_);
+            stages_.push_back(register_module("layer" + std::to_string(s + 1), stage));
+        }
         feature_dim_ = in;
     }
     torch::Tensor features(torch::Tensor x) override {
-        x = torch::relu(stem_bn_(stem_(x)));
-        x = stages_->forward(x);
+        x = torch::relu(bn1_(conv1_(x)));
+        if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
+        for (auto& stage : stages_) x = stage->forward(x);
         return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
     }
 
 private:
-    nn::Conv2d stem_{nullptr};
-    nn::BatchNorm2d stem_bn_{nullptr};
-    nn::Sequential stages_;
+    template <typename Block>
+    std::shared_ptr<BlockImpl> block(std::int64_t& in, std::int64_t planes, std::int64_t stride, const ResNetSpec& spec) {
+        auto b = std::make_shared<Block>(in, planes, stride, spec.groups, spec.width_per_group);
+        in = planes * Block::kExpansion;
+        return b;
+    }
+
+    bool imagenet_stem_;
+    nn::Conv2d conv1_{nullptr};
+    nn::BatchNorm2d bn1_{nullptr};
+    std::vector<nn::Sequential> stages_;
 };
+
+// The CIFAR family resnet(6n+2): 3 stages of n basic blocks, 16/32/64 wide.
+std::optional<int> cifarDepth(const std::string& name) {
+    if (name.rfind("resnet", 0) != 0 || name.size() < 7 || name.size() > 10) return std::nullopt;
+    const std::string digits = name.substr(6);
+    if (!std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); })) return std::nullopt;
+    const int depth = std::stoi(digits);
+    if (depth < 8 || (depth - 2) % 6 != 0 || depth == 50) return std::nullopt; // resnet50 is torchvision's
+    return (depth - 2) / 6;
+}
+
+std::optional<ResNetSpec> resnetSpec(const std::string& name) {
+    ResNetSpec s;
+    if (const auto n = cifarDepth(name)) {
+        s.blocks = {*n, *n, *n};
+        s.widths = {16, 32, 64};
+    } else if (name == "resnet18") s.blocks = {2, 2, 2, 2};
+    else if (name == "resnet34") s.blocks = {3, 4, 6, 3};
+    else if (name == "resnet50" || name == "resnext50_32x4d") {
+        s.blocks = {3, 4, 6, 3};
+        s.bottleneck = true;
+        if (name == "resnext50_32x4d") s.groups = 32, s.width_per_group = 4;
+    } else return std::nullopt;
+    return s;
+}
 
 } // namespace
 
-Network makeNetwork(const std::string& name, std::int64_t channels, std::int64_t height, std::int64_t width) {
+const char* knownArchitectures() {
+    return "mlp, cnn, resnet32 (and the CIFAR resnet20, resnet44, ... of 6n+2 layers), resnet18, resnet34, resnet50, "
+           "resnext50_32x4d (ResNets: CIFAR form, or -imagenet)";
+}
+
+ArchSpec parseArch(const std::string& text) {
+    ArchSpec spec{text, ""};
+    for (const char* stem : {"imagenet", "cifar"}) {
+        const std::string suffix = std::string("-") + stem;
+        if (text.size() > suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0) {
+            spec.name = text.substr(0, text.size() - suffix.size());
+            spec.stem = stem;
+        }
+    }
+    return spec;
+}
+
+std::string archName(const ArchSpec& spec) {
+    return spec.stem == "imagenet" && spec.name != "mlp" && spec.name != "cnn" ? spec.name + "-imagenet" : spec.name;
+}
+
+Network makeNetwork(const ArchSpec& spec, std::int64_t channels, std::int64_t height, std::int64_t width) {
     const bool image = height > 1 || width > 1;
-    if (name == "mlp") return std::make_shared<MlpImpl>(channels * height * width);
-    if (!image) throw UsageError("model '" + name + "' needs image data; use --model mlp for vector data");
-    if (name == "cnn") return std::make_shared<SmallCnnImpl>(channels);
-    if (name == "resnet32") return std::make_shared<CifarResNetImpl>(channels, std::vector<int>{5, 5, 5}, std::vector<std::int64_t>{16, 32, 64});
-    if (name == "resnet34")
-        return std::make_shared<CifarResNetImpl>(channels, std::vector<int>{3, 4, 6, 3}, std::vector<std::int64_t>{64, 128, 256, 512});
-    throw UsageError("unknown model '" + name + "' (known: mlp, cnn, resnet32, resnet34)");
+    if (spec.name == "mlp") return std::make_shared<MlpImpl>(channels * height * width);
+    auto resnet = resnetSpec(spec.name);
+    if (spec.name != "cnn" && !resnet) throw UsageError("unknown model '" + spec.name + "' (known: " + knownArchitectures() + ")");
+    if (!image) throw UsageError("model '" + spec.name + "' needs image data; use --model mlp for vector data");
+    if (spec.name == "cnn") return std::make_shared<SmallCnnImpl>(channels);
+    if (!spec.stem.empty() && spec.stem != "cifar" && spec.stem != "imagenet")
+        throw UsageError("unknown stem '" + spec.stem + "' (cifar, imagenet)");
+    resnet->imagenet_stem = spec.stem == "imagenet";
+    return std::make_shared<ResNetImpl>(channels, *resnet);
 }
 
 } // namespace ltlab::train

@@ -27,11 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The thread count asked for, or all cores (Debian's libtorch starts with 1).
-int threadsFor(int requested) {
-    return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
 // Model, optimiser, counters and the CPU generator's state, written to a
 // temporary file and renamed, so that a kill never leaves half a checkpoint.
 struct CheckpointState {
@@ -160,17 +155,6 @@ public:
 private:
     TrainingSummary run(const TrainConfig& config, const std::string& out_path, const TrainingCallbacks& callbacks,
                         TrainingControl& control, bool resume);
-    static torch::Device pickDevice(const std::string& name) {
-        if (name == "cpu") return torch::kCPU;
-        if (name == "cuda") {
-            if (!torch::cuda::is_available())
-                throw UsageError("--device cuda: this libtorch has no CUDA or no GPU is present (Debian's libtorch is "
-                                 "CPU-only; build with Torch_DIR pointing at a CUDA libtorch)");
-            return torch::kCUDA;
-        }
-        if (name != "auto") throw UsageError("unknown device '" + name + "' (auto, cpu, cuda)");
-        return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-    }
 };
 
 // One call of Trainer::train, in named phases: set-up, resume, stage 1,
