@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "class_counts.h"
 #include "cli_args.h"
 #include "commands.h"
 #include "ltlab/checkpoint.h"
@@ -40,57 +41,6 @@ struct Inspection {
     std::vector<double> weight_norm, bias;
     ImplicitLogitAdjustment implicit;
 };
-
-// ---- class counts: JSON (a list, or {"train_counts": [...]}), an HDF5 run file, or text --
-
-std::vector<std::int64_t> countsFromJson(const std::string& path) {
-    std::ifstream in(path);
-    const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-    if (j.is_discarded()) throw InputError(path, "", "not valid JSON");
-    const nlohmann::json* list = &j;
-    for (const char* key : {"train_counts", "counts"})
-        if (j.is_object() && j.contains(key)) list = &j[key];
-    if (!list->is_array()) throw InputError(path, "", "expected a list of counts or {\"train_counts\": [...]}");
-    std::vector<std::int64_t> out;
-    for (const auto& v : *list) {
-        if (!v.is_number_integer() || v.get<std::int64_t>() < 0)
-            throw InputError(path, "", "count " + std::to_string(out.size()) + " is not a non-negative integer: " + v.dump());
-        out.push_back(v.get<std::int64_t>());
-    }
-    return out;
-}
-
-std::vector<std::int64_t> countsFromText(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw InputError(path, "", "cannot open");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    std::string text = buffer.str();
-    for (char& c : text)
-        if (c == ',' || c == ';') c = ' ';
-    std::istringstream words(text);
-    std::vector<std::int64_t> out;
-    for (std::string w; words >> w;) {
-        char* end = nullptr;
-        const long long v = std::strtoll(w.c_str(), &end, 10);
-        if (*end != '\0' || v < 0) throw InputError(path, "", "'" + w + "' is not a non-negative integer count");
-        out.push_back(v);
-    }
-    return out;
-}
-
-std::vector<std::int64_t> readCounts(const std::string& path) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path, "", "no such file");
-    std::ifstream probe(path, std::ios::binary);
-    char magic[8] = {};
-    probe.read(magic, 8);
-    if (std::string(magic, 8) == "\x89HDF\r\n\x1a\n") return RunFile::open(path)->classes().train_counts;
-    const auto ext = std::filesystem::path(path).extension().string();
-    std::vector<std::int64_t> counts = ext == ".json" ? countsFromJson(path) : countsFromText(path);
-    if (counts.size() < 2) throw InputError(path, "", "needs at least 2 class counts, found " + std::to_string(counts.size()));
-    return counts;
-}
 
 // ---- gathering --------------------------------------------------------------------
 

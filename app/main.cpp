@@ -17,6 +17,7 @@ Commands:
   analyze FILE   neural collapse, FDR, cone effect, logit adjustment of a snapshot
   figures FILE   the workbench's figures (PDF/SVG/PNG + CSV) without a window
   inspect CKPT   what a PyTorch/safetensors checkpoint holds: tensors, architecture, classifier
+  import CKPT... evaluate checkpoints (PyTorch, TorchScript) on a dataset into a run file
   synth          write a synthetic long-tailed run file
   train          train a recipe (ce, ce-wd, wb, wd-fr-etf) on long-tailed data into a run file
   recipes        list the training recipes and their defaults
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
     if (first == "benchmark-training") return runBenchmarkTraining(rest);
     if (first == "figures") return runFigures(rest);
     if (first == "inspect") return runInspect(rest);
+    if (first == "import") return runImport(rest);
     if (first.rfind("-", 0) == 0 && first.rfind("--screenshot", 0) != 0) {
         std::cerr << "ltlab: unknown option '" << first << "' (see ltlab --help)\n";
         return kExitUsage;

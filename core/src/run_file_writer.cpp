@@ -145,6 +145,14 @@ void RunFileWriter::writeSnapshot(const SnapshotData& snapshot) {
     }
 }
 
+void RunFileWriter::setConfig(const std::string& config_json) {
+    h5::Lock lock(h5::hdf5Mutex());
+    const hid_t root = handles_->file.get();
+    if (H5Aexists(root, "config") > 0 && H5Adelete(root, "config") < 0)
+        throw InputError(path_, "/", "cannot replace the attribute 'config': " + h5::lastLibraryError());
+    h5::writeStringAttribute(root, "config", config_json);
+}
+
 void RunFileWriter::appendHistory(const std::vector<std::pair<std::string, double>>& values) {
     h5::Lock lock(h5::hdf5Mutex());
     const hid_t root = handles_->file.get();

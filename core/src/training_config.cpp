@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ltlab/error.h"
+#include "ltlab/importing.h"
 #include "ltlab/modules.h"
 #include "ltlab/training.h"
 
@@ -157,6 +158,14 @@ std::unique_ptr<Trainer> loadTrainer() {
     auto factory = reinterpret_cast<Factory>(dlsym(module, "ltlab_create_trainer"));
     if (!factory) throw UsageError("libltlab_train.so has no ltlab_create_trainer");
     return std::unique_ptr<Trainer>(factory());
+}
+
+std::unique_ptr<Importer> loadImporter() {
+    void* module = loadModule("libltlab_train.so");
+    using Factory = Importer* (*)();
+    auto factory = reinterpret_cast<Factory>(dlsym(module, "ltlab_create_importer"));
+    if (!factory) throw UsageError("libltlab_train.so has no ltlab_create_importer");
+    return std::unique_ptr<Importer>(factory());
 }
 
 } // namespace ltlab

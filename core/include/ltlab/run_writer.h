@@ -44,6 +44,8 @@ public:
     RunFileWriter& operator=(const RunFileWriter&) = delete;
 
     void writeSnapshot(const SnapshotData& snapshot);
+    // Replaces the root attribute `config` (import extends its list of sources).
+    void setConfig(const std::string& config_json);
     // Appends one epoch to /history: the datasets are chunked and unlimited,
     // created on first use; a series missing from an epoch gets NaN.
     void appendHistory(const std::vector<std::pair<std::string, double>>& values);
