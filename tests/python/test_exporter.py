@@ -491,10 +491,26 @@ class ExporterAtomic(unittest.TestCase):
         done = os.path.join(self.tmp.name, "done")
         reader = subprocess.Popen([PYTHON, "-c", READER, self.path, done], stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, env=worker_env())
+        counter = done + ".reads"
+
+        def reads_so_far():
+            try:
+                with open(counter) as f:
+                    return int(f.read() or 0)
+            except (OSError, ValueError):
+                return 0
+
+        def wait_for_reads(n):  # a loaded machine may start the reader late: pace the writer by it
+            deadline = time.monotonic() + 60
+            while reads_so_far() < n and time.monotonic() < deadline and reader.poll() is None:
+                time.sleep(0.01)
+
         try:
+            wait_for_reads(1)
             for epoch in range(3, 15):
+                before = reads_so_far()
                 append_epoch(self.path, epoch)
-                time.sleep(0.02)
+                wait_for_reads(before + 1)
             open(done, "w").close()
             out, _ = reader.communicate(timeout=120)
         finally:
@@ -534,6 +550,9 @@ while True:
                 bad.append("inconsistent at %d epochs" % len(e))
             lengths.add(len(e))
             reads += 1
+            with open(done + ".reads.tmp", "w") as c:
+                c.write(str(reads))
+            os.replace(done + ".reads.tmp", done + ".reads")
     except Exception as ex:
         bad.append("%s: %s" % (type(ex).__name__, ex))
     if finished:
