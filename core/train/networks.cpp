@@ -163,8 +163,8 @@ public:
         addDownsample(in, planes, stride);
     }
     torch::Tensor forward(torch::Tensor x) override {
-        const torch::Tensor y = bn2_(conv2_(torch::relu(bn1_(conv1_(x)))));
-        return torch::relu(y + identity(x));
+        torch::Tensor y = bn2_(conv2_(bn1_(conv1_(x)).relu_())); // in place, as torchvision
+        return y.add_(identity(x)).relu_();
     }
 
 private:
@@ -188,9 +188,9 @@ public:
         addDownsample(in, planes * kExpansion, stride);
     }
     torch::Tensor forward(torch::Tensor x) override {
-        torch::Tensor y = torch::relu(bn1_(conv1_(x)));
-        y = torch::relu(bn2_(conv2_(y)));
-        return torch::relu(bn3_(conv3_(y)) + identity(x));
+        torch::Tensor y = bn1_(conv1_(x)).relu_();
+        y = bn2_(conv2_(y)).relu_();
+        return bn3_(conv3_(y)).add_(identity(x)).relu_();
     }
 
 private:
@@ -230,7 +230,7 @@ public:
         feature_dim_ = in;
     }
     torch::Tensor features(torch::Tensor x) override {
-        x = torch::relu(bn1_(conv1_(x)));
+        x = bn1_(conv1_(x)).relu_();
         if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
         for (auto& stage : stages_) x = stage->forward(x);
         return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
