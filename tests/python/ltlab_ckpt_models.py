@@ -142,3 +142,62 @@ class Wrapper(nn.Module):
 
     def forward(self, x):
         return self.encoder(x)
+
+
+class LtlabMlp(nn.Module):
+    """ltlab's built-in mlp (core/train/networks.cpp): fc1, fc2 with ReLUs, head fc."""
+
+    def __init__(self, inputs, num_classes):
+        super().__init__()
+        self.fc1 = nn.Linear(inputs, 256)
+        self.fc2 = nn.Linear(256, 128)
+        self.fc = nn.Linear(128, num_classes)
+
+    def features(self, x):
+        return torch.relu(self.fc2(torch.relu(self.fc1(torch.flatten(x, 1)))))
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+class LtlabCnn(nn.Module):
+    """ltlab's built-in small CNN: conv1..3 (16/32/64, 3x3) with bn1..3, two 2x2
+    max-pools, global average pooling, head fc."""
+
+    def __init__(self, channels, num_classes):
+        super().__init__()
+        widths = [channels, 16, 32, 64]
+        for i in range(3):
+            setattr(self, "conv%d" % (i + 1), nn.Conv2d(widths[i], widths[i + 1], 3, 1, 1, bias=False))
+            setattr(self, "bn%d" % (i + 1), nn.BatchNorm2d(widths[i + 1]))
+        self.fc = nn.Linear(64, num_classes)
+
+    def features(self, x):
+        for i in range(3):
+            x = torch.relu(getattr(self, "bn%d" % (i + 1))(getattr(self, "conv%d" % (i + 1))(x)))
+            if i < 2:
+                x = torch.nn.functional.max_pool2d(x, 2)
+        return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+def calibrate(model, x, seed=0):
+    """Realistic eval-mode numbers: BN running statistics set to those of one
+    train-mode batch (cumulative average), BN affine parameters perturbed."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+            with torch.no_grad():
+                m.weight.add_(0.1 * torch.randn(m.weight.shape, generator=g))
+                m.bias.add_(0.1 * torch.randn(m.bias.shape, generator=g))
+    model.train()
+    with torch.no_grad():
+        model(x)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.1
+    return model.eval()
