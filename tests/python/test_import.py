@@ -344,6 +344,24 @@ class ImportTests(unittest.TestCase):
                 proc = self.run_import(p, "--dataset", "folder:" + self.rgb32, "--counts", self.counts, "--out", run, "--logits")
                 self.assertNotIn("train mode", proc.stderr)
                 self.assert_snapshot(run, os.path.basename(p)[:-3], expected)
+        # the papers' ETF head is a matmul, not aten::linear: the features' submodule and the classifier are named
+        class Etf(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 1, 1, bias=False), torch.nn.BatchNorm2d(8),
+                                                    torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+                self.fc = models.ETFClassifier(8, C)
+
+            def forward(self, x):
+                return self.fc(self.backbone(x))
+
+        m = models.calibrate(Etf(), torch.randn(8, 3, 32, 32))
+        p = self.path("ts_etf.pt")
+        torch.jit.script(m).save(p)
+        base = (p, "--dataset", "folder:" + self.rgb32, "--counts", self.counts, "--out", p + ".h5", "--logits")
+        self.run_import(*base, code=2)  # no aten::linear, no features method
+        self.run_import(*base, "--overwrite", "--features-module", "backbone", "--classifier", "fc")
+        self.assert_snapshot(p + ".h5", "ts_etf", outputs(m, x))
         # traced in train mode: a warning
         m = Net().train()
         p = self.path("ts_train_mode.pt")
