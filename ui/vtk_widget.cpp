@@ -12,14 +12,19 @@
 #include <QWheelEvent>
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include <vtkCallbackCommand.h>
+#include <vtkActor.h>
+#include <vtkActorCollection.h>
 #include <vtkCamera.h>
 #include <vtkCommand.h>
 #include <vtkGL2PSExporter.h>
 #include <vtkGenericOpenGLRenderWindow.h>
 #include <vtkOpenGLFramebufferObject.h>
 #include <vtkOpenGLState.h>
+#include <vtkProperty.h>
 #include <vtkRenderer.h>
 
 namespace ltlab::ui {
@@ -161,12 +166,26 @@ QImage VtkWidget::renderImage(int scale) {
     scale = std::clamp(scale, 1, std::max(1, std::min<int>(max_size / std::max(1, w), max_size / std::max(1, h))));
     QOpenGLFramebufferObject target(w * scale, h * scale);
     window_->SetSize(w * scale, h * scale);
+    // Points and lines are sized in pixels: as thick on the larger picture as on screen.
+    std::vector<std::pair<vtkProperty*, std::pair<float, float>>> sizes;
+    vtkActorCollection* actors = renderer_->GetActors();
+    actors->InitTraversal();
+    while (vtkActor* actor = actors->GetNextActor()) {
+        vtkProperty* p = actor->GetProperty();
+        sizes.push_back({p, {p->GetPointSize(), p->GetLineWidth()}});
+        p->SetPointSize(p->GetPointSize() * float(scale));
+        p->SetLineWidth(p->GetLineWidth() * float(scale));
+    }
     target.bind(); // VTK blits its finished frame into the framebuffer bound when it starts
     window_->GetState()->Reset();
     window_->Render();
     // VTK leaves alpha 0 where nothing was drawn: read the pixels as opaque.
     const QImage frame = target.toImage(true);
     QImage image = QImage(frame.constBits(), frame.width(), frame.height(), frame.bytesPerLine(), QImage::Format_RGB32).copy();
+    for (const auto& [p, size] : sizes) {
+        p->SetPointSize(size.first);
+        p->SetLineWidth(size.second);
+    }
     f->glBindFramebuffer(GL_FRAMEBUFFER, gl_->defaultFramebufferObject());
     window_->SetSize(w, h);
     gl_->doneCurrent();
