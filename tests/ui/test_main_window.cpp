@@ -9,6 +9,7 @@
 #include <QTemporaryDir>
 #include <QTreeWidget>
 #include <QtTest>
+#include <QTabWidget>
 
 #include "ltlab/analysis.h"
 #include "ltlab/analysis_report.h"
@@ -66,6 +67,31 @@ private slots:
         const auto analysis = ltlab::analyzeSnapshot(file, snap, snap.defaultSplit(),
                                                      ltlab::defaultOptionsFor(*file, std::nullopt, std::nullopt));
         QCOMPARE(window.reportText(), QString::fromStdString(ltlab::analysisToText(analysis, file->classes())));
+    }
+
+    // A new analysis is drawn by the visible view at once; a hidden view draws
+    // it when its tab is shown (not on every epoch while it is hidden).
+    void hiddenViewsDrawTheNewestAnalysisWhenShown() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("run.h5");
+        ltlab::writeSyntheticRun(path.toStdString(), smallRun(4, 6, 2));
+        ltlab::ui::MainWindow window;
+        window.show();
+        auto* tabs = window.findChild<QTabWidget*>();
+        auto* norms = window.findChild<ltlab::ui::WeightNormView*>();
+        QVERIFY(tabs && norms);
+        tabs->setCurrentIndex(0);
+        QVERIFY(tabs->currentWidget() != norms);
+        window.openFiles({path});
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && !window.reportText().isEmpty(), 10000);
+        QCOMPARE(norms->plot()->plottableCount(), 0); // hidden: not drawn yet
+        tabs->setCurrentWidget(norms);
+        QVERIFY(norms->plot()->plottableCount() > 0);
+        QCustomPlot* plot = norms->plot();
+        int bars = 0;
+        for (int i = 0; i < plot->plottableCount(); ++i)
+            if (auto* b = qobject_cast<QCPBars*>(plot->plottable(i))) bars += b->data()->size();
+        QCOMPARE(bars, 4); // one bar per class
     }
 
     // The timeline follows a growing run's newest snapshot, unless the user has
