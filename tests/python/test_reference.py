@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import tempfile
-import time
 import unittest
 
 import sys
@@ -317,8 +316,10 @@ class ReferenceSelfTest(unittest.TestCase):
                                  stdout=subprocess.PIPE, check=True, text=True).stdout
             self.assertEqual(tu.compare(res2, tu.parse_json(out)), [])
 
-    def test_cifar100_lt_size_is_fast(self):
-        """The numpy baseline at CIFAR-100-LT size (N = 10,847, D = 512)."""
+    def test_cifar100_lt_size_runs(self):
+        """The numpy baseline at CIFAR-100-LT size (N = 10,847, D = 512) gives finite numbers.
+
+        Its speed is measured by bench/analyze_benchmark.py, not asserted here."""
         rng = np.random.default_rng(10)
         C, D = 100, 512
         n = np.array([int(500 * 100 ** (-i / 99)) for i in range(C)])
@@ -326,11 +327,9 @@ class ReferenceSelfTest(unittest.TestCase):
         self.assertEqual(y.size, 10847)
         H = np.abs(rng.standard_normal((C, D))[y] + rng.standard_normal((y.size, D)))
         W = rng.standard_normal((C, D))
-        t = time.perf_counter()
         r = ref.analyze(H, y, W, rng.standard_normal(C), n)
-        dt = time.perf_counter() - t
-        self.assertLess(dt, 20.0)
         self.assertIsNotNone(r["fdr"])
+        self.assertTrue(np.isfinite(r["fdr"]) and r["fdr"] > 0)
         json.dumps(r, allow_nan=False)
 
 
