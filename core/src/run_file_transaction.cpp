@@ -90,10 +90,10 @@ void syncDirectoryOf(const std::string& path) {
 // Runs `write(partial)`, then makes the partial file durable and renames it
 // over `path`; on failure removes the partial file and rethrows.
 template <class Write>
-void commitAtomically(const std::string& path, bool copy_existing, Write&& write) {
+void commitAtomically(const std::string& path, const std::string* copy_from, Write&& write) {
     const std::string partial = partialPathFor(path);
     try {
-        if (copy_existing) copyFileContents(path, partial);
+        if (copy_from) copyFileContents(*copy_from, partial);
         write(partial);
         replaceFileDurably(partial, path);
     } catch (...) {
@@ -115,7 +115,7 @@ void replaceFileDurably(const std::string& written, const std::string& path) {
 
 void createRunFile(const std::string& path, const ClassInfo& classes, const std::optional<std::string>& config_json,
                    const std::function<void(RunFileWriter&)>& fill) {
-    commitAtomically(path, false, [&](const std::string& partial) {
+    commitAtomically(path, nullptr, [&](const std::string& partial) {
         RunFileWriter writer(partial, classes, config_json);
         if (fill) fill(writer);
         writer.close();
@@ -124,7 +124,17 @@ void createRunFile(const std::string& path, const ClassInfo& classes, const std:
 
 void updateRunFile(const std::string& path, const std::function<void(RunFileWriter&)>& change) {
     if (!std::filesystem::is_regular_file(path)) throw InputError(path, "", "no run file to update");
-    commitAtomically(path, true, [&](const std::string& partial) {
+    commitAtomically(path, &path, [&](const std::string& partial) {
+        RunFileWriter writer(partial);
+        change(writer);
+        writer.close();
+    });
+}
+
+void updateRunFileCopy(const std::string& from, const std::string& to,
+                       const std::function<void(RunFileWriter&)>& change) {
+    if (!std::filesystem::is_regular_file(from)) throw InputError(from, "", "no run file to copy");
+    commitAtomically(to, &from, [&](const std::string& partial) {
         RunFileWriter writer(partial);
         change(writer);
         writer.close();

@@ -133,9 +133,10 @@ void RunFileWriter::writeSnapshot(const SnapshotData& snapshot) {
     if (snapshot.epoch) h5::writeIntAttribute(group.get(), "epoch", *snapshot.epoch);
     if (snapshot.stage) h5::writeIntAttribute(group.get(), "stage", *snapshot.stage);
     if (!snapshot.label.empty()) h5::writeStringAttribute(group.get(), "label", snapshot.label);
-    const bool f32 = snapshot.store_float32;
-    out.writeMatrix(spath + "/classifier_weight", snapshot.classifier_weight, f32);
-    if (snapshot.classifier_bias) out.writeVector(spath + "/classifier_bias", *snapshot.classifier_bias, f32);
+    if (snapshot.config_json) h5::writeStringAttribute(group.get(), "config", *snapshot.config_json);
+    const bool f32 = snapshot.store_float32, classifier_f32 = snapshot.classifier_float32.value_or(f32);
+    out.writeMatrix(spath + "/classifier_weight", snapshot.classifier_weight, classifier_f32);
+    if (snapshot.classifier_bias) out.writeVector(spath + "/classifier_bias", *snapshot.classifier_bias, classifier_f32);
     for (const SplitData& split : snapshot.splits) {
         const std::string gpath = spath + "/" + split.name;
         out.group(gpath);

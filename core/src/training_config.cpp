@@ -40,6 +40,7 @@ void visitFields(TrainConfig& c, Visitor&& v) {
     v("stage2_weight_decay", c.stage2_weight_decay);
     v("feature_reg", c.feature_reg);
     v("cb_beta", c.cb_beta);
+    v("cb_reduction", c.cb_reduction);
     v("maxnorm", c.maxnorm);
     v("maxnorm_factor", c.maxnorm_factor);
     v("maxnorm_per_epoch", c.maxnorm_per_epoch);
@@ -94,6 +95,9 @@ TrainConfig TrainConfig::fromJson(const std::string& text, const TrainConfig& de
     for (const auto& item : j.items())
         if (std::find(known.begin(), known.end(), item.key()) == known.end())
             throw UsageError("unknown config key '" + item.key() + "'");
+    if (config.cb_reduction != "batch" && config.cb_reduction != "weight-sum")
+        throw UsageError("config key 'cb_reduction' must be batch (the papers' mean over the batch) or weight-sum "
+                         "(divided by the batch's sum of class weights), got '" + config.cb_reduction + "'");
     return config;
 }
 
@@ -119,7 +123,7 @@ const std::vector<RecipeInfo>& recipes() {
          "weight balancing: stage 1 = ce-wd; stage 2 retrains the classifier on frozen features with the "
          "class-balanced loss (effective number, beta), weight decay and MaxNorm",
          {"epochs", "weight_decay=5e-3", "stage2_epochs=10", "stage2_weight_decay=0.1", "cb_beta=0.9999",
-          "maxnorm=true", "maxnorm_factor=0.1", "maxnorm_per_epoch=false"}},
+          "cb_reduction=batch", "maxnorm=true", "maxnorm_factor=0.1", "maxnorm_per_epoch=false"}},
         {"wd-fr-etf",
          "one stage: cross-entropy + weight decay + feature regularisation with a fixed simplex-ETF classifier, then "
          "post-hoc multiplicative logit adjustment (tau chosen on val)",

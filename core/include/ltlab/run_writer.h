@@ -29,6 +29,8 @@ struct SnapshotData {
     std::optional<Eigen::VectorXd> classifier_bias;
     std::vector<SplitData> splits;
     bool store_float32 = true;                  // features/weights as float32 (what networks produce)
+    std::optional<bool> classifier_float32;     // the classifier's storage when it differs (default: store_float32)
+    std::optional<std::string> config_json;     // attribute `config`: how this snapshot was made (JSON; ltlab stage2)
 };
 
 class RunFileWriter {
@@ -75,6 +77,11 @@ private:
 void createRunFile(const std::string& path, const ClassInfo& classes, const std::optional<std::string>& config_json,
                    const std::function<void(RunFileWriter&)>& fill);
 void updateRunFile(const std::string& path, const std::function<void(RunFileWriter&)>& change);
+// The same transaction into another file: `from` is copied to `to`'s partial
+// path, changed there and renamed over `to` (created or replaced); `from` is
+// left as it was.
+void updateRunFileCopy(const std::string& from, const std::string& to,
+                       const std::function<void(RunFileWriter&)>& change);
 // Where an unfinished transaction on `path` writes (left behind only by a kill;
 // the next transaction replaces it).
 std::string partialPathFor(const std::string& path);

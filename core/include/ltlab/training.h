@@ -40,6 +40,11 @@ struct TrainConfig {
     double stage2_weight_decay = 0.1;
     double feature_reg = 1e-2;                 // zeta of zeta/2 mean ||h||^2 (wd-fr-etf)
     double cb_beta = 0.9999;
+    // How the class-balanced loss of stage 2 is averaged over a batch:
+    // "batch", the papers' code, mean_i w_{y_i} CE_i (divides by the batch
+    // size); "weight-sum", PyTorch's cross_entropy(weight=w), sum_i w_{y_i} CE_i
+    // / sum_i w_{y_i} (ltlab before issue 9).
+    std::string cb_reduction = "batch";
     bool maxnorm = true;
     double maxnorm_factor = 0.1;               // threshold min + factor (max - min) of stage-1 norms
     bool maxnorm_per_epoch = false;            // the released code projects once per epoch
