@@ -233,6 +233,15 @@ int runTrain(const std::vector<std::string>& argv) {
                 throw InputError(*run, "/", std::string("attribute 'config' is not a training configuration: ") + e.what());
             }
             if (const auto threads = args.integer("threads", 0)) config.threads = static_cast<int>(*threads);
+            // A run written before cb_reduction existed (issue 9) trained its
+            // stage 2 with PyTorch's weighted mean: it continues with that loss.
+            const auto recorded = nlohmann::json::parse(*file->config(), nullptr, false);
+            if (recorded.is_object() && !recorded.contains("cb_reduction")) {
+                config.cb_reduction = "weight-sum";
+                if (config.recipe == "wb")
+                    std::cerr << "ltlab train: " << *run << " predates cb_reduction: its stage 2 continues with "
+                              << "the weight-sum form it was started with\n";
+            }
             return trainAndReport(config, *run, true, args.flag("progress-json"));
         }
         const auto out = args.value("out");

@@ -16,6 +16,7 @@
 #include "ltlab/posthoc.h"
 #include "ltlab/run_file.h"
 #include "ltlab/run_writer.h"
+#include "ltlab/stage2.h"
 #include "ltlab/training.h"
 #include "data.h"
 #include "evaluation.h"
@@ -351,26 +352,21 @@ private:
 
     // ---- Stage 2 (wb): the classifier on frozen features -----------------------
     void trainStage2() {
-        const std::int64_t C = data_.classes();
-        const torch::Tensor stage1_norms = net_->classifierWeight().detach().norm(2, 1);
-        const double lo = stage1_norms.min().item<double>(), hi = stage1_norms.max().item<double>();
-        double threshold = lo + c_.maxnorm_factor * (hi - lo); // fixed at the start of stage 2
-        std::vector<double> cb_weights(static_cast<std::size_t>(C));
-        double cb_sum = 0;
-        for (std::int64_t k = 0; k < C; ++k) {
-            const double n = double(data_.train_counts[static_cast<std::size_t>(k)]);
-            cb_weights[static_cast<std::size_t>(k)] = (1.0 - c_.cb_beta) / (1.0 - std::pow(c_.cb_beta, n));
-            cb_sum += cb_weights[static_cast<std::size_t>(k)];
-        }
-        for (auto& w : cb_weights) w *= double(C) / cb_sum; // normalised to sum to C
+        // The class weights, the MaxNorm threshold and the shuffling order come
+        // from core (ltlab/stage2.h), which the torch-free stage-2 engine uses
+        // too, so that the two compute the same run (docs/stage2.md).
+        const CbReduction reduction = parseCbReduction(c_.cb_reduction);
+        double threshold = maxNormThreshold(classifier().weight, c_.maxnorm_factor); // fixed at the start of stage 2
+        const std::vector<double> cb_weights = classBalancedWeights(data_.train_counts, c_.cb_beta); // sum to C
         const torch::Tensor class_weights = torch::tensor(cb_weights, torch::kFloat32).to(device_);
         std::vector<torch::Tensor> head = net_->headParameters();
         for (auto& p : net_->backboneParameters()) p.set_requires_grad(false);
         torch::optim::SGD optimizer(head, torch::optim::SGDOptions(c_.lr).momentum(c_.momentum));
         const std::int64_t stage2_done = epochs_ - c_.epochs;
         if (stage2_done > 0) threshold = loadCheckpoint(checkpoint_, net_, &optimizer).maxnorm_threshold;
-        log("stage 2: class-balanced loss (beta " + std::to_string(c_.cb_beta) + "), weight decay " +
-            std::to_string(c_.stage2_weight_decay) + (c_.maxnorm ? ", MaxNorm at " + std::to_string(threshold) : ""));
+        log("stage 2: class-balanced loss (beta " + std::to_string(c_.cb_beta) + ", " + c_.cb_reduction +
+            " reduction), weight decay " + std::to_string(c_.stage2_weight_decay) +
+            (c_.maxnorm ? ", MaxNorm at " + std::to_string(threshold) : ""));
         auto project = [&] { // MaxNorm: rows above the threshold back onto it
             torch::NoGradGuard no_grad;
             torch::Tensor W = net_->classifierWeight();
@@ -384,12 +380,14 @@ private:
         const torch::Tensor H = computeFeatures(net_, data_, data_.train, all, device_);
         const torch::Tensor Y = data_.train.y.to(device_);
         const std::int64_t N = H.size(0);
+        std::vector<std::int64_t> order_rows;
         eval_seconds_ = 0;
         for (std::int64_t e = stage2_done; e < c_.stage2_epochs; ++e) {
             const auto started = Clock::now();
             const double lr = c_.lr * 0.5 * (1.0 + std::cos(M_PI * double(e) / double(c_.stage2_epochs)));
             setLearningRate(optimizer, lr);
-            const torch::Tensor order = torch::randperm(N, torch::kInt64).to(device_);
+            stage2Permutation(N, c_.seed, e, order_rows);
+            const torch::Tensor order = torch::from_blob(order_rows.data(), {N}, torch::kInt64).clone().to(device_);
             double loss_sum = 0;
             std::int64_t correct = 0;
             for (std::int64_t b = 0; b < N; b += c_.batch_size) {
@@ -397,8 +395,16 @@ private:
                 const torch::Tensor idx = order.narrow(0, b, std::min(c_.batch_size, N - b));
                 const torch::Tensor z = net_->logits(H.index_select(0, idx));
                 const torch::Tensor y = Y.index_select(0, idx);
-                torch::Tensor loss = torch::nn::functional::cross_entropy(
-                    z, y, torch::nn::functional::CrossEntropyFuncOptions().weight(class_weights));
+                // The papers' mean_i w_{y_i} CE_i, or PyTorch's weighted mean
+                // sum_i w_{y_i} CE_i / sum_i w_{y_i} (cb_reduction weight-sum).
+                torch::Tensor loss =
+                    reduction == CbReduction::Batch
+                        ? (class_weights.index_select(0, y) *
+                           torch::nn::functional::cross_entropy(
+                               z, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone)))
+                              .mean()
+                        : torch::nn::functional::cross_entropy(
+                              z, y, torch::nn::functional::CrossEntropyFuncOptions().weight(class_weights));
                 loss = loss + 0.5 * c_.stage2_weight_decay * squaredNorm(head, loss);
                 const double value = checkedLoss(loss, "stage 2");
                 optimizer.zero_grad();
@@ -491,6 +497,7 @@ private:
 TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_path, const TrainingCallbacks& cb,
                                   TrainingControl& control, bool resume) {
     recipeDefaults(c.recipe); // validates the name
+    parseCbReduction(c.cb_reduction);
     if (c.epochs < 1 || c.batch_size < 1 || !(c.lr > 0)) throw UsageError("epochs, batch_size and lr must be positive");
     torch::set_num_threads(threadsFor(c.threads)); // Debian's libtorch starts with 1
     torch::manual_seed(c.seed);

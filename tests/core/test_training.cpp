@@ -154,6 +154,14 @@ TEST(Training, BadSettingsAreUsageErrors) {
     c = gaussian("ce", 1);
     c.model = "cnn"; // vector data
     EXPECT_THROW(run(c, dir.file("x.h5")), UsageError);
+    // The class-balanced loss's reduction: batch (default, the papers') or weight-sum.
+    EXPECT_EQ(recipeDefaults("wb").cb_reduction, "batch");
+    EXPECT_EQ(TrainConfig::fromJson("{\"cb_reduction\": \"weight-sum\"}", TrainConfig()).cb_reduction, "weight-sum");
+    EXPECT_THROW(TrainConfig::fromJson("{\"cb_reduction\": \"mean\"}", TrainConfig()), UsageError);
+    c = gaussian("wb", 1);
+    c.cb_reduction = "sum"; // set directly, as the workbench does: refused before training
+    EXPECT_THROW(run(c, dir.file("y.h5")), UsageError);
+    EXPECT_FALSE(std::filesystem::exists(dir.file("y.h5")));
     const TrainConfig parsed = TrainConfig::fromJson(gaussian("wb", 7).toJson(), TrainConfig());
     EXPECT_EQ(parsed.toJson(), gaussian("wb", 7).toJson());
 }
