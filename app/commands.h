@@ -20,6 +20,7 @@ int runBenchmarkTraining(const std::vector<std::string>& args);
 int runFigures(const std::vector<std::string>& args);
 int runInspect(const std::vector<std::string>& args);
 int runImport(const std::vector<std::string>& args);
+int runStage2(const std::vector<std::string>& args);
 // Loads the Qt workbench module and runs its event loop.
 int runWorkbench(int argc, char** argv);
 

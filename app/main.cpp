@@ -20,6 +20,7 @@ Commands:
   import CKPT... evaluate checkpoints (PyTorch, TorchScript) on a dataset into a run file
   synth          write a synthetic long-tailed run file
   train          train a recipe (ce, ce-wd, wb, wd-fr-etf) on long-tailed data into a run file
+  stage2 FILE    weight balancing's stage 2 on a snapshot's frozen features, as a new snapshot
   recipes        list the training recipes and their defaults
   benchmark-training  training throughput of a model, in images/s
   info           version, BLAS and threads (--measure-dgemm: the GEMM rate)
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
     if (first == "figures") return runFigures(rest);
     if (first == "inspect") return runInspect(rest);
     if (first == "import") return runImport(rest);
+    if (first == "stage2") return runStage2(rest);
     if (first.rfind("-", 0) == 0 && first.rfind("--screenshot", 0) != 0) {
         std::cerr << "ltlab: unknown option '" << first << "' (see ltlab --help)\n";
         return kExitUsage;

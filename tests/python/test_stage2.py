@@ -1,0 +1,396 @@
+"""Weight balancing's stage 2: `ltlab train --recipe wb`, `ltlab stage2` and
+core's engine (ltlab/stage2.h) against two independent Python versions.
+
+* a numpy float64 transcription of the training loop (docs/stage2.md): the
+  same weights after 3 epochs to 1e-8, for each loss, reduction, MaxNorm
+  placement, a frozen bias and a start from zero;
+* the papers' stage 2 written in PyTorch as their code writes it (the
+  softmax branch of utils/class_balanced_loss.py: per-sample weights times
+  the cross-entropy, then the plain mean over the batch; weight decay as
+  lambda/2 sum ||theta||^2; MaxNorm_via_PGD's projection with the threshold
+  fixed from the stage-1 norms), on the stage-1 features that `ltlab train`
+  stored, compared with that run's stage 2 and with `ltlab stage2`;
+* the command line: settings recorded in the snapshot, appending in place,
+  a capped train sample said plainly, usage and input errors.
+"""
+
+import json
+import math
+import os
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+
+from ltlab_testutil import analyze_json, describe, run_ltlab
+
+MASK = (1 << 64) - 1
+
+
+def permutation(n, seed, epoch):
+    """stage2Permutation: Fisher-Yates driven by SplitMix64 (docs/stage2.md)."""
+    state = (seed ^ ((0xD1B54A32D192ED03 * (epoch + 1)) & MASK)) & MASK
+    out = list(range(n))
+    for i in range(n - 1, 0, -1):
+        state = (state + 0x9E3779B97F4A7C15) & MASK
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        z ^= z >> 31
+        j = (z * (i + 1)) >> 64
+        out[i], out[j] = out[j], out[i]
+    return np.array(out, dtype=np.int64)
+
+
+def cb_weights(counts, beta):
+    counts = np.asarray(counts, dtype=np.float64)
+    w = 1.0 / counts if beta == 1.0 else (1.0 - beta) / (1.0 - np.power(beta, counts))
+    return w / w.sum() * len(counts)
+
+
+def stage2_numpy(H, y, counts, W0, b0, loss="cb", beta=0.9999, reduction="batch", wd=0.1, maxnorm=True,
+                 factor=0.1, per_epoch=False, epochs=10, lr=0.01, momentum=0.9, batch=64, seed=0,
+                 from_zero=False, train_bias=True):
+    """The stage-2 loop in float64, written out step by step."""
+    H = np.asarray(H, dtype=np.float64)
+    N, C = H.shape[0], W0.shape[0]
+    norms = np.linalg.norm(W0, axis=1)
+    threshold = norms.min() + factor * (norms.max() - norms.min())
+    w = cb_weights(counts, beta) if loss == "cb" else np.ones(C)
+    W = np.zeros_like(W0) if from_zero else W0.astype(np.float64).copy()
+    b = np.zeros(C) if from_zero else b0.astype(np.float64).copy()
+    vW, vb = np.zeros_like(W), np.zeros_like(b)
+
+    def project(W):
+        n = np.linalg.norm(W, axis=1)
+        scale = np.where(n > threshold, threshold / np.where(n > 0, n, 1), 1.0)
+        return W * scale[:, None]
+
+    for e in range(epochs):
+        rate = lr * 0.5 * (1 + math.cos(math.pi * e / epochs))
+        order = permutation(N, seed, e)
+        for k in range(0, N, batch):
+            idx = order[k:k + batch]
+            X, t = H[idx], y[idx]
+            Z = X @ W.T + b
+            P = np.exp(Z - Z.max(axis=1, keepdims=True))
+            P /= P.sum(axis=1, keepdims=True)
+            wy = w[t]
+            s = wy / (wy.sum() if (loss == "cb" and reduction == "weight-sum") else len(idx))
+            G = P.copy()
+            G[np.arange(len(idx)), t] -= 1
+            G *= s[:, None]
+            gW = G.T @ X + wd * W
+            vW = momentum * vW + gW
+            W = W - rate * vW
+            if train_bias:
+                gb = G.sum(axis=0) + wd * b
+                vb = momentum * vb + gb
+                b = b - rate * vb
+            if maxnorm and not per_epoch:
+                W = project(W)
+        if maxnorm and per_epoch:
+            W = project(W)
+    return W, b
+
+
+def write_run(path, H, y, counts, W, b, test=None, config=None):
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "ltlab-run"
+        f.attrs["format_version"] = 1
+        if config is not None:
+            f.attrs["config"] = json.dumps(config)
+        f.create_group("classes")["train_counts"] = np.asarray(counts, dtype=np.int64)
+        s = f.create_group("snapshots/start")
+        s.attrs["epoch"] = 4
+        s.attrs["stage"] = 1
+        s["classifier_weight"] = W.astype(np.float32)
+        s["classifier_bias"] = b.astype(np.float32)
+        g = s.create_group("train")
+        g["features"] = H.astype(np.float32)
+        g["labels"] = y.astype(np.int64)
+        if test is not None:
+            g = s.create_group("test")
+            g["features"] = test[0].astype(np.float32)
+            g["labels"] = test[1].astype(np.int64)
+
+
+def small_problem(seed=0, C=5, D=12):
+    rng = np.random.default_rng(seed)
+    counts = [80, 45, 25, 12, 6]
+    y = np.concatenate([np.full(n, c) for c, n in enumerate(counts)])
+    means = rng.normal(0, 1.0, (C, D))
+    H = np.maximum(means[y] + rng.normal(0, 1.0, (len(y), D)), 0).astype(np.float32)
+    yt = np.repeat(np.arange(C), 30)
+    Ht = np.maximum(means[yt] + rng.normal(0, 1.0, (len(yt), D)), 0).astype(np.float32)
+    W = (rng.normal(0, 0.3, (C, D)) * np.linspace(1.5, 0.5, C)[:, None]).astype(np.float32)
+    b = rng.normal(0, 0.1, C).astype(np.float32)
+    return H, y, counts, W, b, (Ht, yt)
+
+
+class Stage2Engine(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def run_stage2(self, src, out, *args, snapshot="start", expect=0):
+        p = run_ltlab("stage2", src, "--snapshot", snapshot, "--out", out, *args)
+        self.assertEqual(p.returncode, expect, describe(p))
+        return p
+
+    def test_permutation_is_a_seeded_fisher_yates(self):
+        # The same values as tests/core/test_stage2.cpp's fixed cases.
+        self.assertEqual(list(permutation(5, 0, 0)), [2, 4, 3, 1, 0])
+        self.assertEqual(list(permutation(10, 3, 2)), [3, 1, 9, 8, 7, 4, 5, 0, 6, 2])
+        self.assertEqual(sorted(permutation(1000, 9, 4)), list(range(1000)))
+
+    def test_training_loop_equals_a_numpy_transcription_after_three_epochs(self):
+        H, y, counts, W0, b0, test = small_problem()
+        src = self.path("run.h5")
+        write_run(src, H, y, counts, W0, b0, test)
+        base = dict(epochs=3, lr=0.05, batch=16, seed=11, wd=0.02, beta=0.99)
+        cases = [
+            ("cb, batch, MaxNorm per step", {}, []),
+            ("cb, weight-sum, MaxNorm per epoch", dict(reduction="weight-sum", per_epoch=True),
+             ["--cb-reduction", "weight-sum", "--maxnorm-per-epoch", "true"]),
+            ("ce, frozen bias, threshold 0.3", dict(loss="ce", train_bias=False, factor=0.3),
+             ["--loss", "ce", "--freeze-bias", "--maxnorm-threshold", "0.3"]),
+            ("cb from zero without MaxNorm, momentum 0.5", dict(from_zero=True, maxnorm=False, momentum=0.5),
+             ["--from-zero", "--maxnorm", "off", "--momentum", "0.5"]),
+            ("cb, beta 1 (inverse frequency), batch 7", dict(beta=1.0, batch=7), ["--cb-beta", "1", "--batch-size", "7"]),
+        ]
+        for i, (title, changes, flags) in enumerate(cases):
+            with self.subTest(title):
+                settings = dict(base, **changes)
+                args = ["--epochs", "3", "--lr", "0.05", "--batch-size", "16", "--seed", "11", "--weight-decay", "0.02",
+                        "--cb-beta", "0.99"] + flags
+                out = self.path("out%d.h5" % i)
+                self.run_stage2(src, out, *args, "--name", "s2")
+                W, b = stage2_numpy(H, y, counts, W0.astype(np.float64), b0.astype(np.float64), **settings)
+                with h5py.File(out, "r") as f:
+                    g = f["snapshots/s2"]
+                    self.assertEqual(g["classifier_weight"].dtype, np.float64)
+                    Wl, bl = g["classifier_weight"][:], g["classifier_bias"][:]
+                    config = json.loads(g.attrs["config"])
+                self.assertLess(np.abs(Wl - W).max(), 1e-8, title)
+                self.assertLess(np.abs(bl - b).max(), 1e-8, title)
+                self.assertGreater(np.abs(W - W0).max(), 1e-2)  # it did train
+                self.assertEqual(config["stage2"]["epochs"], 3)
+                self.assertEqual(config["stage2"]["seed"], 11)
+                self.assertEqual(config["from_snapshot"], "start")
+                if settings.get("from_zero"):
+                    self.assertTrue(config["stage2"]["from_zero"])
+                if not settings.get("train_bias", True):
+                    np.testing.assert_array_equal(bl, b0.astype(np.float64))
+
+    def test_command_line_records_appends_and_refuses(self):
+        H, y, counts, W0, b0, test = small_problem(1)
+        src = self.path("run.h5")
+        write_run(src, H, y, counts, W0, b0, test)
+        p = self.run_stage2(src, src, "--epochs", "2", "--weight-decay", "5e-3")
+        self.assertIn("snapshot: start_stage2 in", p.stdout)
+        self.assertIn("test accuracy (balanced):", p.stdout)
+        self.assertIn("Accuracy", p.stdout)                   # the analysis report follows
+        self.assertIn("the wb recipe's defaults", p.stderr)  # no training configuration in this file
+        self.assertNotIn("note:", p.stderr)                  # every training sample is there
+        self.run_stage2(src, src, "--epochs", "1")           # a second one gets the next free name
+        with h5py.File(src, "r") as f:
+            self.assertEqual(sorted(f["snapshots"]), ["start", "start_stage2", "start_stage2_2"])
+            g = f["snapshots/start_stage2"]
+            self.assertEqual(g.attrs["stage"], 2)
+            self.assertEqual(g.attrs["epoch"], 4 + 2)
+            self.assertIn("weight decay 0.005", g.attrs["label"])
+            config = json.loads(g.attrs["config"])
+            self.assertEqual(config["stage2"]["cb_reduction"], "batch")
+            self.assertEqual(config["stage2"]["weight_decay"], 5e-3)
+            self.assertEqual(config["train_rows"], len(y))
+            self.assertFalse(config["train_is_sample"])
+            self.assertEqual(len(config["epochs"]), 2)
+            self.assertEqual(list(g), ["classifier_bias", "classifier_weight", "test", "train"])
+            np.testing.assert_array_equal(g["train/features"][:], H)
+        result = analyze_json(self, src, "--snapshot", "start_stage2")
+        self.assertEqual(result["snapshot"], "start_stage2")
+        json_out = run_ltlab("stage2", src, "--snapshot", "start", "--out", self.path("j.h5"), "--format", "json",
+                             "--epochs", "1")
+        self.assertEqual(json_out.returncode, 0, describe(json_out))
+        self.assertEqual(json.loads(json_out.stdout)["snapshot"], "start_stage2_3")  # the names of src are taken
+
+        out = self.path("copy.h5")
+        usage = [
+            ("--epochs", "0"), ("--cb-reduction", "mean"), ("--maxnorm", "maybe"), ("--loss", "focal"),
+            ("--cb-beta", "1.5"), ("--lr", "-1"), ("--bogus",), ("--format", "xml"),
+        ]
+        for extra in usage:
+            p = run_ltlab("stage2", src, "--snapshot", "start", "--out", out, *extra)
+            self.assertEqual(p.returncode, 1, "%s: %s" % (extra, describe(p)))
+            self.assertTrue(p.stderr.startswith("ltlab stage2: "), p.stderr)
+        self.assertFalse(os.path.exists(out))
+        p = run_ltlab("stage2", src, "--snapshot", "start")
+        self.assertEqual(p.returncode, 1, describe(p))
+        self.assertIn("--out", p.stderr)
+        p = run_ltlab("stage2", src, "--snapshot", "nope", "--out", out)
+        self.assertEqual(p.returncode, 2, describe(p))  # as ltlab analyze: the file has no such snapshot
+        self.assertIn("start", p.stderr)  # names the snapshots that exist
+        self.run_stage2(src, src, "--name", "start_stage2", expect=1)  # taken
+        self.run_stage2(src, src, "--name", "start_stage2", "--overwrite", "--epochs", "1")
+        self.run_stage2(src, self.path("j.h5"), expect=1)              # exists, no --overwrite
+        p = run_ltlab("stage2", self.path("missing.h5"), "--out", out)
+        self.assertEqual(p.returncode, 2, describe(p))
+        self.assertIn("missing.h5", p.stderr)
+        # A snapshot without train features: exit 2, naming the file and the snapshot.
+        notrain = self.path("notrain.h5")
+        with h5py.File(notrain, "w") as f:
+            f.attrs["format"] = "ltlab-run"
+            f.attrs["format_version"] = 1
+            f.create_group("classes")["train_counts"] = np.asarray(counts, dtype=np.int64)
+            s = f.create_group("snapshots/start")
+            s["classifier_weight"] = W0
+            s["test/features"] = test[0]
+            s["test/labels"] = test[1]
+        p = run_ltlab("stage2", notrain, "--out", out)
+        self.assertEqual(p.returncode, 2, describe(p))
+        self.assertIn("notrain.h5", p.stderr)
+        self.assertIn("/snapshots/start", p.stderr)
+        self.assertIn("no train split", p.stderr)
+        # Divergence: exit 3 and nothing written.
+        p = run_ltlab("stage2", src, "--snapshot", "start", "--out", out, "--lr", "1e6", "--maxnorm", "off",
+                      "--weight-decay", "10", "--batch-size", "1")
+        self.assertEqual(p.returncode, 3, describe(p))
+        self.assertIn("diverged", p.stderr)
+        self.assertFalse(os.path.exists(out))
+
+
+# Stage 1 with the mlp on the Gaussian mixture; every train feature stored.
+GAUSS = ["--dataset", "gaussian-lt", "--gaussian-dim", "16", "--gaussian-per-class", "300", "--imbalance", "50",
+         "--lr", "0.05", "--seed", "3", "--threads", "2"]
+
+
+def papers_stage2_torch(H, y, counts, W0, b0, wd, beta, epochs, lr, batch, seed, factor=0.1, weighted_mean=False):
+    """The papers' stage 2 in PyTorch (float64): CB_loss's softmax branch with
+    reduction "mean" (w_{y_i} CE_i averaged over the batch), weight decay as
+    the explicit term lambda sum ||theta||^2 / 2 over fc.weight and fc.bias,
+    SGD momentum 0.9, and MaxNorm_via_PGD after each step (threshold min +
+    0.1 (max - min) of the stage-1 norms, bias unconstrained). The schedule is
+    ltlab's standard cosine (epoch e at lr (1 + cos(pi e / E)) / 2; the
+    papers' scheduler runs one epoch ahead, docs/architecture.md) and the
+    order ltlab's seeded permutation, so that the runs are comparable.
+    weighted_mean: PyTorch's cross_entropy(weight=w) instead (ltlab's old loss)."""
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(2)
+    H = torch.tensor(np.asarray(H), dtype=torch.float64)
+    y = torch.tensor(np.asarray(y), dtype=torch.int64)
+    C = len(counts)
+    fc = torch.nn.Linear(H.shape[1], C).double()
+    with torch.no_grad():
+        fc.weight.copy_(torch.tensor(W0))
+        fc.bias.copy_(torch.tensor(b0))
+    effective = 1.0 - np.power(beta, np.asarray(counts, dtype=np.float64))
+    weights = (1.0 - beta) / effective
+    weights = torch.tensor(weights / weights.sum() * C, dtype=torch.float64)
+    norms = torch.linalg.norm(fc.weight.detach(), dim=1)
+    thresh = norms.min() + factor * (norms.max() - norms.min())
+    opt = torch.optim.SGD([fc.weight, fc.bias], lr=lr, momentum=0.9)
+    for e in range(epochs):
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * e / epochs))
+        order = torch.tensor(permutation(len(y), seed, e))
+        for k in range(0, len(y), batch):
+            idx = order[k:k + batch]
+            logits, labels = fc(H[idx]), y[idx]
+            if weighted_mean:
+                loss = F.cross_entropy(logits, labels, weight=weights)
+            else:
+                one_hot = F.one_hot(labels, C).double()
+                w = (weights.unsqueeze(0).repeat(len(idx), 1) * one_hot).sum(1)
+                loss = (w * F.cross_entropy(logits, labels, reduction="none")).mean()
+            loss = loss + wd * (torch.norm(fc.weight) ** 2 / 2 + torch.norm(fc.bias) ** 2 / 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():  # MaxNorm_via_PGD.PGD on fc.weight
+                n = torch.linalg.norm(fc.weight, dim=1, keepdim=True)
+                over = (n > thresh).squeeze(1)
+                fc.weight[over] = fc.weight[over] * (thresh / n[over])
+    return fc.weight.detach().numpy(), fc.bias.detach().numpy()
+
+
+class Stage2AgainstTraining(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.run_path = os.path.join(cls.tmp.name, "wb.h5")
+        p = run_ltlab("train", "--recipe", "wb", "--epochs", "3", "--stage2-epochs", "4", *GAUSS,
+                      "--stage2-weight-decay", "5e-3", "--train-feature-cap", "-1", "--out", cls.run_path, timeout=300)
+        assert p.returncode == 0, describe(p)
+        with h5py.File(cls.run_path, "r") as f:
+            cls.config = json.loads(f.attrs["config"])
+            s1 = f["snapshots/stage1_final"]
+            cls.H = s1["train/features"][:]
+            cls.y = s1["train/labels"][:]
+            cls.W1 = s1["classifier_weight"][:].astype(np.float64)
+            cls.b1 = s1["classifier_bias"][:].astype(np.float64)
+            s2 = f["snapshots/stage2_final"]
+            cls.W2 = s2["classifier_weight"][:].astype(np.float64)
+            cls.b2 = s2["classifier_bias"][:].astype(np.float64)
+            cls.counts = f["classes/train_counts"][:]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_config_records_the_reduction(self):
+        self.assertEqual(self.config["cb_reduction"], "batch")
+        self.assertEqual(len(self.y), int(self.counts.sum()))  # every train sample stored
+
+    def test_trainers_stage2_is_the_papers_stage2(self):
+        c = self.config
+        W, b = papers_stage2_torch(self.H, self.y, self.counts, self.W1, self.b1, c["stage2_weight_decay"],
+                                   c["cb_beta"], c["stage2_epochs"], c["lr"], c["batch_size"], c["seed"])
+        scale = np.abs(W).max()
+        # ltlab trains in float32, the reference in float64.
+        self.assertLess(np.abs(self.W2 - W).max(), 1e-4 * scale)
+        self.assertLess(np.abs(self.b2 - b).max(), 1e-4 * max(1.0, np.abs(b).max()))
+        # The test can tell the losses apart: PyTorch's weighted mean lands elsewhere.
+        Wm, _ = papers_stage2_torch(self.H, self.y, self.counts, self.W1, self.b1, c["stage2_weight_decay"],
+                                    c["cb_beta"], c["stage2_epochs"], c["lr"], c["batch_size"], c["seed"],
+                                    weighted_mean=True)
+        self.assertGreater(np.abs(Wm - W).max(), 100 * np.abs(self.W2 - W).max())
+
+    def test_ltlab_stage2_reproduces_the_trainers_stage2(self):
+        out = os.path.join(self.tmp.name, "sandbox.h5")
+        p = run_ltlab("stage2", self.run_path, "--snapshot", "stage1_final", "--out", out, "--name", "sandbox")
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertIn("the run's training configuration", p.stderr)
+        with h5py.File(out, "r") as f:
+            W = f["snapshots/sandbox/classifier_weight"][:]
+        self.assertLess(np.abs(W - self.W2).max(), 1e-4 * np.abs(W).max())
+        trained = analyze_json(self, out, "--snapshot", "stage2_final")
+        sandbox = analyze_json(self, out, "--snapshot", "sandbox")
+        self.assertLess(abs(trained["accuracy"] - sandbox["accuracy"]), 0.005)
+        self.assertLess(abs(trained["implicit_la_tau"] - sandbox["implicit_la_tau"]), 1e-2)
+
+    def test_a_capped_train_sample_is_said_plainly(self):
+        capped = os.path.join(self.tmp.name, "capped.h5")
+        p = run_ltlab("train", "--recipe", "ce-wd", "--epochs", "1", *GAUSS, "--train-feature-cap", "10",
+                      "--out", capped, timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        p = run_ltlab("stage2", capped, "--out", capped, "--epochs", "1")
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertIn("note: the train split holds", p.stderr)
+        self.assertIn("train_feature_cap 10 per class", p.stderr)
+        with h5py.File(capped, "r") as f:
+            config = json.loads(f["snapshots/final_stage2"].attrs["config"])
+        self.assertTrue(config["train_is_sample"])
+        self.assertLess(config["train_rows"], config["training_set_size"])
+
+
+if __name__ == "__main__":
+    unittest.main()
