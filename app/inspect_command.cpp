@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "class_counts.h"
+#include "ltlab/class_counts.h"
 #include "cli_args.h"
 #include "commands.h"
 #include "ltlab/checkpoint.h"

@@ -12,7 +12,11 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QMenuBar>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QMessageBox>
 #include <QMimeData>
+#include <QProcess>
 #include <QProgressBar>
 #include <QInputDialog>
 #include <QDir>
@@ -26,6 +30,8 @@
 #include <QTreeWidget>
 
 #include "analysis_task.h"
+#include "import_dialog.h"
+#include "ltlab/checkpoint.h"
 
 #include <qcustomplot.h>
 #include "cone_view.h"
@@ -42,6 +48,7 @@ namespace ltlab::ui {
 namespace {
 constexpr int kPathRole = Qt::UserRole + 1;
 constexpr int kSnapshotRole = Qt::UserRole + 2;
+constexpr int kPreviewRole = Qt::UserRole + 3; // the weights of a checkpoint being imported
 constexpr int kMaxRecent = 10;
 } // namespace
 
@@ -133,6 +140,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     auto* file_menu = menuBar()->addMenu(tr("&File"));
     file_menu->addAction(tr("&Open…"), QKeySequence::Open, this, &MainWindow::openDialog);
     recent_menu_ = file_menu->addMenu(tr("Open &Recent"));
+    file_menu->addAction(tr("&Import checkpoint…"), QKeySequence(Qt::CTRL | Qt::Key_I), this, &MainWindow::importDialog)
+        ->setToolTip(tr("Evaluate PyTorch checkpoints, TorchScript modules or safetensors files on a dataset"));
     file_menu->addAction(tr("&Export current view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this,
                          &MainWindow::exportCurrentView);
     file_menu->addSeparator();
@@ -159,6 +168,18 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     cancel_->hide();
     statusBar()->addPermanentWidget(cancel_);
     connect(cancel_, &QToolButton::clicked, this, &MainWindow::cancelAnalysis);
+    import_progress_ = new QProgressBar(this);
+    import_progress_->setRange(0, 1000);
+    import_progress_->setMaximumWidth(160);
+    import_progress_->setFormat(tr("import %p%"));
+    import_progress_->hide();
+    statusBar()->addPermanentWidget(import_progress_);
+    import_cancel_ = new QToolButton(this);
+    import_cancel_->setText(tr("Cancel import"));
+    import_cancel_->setToolTip(tr("Stop the import; the checkpoints already evaluated stay in the run file"));
+    import_cancel_->hide();
+    statusBar()->addPermanentWidget(import_cancel_);
+    connect(import_cancel_, &QToolButton::clicked, this, &MainWindow::cancelImport);
     // The analysis reports its progress through atomics; the bar reads them.
     progress_timer_ = new QTimer(this);
     progress_timer_->setInterval(100);
@@ -401,6 +422,14 @@ void MainWindow::syncTimeline(QTreeWidgetItem* item) {
 }
 
 void MainWindow::analyzeItem(QTreeWidgetItem* item) {
+    if (item && item->data(0, kPreviewRole).toBool()) { // a checkpoint's weights, before its run file exists
+        if (!preview_data_) return;                      // still being read: shown when it arrives
+        view_data_ = preview_data_;
+        stale_ = {views_.begin(), views_.end()};
+        deliver(qobject_cast<AnalysisView*>(tabs_->currentWidget()));
+        shown_.reset();
+        return;
+    }
     if (!item || item->data(0, kSnapshotRole).isNull()) return;
     const auto it = runs_by_path_.find(item->data(0, kPathRole).toString());
     if (it == runs_by_path_.end() || !it->second.file) return; // being re-read: the refresh selects again
@@ -502,10 +531,201 @@ void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
 }
 
 void MainWindow::dropEvent(QDropEvent* event) {
-    QStringList paths;
-    for (const QUrl& url : event->mimeData()->urls())
-        if (url.isLocalFile()) paths << url.toLocalFile();
-    openFiles(paths);
+    // Run files open; checkpoints (and folders of them) go to the import
+    // dialog; anything else is named with what ltlab can open.
+    QStringList runs, checkpoints, others;
+    for (const QUrl& url : event->mimeData()->urls()) {
+        if (!url.isLocalFile()) continue;
+        const QString path = url.toLocalFile();
+        if (QFileInfo(path).isDir()) {
+            checkpoints << path;
+            continue;
+        }
+        switch (ckpt::sniffFile(path.toStdString())) {
+        case ckpt::FileKind::RunFile: runs << path; break;
+        case ckpt::FileKind::Checkpoint: checkpoints << path; break;
+        case ckpt::FileKind::Unreadable:
+        case ckpt::FileKind::Other: others << path; break;
+        }
+    }
+    event->acceptProposedAction();
+    openFiles(runs);
+    if (!others.isEmpty()) {
+        const QString message =
+            tr("ltlab opens run files (HDF5, .h5) and imports checkpoints (PyTorch torch.save files such as .pt, .pth, "
+               ".ckpt, .paramOnly, .bin; TorchScript modules; safetensors). Not one of these: %1")
+                .arg(others.join(", "));
+        statusBar()->showMessage(message, 15000);
+        report_->showMessage(message);
+        stale_.erase(report_);
+        tabs_->setCurrentWidget(report_);
+    }
+    // After the drop has returned: a dialog opened inside it would run during the drag.
+    if (!checkpoints.isEmpty()) QTimer::singleShot(0, this, [this, checkpoints] { showImportDialog(checkpoints); });
+}
+
+// ---- importing checkpoints ---------------------------------------------------------------
+
+void MainWindow::setExecutable(const QString& path) {
+    executable_ = path;
+    training_->setExecutable(path);
+}
+
+bool MainWindow::importRunning() const { return import_ && import_->state() != QProcess::NotRunning; }
+
+void MainWindow::importDialog() {
+    const QStringList paths = QFileDialog::getOpenFileNames(
+        this, tr("Import checkpoints"), QString(),
+        tr("Checkpoints (*.pt *.pth *.ckpt *.paramOnly *.bin *.tar *.safetensors);;All files (*)"));
+    if (!paths.isEmpty()) showImportDialog(paths);
+}
+
+ImportDialog* MainWindow::showImportDialog(const QStringList& checkpoints) {
+    auto* dialog = new ImportDialog(checkpoints, this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    connect(dialog, &QDialog::accepted, this, [this, dialog] { startImport(dialog->request()); });
+    dialog->open();
+    return dialog;
+}
+
+void MainWindow::startImport(const ImportRequest& request) {
+    if (importRunning()) {
+        QMessageBox::information(this, tr("Import"), tr("An import is running; start the next one when it is done."));
+        return;
+    }
+    import_request_ = request;
+    import_cancelled_ = false;
+    preview_data_.reset();
+    delete preview_item_;
+    // The Runs item that stands for the run until its file is there.
+    preview_item_ = new QTreeWidgetItem(runs_, {tr("%1 — importing…").arg(QFileInfo(request.out).fileName()), QString()});
+    preview_item_->setToolTip(0, request.checkpoints.join("\n"));
+    preview_item_->setData(0, kPreviewRole, true);
+    auto* weights = new QTreeWidgetItem(preview_item_, {tr("weights (before evaluation)"), QString()});
+    weights->setData(0, kPreviewRole, true);
+    weights->setToolTip(0, tr("The classifier of the checkpoint, with the class counts of the train split; "
+                              "the features follow when the evaluation is done"));
+    preview_item_->setExpanded(true);
+    runs_->setCurrentItem(weights);
+
+    auto* watcher = new QFutureWatcher<ImportPreview>(this);
+    connect(watcher, &QFutureWatcher<ImportPreview>::finished, this, [this, watcher] {
+        showPreview(watcher->result());
+        watcher->deleteLater();
+    });
+    watcher->setFuture(importPreviewAsync(request));
+
+    delete import_;
+    import_ = new QProcess(this);
+    import_->setProcessChannelMode(QProcess::SeparateChannels);
+    connect(import_, &QProcess::readyReadStandardOutput, this, &MainWindow::readImportOutput);
+    connect(import_, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
+        finishImport(code, status != QProcess::NormalExit);
+    });
+    connect(import_, &QProcess::errorOccurred, this, [this](QProcess::ProcessError error) {
+        if (error == QProcess::FailedToStart) finishImport(-2, true);
+    });
+    import_progress_->setValue(0);
+    import_progress_->show();
+    import_cancel_->show();
+    import_clock_.start();
+    statusBar()->showMessage(tr("Importing %1…").arg(request.checkpoints.join(", ")));
+    import_->start(executable_.isEmpty() ? QCoreApplication::applicationFilePath() : executable_, importArguments(request));
+}
+
+void MainWindow::showPreview(const ImportPreview& preview) {
+    if (!preview_item_) return; // the import has finished and its run file is open
+    QTreeWidgetItem* weights = preview_item_->child(0);
+    if (!preview.analysis) {
+        weights->setText(0, tr("weights (shown when evaluated)"));
+        weights->setToolTip(0, preview.error);
+        statusBar()->showMessage(preview.error, 10000);
+        return;
+    }
+    weights->setToolTip(0, tr("%1: the classifier, class counts from the %2").arg(preview.checkpoint, preview.counts_source));
+    ViewData data;
+    data.run_name = QFileInfo(preview.checkpoint).fileName() + tr(" (weights)");
+    data.analysis = preview.analysis;
+    data.classes = preview.classes;
+    preview_data_ = std::make_shared<const ViewData>(std::move(data));
+    QTreeWidgetItem* current = runs_->currentItem();
+    if (current && current->data(0, kPreviewRole).toBool()) {
+        analyzeItem(current);
+        // The views that the weights fill, rather than an empty 3D view.
+        AnalysisView* shown = qobject_cast<AnalysisView*>(tabs_->currentWidget());
+        if (shown != weight_norms_ && shown != view("logit_adjustment")) tabs_->setCurrentWidget(weight_norms_);
+    }
+}
+
+void MainWindow::readImportOutput() {
+    while (import_ && import_->canReadLine()) {
+        const QJsonObject event = QJsonDocument::fromJson(import_->readLine()).object();
+        const QString kind = event.value("event").toString();
+        if (kind == "progress") {
+            const double f = event.value("fraction").toDouble();
+            import_progress_->setValue(static_cast<int>(f * 1000));
+            const QJsonValue eta = event.value("eta_seconds");
+            statusBar()->showMessage(tr("Importing: %1%2")
+                                         .arg(event.value("what").toString(),
+                                              eta.isDouble() ? tr(", about %1 s left").arg(qRound(eta.toDouble())) : QString()));
+        } else if (kind == "snapshot") {
+            statusBar()->showMessage(tr("Imported %1 (balanced accuracy %2 on %3)")
+                                         .arg(event.value("snapshot").toString())
+                                         .arg(event.value("accuracy").toDouble() * 100, 0, 'f', 1)
+                                         .arg(event.value("split").toString()));
+        } else if (kind == "log") {
+            statusBar()->showMessage(event.value("message").toString());
+        }
+    }
+}
+
+void MainWindow::cancelImport() {
+    if (!importRunning()) return;
+    import_cancelled_ = true;
+    statusBar()->showMessage(tr("Stopping the import…"));
+    import_->terminate();
+}
+
+void MainWindow::finishImport(int exit_code, bool crashed) {
+    if (!import_) return;
+    readImportOutput();
+    const QString err = QString::fromLocal8Bit(import_->readAllStandardError()).trimmed();
+    import_progress_->hide();
+    import_cancel_->hide();
+    const QString out = import_request_.out;
+    const bool done = !crashed && exit_code == 0;
+    QString message;
+    if (done) {
+        message = tr("Imported into %1 (%2 s)").arg(out).arg(import_clock_.elapsed() / 1000.0, 0, 'f', 1);
+    } else if (import_cancelled_) {
+        message = tr("Import cancelled; the checkpoints already evaluated are in %1").arg(out);
+        exit_code = 130;
+    } else if (exit_code == -2) {
+        message = tr("Could not start %1: %2").arg(import_->program(), import_->errorString());
+    } else {
+        message = crashed ? tr("The import crashed. %1").arg(err.section('\n', -1))
+                          : tr("Import failed: %1").arg(err.isEmpty() ? tr("exit code %1").arg(exit_code) : err);
+    }
+    if (crashed && !import_cancelled_ && exit_code != -2) exit_code = -1;
+    statusBar()->showMessage(message, 15000);
+    if (done || import_cancelled_) {
+        delete preview_item_; // the run file, with its snapshots, stands for the run now
+        preview_item_ = nullptr;
+        preview_data_.reset();
+        if (QFileInfo::exists(out)) {
+            if (runs_by_path_.count(out)) refreshRun(out);
+            else openFiles({out});
+        }
+    } else {
+        if (preview_item_) preview_item_->setText(0, tr("%1 — import failed").arg(QFileInfo(out).fileName()));
+        // The reason in full, without blocking the window (nor a test).
+        auto* box = new QMessageBox(QMessageBox::Warning, tr("Import failed"), message, QMessageBox::Ok, this);
+        box->setAttribute(Qt::WA_DeleteOnClose);
+        box->open();
+    }
+    import_->deleteLater();
+    import_ = nullptr;
+    emit importFinished(out, exit_code, message);
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {

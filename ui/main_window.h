@@ -4,6 +4,7 @@
 // snapshots. Files open and analyses run on worker threads; results arrive
 // through QFutureWatcher signals and the views only draw them.
 
+#include <QElapsedTimer>
 #include <QMainWindow>
 #include <QStringList>
 
@@ -13,10 +14,12 @@
 #include <set>
 
 #include "analysis_view.h"
+#include "import_dialog.h"
 #include "ltlab/run_file.h"
 
 class QAction;
 class QLabel;
+class QProcess;
 class QProgressBar;
 class QSlider;
 class QTabWidget;
@@ -62,8 +65,22 @@ public:
     // Large fonts everywhere, for a lecture hall.
     void setPresentationMode(bool on);
 
+    // Checkpoints: the import dialog (non-modal; File > Import checkpoint…
+    // and dropped files), and the import it starts. The import runs
+    // `ltlab import` in a child process; the weight views show the first
+    // checkpoint's classifier at once (a "weights" item in the Runs tree),
+    // and the run file opens when the evaluation is done.
+    ImportDialog* showImportDialog(const QStringList& checkpoints);
+    void startImport(const ImportRequest& request);
+    void cancelImport();
+    bool importRunning() const;
+    // The ltlab executable that imports and trains (default: this process's own).
+    void setExecutable(const QString& path);
+
 signals:
     void workFinished();
+    // exit_code 0: done; 130 or -1: cancelled or crashed; else failed (message says why).
+    void importFinished(const QString& out_path, int exit_code, const QString& message);
 
 protected:
     void dragEnterEvent(QDragEnterEvent* event) override;
@@ -78,6 +95,10 @@ private:
     };
 
     void openDialog();
+    void importDialog();
+    void readImportOutput();
+    void finishImport(int exit_code, bool crashed);
+    void showPreview(const ImportPreview& preview);
     void exportCurrentView();
     void addRun(const QString& path, Run run);
     void updateRun(const QString& path, Run run);
@@ -118,6 +139,17 @@ private:
     QMenu* recent_menu_ = nullptr;
     std::map<QString, Run> runs_by_path_;
     int pending_ = 0;
+    // The running import: its process, request, progress, and the Runs item
+    // that shows the weights until the run file is there.
+    QProcess* import_ = nullptr;
+    ImportRequest import_request_;
+    QElapsedTimer import_clock_;
+    bool import_cancelled_ = false;
+    QProgressBar* import_progress_ = nullptr;
+    QToolButton* import_cancel_ = nullptr;
+    QTreeWidgetItem* preview_item_ = nullptr;
+    std::shared_ptr<const ViewData> preview_data_;
+    QString executable_;
 };
 
 } // namespace ltlab::ui

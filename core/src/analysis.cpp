@@ -760,6 +760,11 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     return result;
 }
 
+Analysis analyzeWeights(const ClassifierInput& classifier, const AnalysisOptions& options) {
+    const MemorySource empty(RowMatrix(0, classifier.weight.cols()), {});
+    return analyze(empty, classifier, options);
+}
+
 Analysis analyzeSnapshot(const std::shared_ptr<const RunFile>& file, const SnapshotInfo& snapshot,
                          const SplitInfo& split, const AnalysisOptions& options) {
     ClassifierInput classifier{file->classifierWeight(snapshot), file->classifierBias(snapshot),

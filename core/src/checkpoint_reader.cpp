@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
@@ -353,6 +354,23 @@ void gather(const unsigned char* src, std::size_t item, const TensorRef& t, std:
 }
 
 } // namespace
+
+FileKind sniffFile(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return FileKind::Unreadable;
+    if (!S_ISREG(st.st_mode)) return FileKind::Other; // a folder or a FIFO is never opened (a FIFO would block)
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return FileKind::Unreadable;
+    unsigned char head[16] = {};
+    in.read(reinterpret_cast<char*>(head), sizeof head);
+    const auto n = static_cast<std::size_t>(in.gcount());
+    const auto starts = [&](const void* magic, std::size_t k) { return n >= k && std::memcmp(head, magic, k) == 0; };
+    if (starts("\x89HDF\r\n\x1a\n", 8)) return FileKind::RunFile;
+    if (starts("PK\x03\x04", 4) || starts("PK\x05\x06", 4) || starts(kLegacyMagic, sizeof kLegacyMagic))
+        return FileKind::Checkpoint;
+    if (n > 9 && head[8] == '{') return FileKind::Checkpoint; // safetensors: a length, then the JSON header
+    return FileKind::Other;
+}
 
 std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& path) {
     auto impl = std::make_unique<Impl>();

@@ -10,6 +10,7 @@
 
 #include "ltlab/error.h"
 #include "ltlab/synthetic.h"
+#include "ltlab/training.h"
 
 namespace ltlab {
 
@@ -212,6 +213,81 @@ LongTailedData makeLongTailed(const Dataset& full, const LongTailedOptions& opti
     out.val = full.subset(val_indices);
     out.train.name = full.name + "-lt";
     out.val.name = full.name + "-lt-val";
+    return out;
+}
+
+namespace {
+
+std::string idxPath(const std::string& dir, const std::string& stem) {
+    for (const char* suffix : {"", ".gz"})
+        if (std::filesystem::exists(dir + "/" + stem + suffix)) return dir + "/" + stem + suffix;
+    return dir + "/" + stem + ".gz"; // the reader reports it missing
+}
+
+} // namespace
+
+ShotThresholds shotThresholds(const std::vector<std::int64_t>& train_counts) {
+    const std::int64_t head = train_counts.empty() ? 0 : *std::max_element(train_counts.begin(), train_counts.end());
+    ShotThresholds t;
+    t.many = head >= 2500 ? 1000 : std::max<std::int64_t>(1, head / 5);
+    t.few = head >= 2500 ? 200 : std::max<std::int64_t>(1, head / 25);
+    return t;
+}
+
+DatasetSplits loadDatasetSplits(const TrainConfig& c) {
+    Dataset full, test;
+    const std::string& ds = c.dataset;
+    const bool long_tailed = ds.size() > 3 && ds.compare(ds.size() - 3, 3, "-lt") == 0;
+    const std::string base = long_tailed ? ds.substr(0, ds.size() - 3) : ds;
+    if (base == "fashion-mnist") {
+        const std::string dir = c.data_dir.empty() ? kFashionMnistDir : c.data_dir;
+        full = readFashionMnist(true, dir);
+        test = readFashionMnist(false, dir);
+    } else if (base == "idx") {
+        if (c.data_dir.empty()) throw UsageError("dataset idx needs --data-dir with train-/t10k- IDX files");
+        full = readIdx(idxPath(c.data_dir, "train-images-idx3-ubyte"), idxPath(c.data_dir, "train-labels-idx1-ubyte"), "idx");
+        test = readIdx(idxPath(c.data_dir, "t10k-images-idx3-ubyte"), idxPath(c.data_dir, "t10k-labels-idx1-ubyte"), "idx");
+    } else if (base == "cifar10" || base == "cifar100") {
+        if (c.data_dir.empty()) throw UsageError("dataset " + ds + " needs --data-dir with the CIFAR binary files");
+        const bool ten = base == "cifar10";
+        full = ten ? readCifar10(c.data_dir, true) : readCifar100(c.data_dir, true);
+        test = ten ? readCifar10(c.data_dir, false) : readCifar100(c.data_dir, false);
+    } else if (base == "gaussian") {
+        // One mixture, split per class, so that train and test share the class means.
+        const std::int64_t test_per_class = 100, C = 10;
+        Dataset both = gaussianMixture(std::vector<std::int64_t>(C, c.gaussian_per_class + test_per_class), c.gaussian_dim,
+                                       4.0, c.seed);
+        std::vector<std::int64_t> train_idx, test_idx;
+        std::vector<std::int64_t> seen(C, 0);
+        for (std::int64_t i = 0; i < both.size(); ++i) {
+            const auto y = static_cast<std::size_t>(both.labels[static_cast<std::size_t>(i)]);
+            (seen[y]++ < test_per_class ? test_idx : train_idx).push_back(i);
+        }
+        full = both.subset(train_idx);
+        test = both.subset(test_idx);
+    } else {
+        throw UsageError("unknown dataset '" + ds +
+                         "' (known: fashion-mnist-lt, fashion-mnist, idx-lt, idx, cifar10-lt, cifar10, cifar100-lt, "
+                         "cifar100, gaussian-lt, gaussian)");
+    }
+    DatasetSplits out;
+    out.name = ds;
+    out.base = base;
+    if (long_tailed) {
+        LongTailedOptions lt;
+        lt.imbalance = c.imbalance;
+        lt.paper_variant = c.paper_split;
+        lt.val_per_class = c.val_per_class;
+        lt.seed = c.seed;
+        LongTailedData subset = makeLongTailed(full, lt);
+        out.train = std::move(subset.train);
+        out.val = std::move(subset.val);
+        out.train_counts = std::move(subset.train_counts);
+    } else {
+        out.train_counts = full.classCounts();
+        out.train = std::move(full);
+    }
+    out.test = std::move(test);
     return out;
 }
 

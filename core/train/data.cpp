@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "images.h"
+#include "ltlab/image_lists.h"
 #include "ltlab/error.h"
 
 namespace ltlab::train {
@@ -30,84 +31,36 @@ Split toSplit(const Dataset& d) {
 
 namespace {
 
-std::string idxPath(const std::string& dir, const std::string& stem) {
-    for (const char* suffix : {"", ".gz"})
-        if (std::filesystem::exists(dir + "/" + stem + suffix)) return dir + "/" + stem + suffix;
-    return dir + "/" + stem + ".gz"; // the reader reports it missing
-}
-
-// Shot-group thresholds: the CIFAR-100 convention scaled to the head class
-// (500 -> 100 / 20; 5000 -> 1000 / 200 as for 10-class datasets).
 void setShotThresholds(Data& data) {
-    const std::int64_t head = data.train_counts.empty() ? 0 : *std::max_element(data.train_counts.begin(), data.train_counts.end());
-    data.many_threshold = head >= 2500 ? 1000 : std::max<std::int64_t>(1, head / 5);
-    data.few_threshold = head >= 2500 ? 200 : std::max<std::int64_t>(1, head / 25);
+    const ShotThresholds t = shotThresholds(data.train_counts);
+    data.many_threshold = t.many;
+    data.few_threshold = t.few;
 }
 
 } // namespace
 
 Data loadData(const TrainConfig& c) {
-    Dataset full, test;
-    const std::string& ds = c.dataset;
-    const bool long_tailed = ds.size() > 3 && ds.compare(ds.size() - 3, 3, "-lt") == 0;
-    const std::string base = long_tailed ? ds.substr(0, ds.size() - 3) : ds;
+    DatasetSplits splits = loadDatasetSplits(c);
     Data data;
+    const std::string base = splits.base;
     if (base == "fashion-mnist") {
-        const std::string dir = c.data_dir.empty() ? kFashionMnistDir : c.data_dir;
-        full = readFashionMnist(true, dir);
-        test = readFashionMnist(false, dir);
         data.mean = {0.2860f};
         data.std = {0.3530f};
-    } else if (base == "idx") {
-        if (c.data_dir.empty()) throw UsageError("dataset idx needs --data-dir with train-/t10k- IDX files");
-        full = readIdx(idxPath(c.data_dir, "train-images-idx3-ubyte"), idxPath(c.data_dir, "train-labels-idx1-ubyte"), "idx");
-        test = readIdx(idxPath(c.data_dir, "t10k-images-idx3-ubyte"), idxPath(c.data_dir, "t10k-labels-idx1-ubyte"), "idx");
     } else if (base == "cifar10" || base == "cifar100") {
-        if (c.data_dir.empty()) throw UsageError("dataset " + ds + " needs --data-dir with the CIFAR binary files");
-        const bool ten = base == "cifar10";
-        full = ten ? readCifar10(c.data_dir, true) : readCifar100(c.data_dir, true);
-        test = ten ? readCifar10(c.data_dir, false) : readCifar100(c.data_dir, false);
         data.mean = {0.4914f, 0.4822f, 0.4465f};
-        data.std = ten ? std::vector<float>{0.2470f, 0.2435f, 0.2616f} : std::vector<float>{0.2023f, 0.1994f, 0.2010f};
+        data.std = base == "cifar10" ? std::vector<float>{0.2470f, 0.2435f, 0.2616f}
+                                     : std::vector<float>{0.2023f, 0.1994f, 0.2010f};
         data.augment = c.augment;
-    } else if (base == "gaussian") {
-        // One mixture, split per class, so that train and test share the class means.
-        const std::int64_t test_per_class = 100, C = 10;
-        Dataset both = gaussianMixture(std::vector<std::int64_t>(C, c.gaussian_per_class + test_per_class), c.gaussian_dim,
-                                       4.0, c.seed);
-        std::vector<std::int64_t> train_idx, test_idx;
-        std::vector<std::int64_t> seen(C, 0);
-        for (std::int64_t i = 0; i < both.size(); ++i) {
-            const auto y = static_cast<std::size_t>(both.labels[static_cast<std::size_t>(i)]);
-            (seen[y]++ < test_per_class ? test_idx : train_idx).push_back(i);
-        }
-        full = both.subset(train_idx);
-        test = both.subset(test_idx);
-    } else {
-        throw UsageError("unknown dataset '" + ds +
-                         "' (known: fashion-mnist-lt, fashion-mnist, idx-lt, idx, cifar10-lt, cifar10, cifar100-lt, "
-                         "cifar100, gaussian-lt, gaussian)");
     }
-    data.name = ds;
-    data.channels = full.channels;
-    data.height = full.height;
-    data.width = full.width;
-    data.class_names = full.class_names;
-    if (long_tailed) {
-        LongTailedOptions lt;
-        lt.imbalance = c.imbalance;
-        lt.paper_variant = c.paper_split;
-        lt.val_per_class = c.val_per_class;
-        lt.seed = c.seed;
-        const LongTailedData subset = makeLongTailed(full, lt);
-        data.train = toSplit(subset.train);
-        data.val = toSplit(subset.val);
-        data.train_counts = subset.train_counts;
-    } else {
-        data.train = toSplit(full);
-        data.train_counts = full.classCounts();
-    }
-    data.test = toSplit(test);
+    data.name = splits.name;
+    data.channels = splits.train.channels;
+    data.height = splits.train.height;
+    data.width = splits.train.width;
+    data.class_names = splits.train.class_names;
+    data.train = toSplit(splits.train);
+    if (splits.base != splits.name) data.val = toSplit(splits.val); // -lt: its balanced val split, maybe empty
+    data.test = toSplit(splits.test);
+    data.train_counts = std::move(splits.train_counts);
     setShotThresholds(data);
     return data;
 }
@@ -156,64 +109,15 @@ Split* splitNamed(Data& data, const std::string& name) {
     return nullptr;
 }
 
-void loadFolders(Data& data, const std::string& dir) {
-    bool split_folders = false;
-    for (const char* name : {"train", "val", "test"}) {
-        std::error_code ec;
-        if (!fs::is_directory(fs::path(dir) / name, ec)) continue;
-        const ImageList list = listImageFolder((fs::path(dir) / name).string());
-        if (data.class_names.empty()) data.class_names = list.class_names;
-        if (list.class_names != data.class_names)
-            throw InputError((fs::path(dir) / name).string(), "", "has other class subfolders than the first split");
-        *splitNamed(data, name) = fileSplit(list);
-        split_folders = true;
-    }
-    if (split_folders) return;
-    const ImageList list = listImageFolder(dir);
-    data.class_names = list.class_names;
-    data.test = fileSplit(list);
-}
-
-// "train=FILE", or the split told by the file name.
-std::pair<std::string, std::string> listSplit(const std::string& item) {
-    const auto eq = item.find('=');
-    if (eq != std::string::npos) {
-        const std::string split = item.substr(0, eq);
-        if (split != "train" && split != "val" && split != "test")
-            throw UsageError("split list '" + item + "': the split is train, val or test");
-        return {split, item.substr(eq + 1)};
-    }
-    const std::string name = fs::path(item).filename().string();
-    for (const char* split : {"train", "val", "test"})
-        if (name.find(split) != std::string::npos) return {split, item};
-    throw UsageError("cannot tell the split of the list '" + item + "' from its name; write train=, val= or test= before it");
-}
-
-void loadLists(Data& data, const std::string& items, const std::string& root, std::int64_t classes) {
-    std::stringstream stream(items);
-    std::string item;
-    while (std::getline(stream, item, ',')) {
-        if (item.empty()) continue;
-        const auto [split, file] = listSplit(item);
-        const ImageList list = readSplitList(file, root.empty() ? fs::path(file).parent_path().string() : root);
-        for (std::size_t i = 0; i < list.labels.size(); ++i)
-            if (list.labels[i] >= classes)
-                throw InputError(file, "line with " + list.paths[i], "label " + std::to_string(list.labels[i]) +
-                                                                          " is outside the classifier's " + std::to_string(classes) + " classes");
-        *splitNamed(data, split) = fileSplit(list);
-    }
-    for (std::int64_t c = 0; c < classes; ++c) data.class_names.push_back(std::to_string(c));
-}
-
 } // namespace
 
 Data loadImageData(const std::string& spec, const std::string& root, std::int64_t channels, std::int64_t classes,
                    const InputTransform& transform) {
     Data data;
     data.name = spec;
-    if (spec.rfind("folder:", 0) == 0) loadFolders(data, spec.substr(7));
-    else if (spec.rfind("list:", 0) == 0) loadLists(data, spec.substr(5), root, classes);
-    else throw UsageError("image data is folder:DIR or list:FILE[,FILE...], got '" + spec + "'");
+    const ImageSplits lists = listImageData(spec, root, classes);
+    data.class_names = lists.class_names;
+    for (const auto& [name, list] : lists.splits) *splitNamed(data, name) = fileSplit(list);
     data.channels = channels;
     data.height = data.width = transform.crop;
     data.eval_transform = transform;

@@ -1,4 +1,4 @@
-// PNG/JPEG decoding and image lists (see images.h).
+// PNG/JPEG decoding (see images.h).
 
 #include "images.h"
 
@@ -97,21 +97,6 @@ Image decodeJpeg(const std::string& path, int channels) {
     return out;
 }
 
-bool isImageFile(const fs::path& p) {
-    std::string ext = p.extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
-}
-
-std::vector<fs::path> sortedEntries(const fs::path& dir, bool folders) {
-    std::vector<fs::path> out;
-    for (const auto& entry : fs::directory_iterator(dir, fs::directory_options::follow_directory_symlink))
-        if (folders ? entry.is_directory() : (entry.is_regular_file() && isImageFile(entry.path())))
-            out.push_back(entry.path());
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
 } // namespace
 
 Image decodeImage(const std::string& path, int channels) {
@@ -124,46 +109,6 @@ Image decodeImage(const std::string& path, int channels) {
     if (std::memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0) return decodePng(path, channels);
     if (magic[0] == 0xFF && magic[1] == 0xD8) return decodeJpeg(path, channels);
     throw InputError(path, "", "neither PNG nor JPEG");
-}
-
-ImageList listImageFolder(const std::string& dir) {
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) throw InputError(dir, "", "not a folder");
-    ImageList out;
-    for (const fs::path& cls : sortedEntries(dir, true)) {
-        const auto label = static_cast<std::int32_t>(out.class_names.size());
-        out.class_names.push_back(cls.filename().string());
-        for (const fs::path& file : sortedEntries(cls, false)) {
-            out.paths.push_back(file.string());
-            out.labels.push_back(label);
-        }
-    }
-    if (out.class_names.empty()) throw InputError(dir, "", "has no class subfolders (an image folder has one per class)");
-    if (out.paths.empty()) throw InputError(dir, "", "has no .png/.jpg/.jpeg images in its class subfolders");
-    return out;
-}
-
-ImageList readSplitList(const std::string& list_path, const std::string& root) {
-    std::ifstream in(list_path);
-    if (!in) throw InputError(list_path, "", "cannot read the split list");
-    ImageList out;
-    std::string line;
-    for (std::int64_t number = 1; std::getline(in, line); ++number) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        const auto last = line.find_last_not_of(" \t");
-        if (last == std::string::npos) continue;
-        line.erase(last + 1);
-        const auto space = line.find_last_of(" \t");
-        char* end = nullptr;
-        const long label = space == std::string::npos ? -1 : std::strtol(line.c_str() + space + 1, &end, 10);
-        if (space == std::string::npos || *end != '\0' || label < 0 || label > 10'000'000)
-            throw InputError(list_path, "line " + std::to_string(number), "expected 'relative/path label', got '" + line + "'");
-        const std::string rel = line.substr(0, line.find_last_not_of(" \t", space) + 1);
-        out.paths.push_back((fs::path(root) / rel).string());
-        out.labels.push_back(static_cast<std::int32_t>(label));
-    }
-    if (out.paths.empty()) throw InputError(list_path, "", "lists no images");
-    return out;
 }
 
 } // namespace ltlab::train

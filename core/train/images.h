@@ -1,7 +1,6 @@
 #pragma once
-// Image files for evaluation: an image folder (one subfolder per class) or a
-// split list in the ImageNet-LT style ("path label" per line), and PNG/JPEG
-// decoding (libpng, libjpeg-turbo). No libtorch here.
+// PNG/JPEG decoding for evaluation (libpng, libjpeg-turbo). No libtorch here.
+// Listing image folders and split lists is core's (ltlab/image_lists.h).
 
 #include <cstdint>
 #include <string>
@@ -18,18 +17,5 @@ struct Image {
 // Decodes a PNG or JPEG, told by its first bytes, into `channels` (1 or 3)
 // channels; an alpha channel is dropped. Throws InputError naming the file.
 Image decodeImage(const std::string& path, int channels);
-
-struct ImageList {
-    std::vector<std::string> paths;
-    std::vector<std::int32_t> labels;
-    std::vector<std::string> class_names; // folder: the subfolders; list: empty
-};
-
-// torchvision's ImageFolder order: classes are the subfolders sorted by name,
-// files (.png, .jpg, .jpeg, any case) sorted by name within each.
-ImageList listImageFolder(const std::string& dir);
-// Non-empty lines "relative/path label" (the label is the last field); paths
-// are relative to `root`. Throws InputError with the line number.
-ImageList readSplitList(const std::string& list_path, const std::string& root);
 
 } // namespace ltlab::train

@@ -207,6 +207,9 @@ Data loadImportData(const ImportedModel& m, const ImportConfig& c, const std::st
         if (static_cast<std::int64_t>(c.counts->size()) != m.classes)
             throw UsageError("--counts has " + std::to_string(c.counts->size()) + " classes; the classifier has " + std::to_string(m.classes));
         data.train_counts = *c.counts;
+        const ShotThresholds t = shotThresholds(data.train_counts); // the groups follow the counts recorded
+        data.many_threshold = t.many;
+        data.few_threshold = t.few;
     }
     keepSplits(data, c.splits);
     return data;
@@ -302,7 +305,12 @@ private:
     // ---- phase 2: the data, from the first checkpoint's architecture --------------------------
     void prepareData(const Loaded& first) {
         data_ = loadImportData(first.model, c_, first.file->path());
-        if (data_.train_counts.empty() && exists_) data_.train_counts = existing_counts_;
+        if (data_.train_counts.empty() && exists_) {
+            data_.train_counts = existing_counts_;
+            const ShotThresholds t = shotThresholds(data_.train_counts);
+            data_.many_threshold = t.many;
+            data_.few_threshold = t.few;
+        }
         if (data_.train_counts.empty())
             throw UsageError(data_.name + " has no train split to count the classes: give them with --counts FILE");
         plan_ = {cappedRows(data_.train, c_.max_per_class, data_.classes(), c_.data.seed),

@@ -432,3 +432,38 @@ TEST(Analysis, ProgressReachesOneAndReturningFalseCancels) {
                  Cancelled);
     EXPECT_EQ(calls, 3); // stops at the first refusal
 }
+
+TEST(Analysis, WeightsAloneGiveNormsBiasesGroupsAndTheImplicitTauOfAPowerLaw) {
+    // ||w_c|| = 2 pi_c^(-0.7): log||w|| is exactly linear in -log pi with slope 0.7.
+    const std::vector<std::int64_t> counts = {500, 200, 80, 30, 10};
+    double total = 0;
+    for (auto n : counts) total += double(n);
+    Eigen::MatrixXd W = Eigen::MatrixXd::Zero(5, 3);
+    for (Eigen::Index c = 0; c < 5; ++c) W(c, c % 3) = (c % 2 ? -2.0 : 2.0) * std::pow(double(counts[std::size_t(c)]) / total, -0.7);
+    const Eigen::VectorXd b = Eigen::VectorXd::LinSpaced(5, -1.0, 1.0);
+    AnalysisOptions options;
+    options.many_threshold = 100;
+    options.few_threshold = 20;
+    const Analysis a = analyzeWeights({W, b, counts}, options);
+    EXPECT_EQ(a.num_classes, 5);
+    EXPECT_EQ(a.feature_dim, 3);
+    EXPECT_EQ(a.num_samples, 0);
+    for (std::size_t c = 0; c < 5; ++c) {
+        EXPECT_NEAR(a.per_class.weight_norm[c], W.row(Eigen::Index(c)).norm(), 1e-12);
+        EXPECT_DOUBLE_EQ(a.per_class.bias[c], b[Eigen::Index(c)]);
+        EXPECT_EQ(a.per_class.count[c], 0);
+        EXPECT_FALSE(a.per_class.accuracy[c].has_value());
+    }
+    EXPECT_EQ(a.per_class.group[0], ShotGroup::Many);
+    EXPECT_EQ(a.per_class.group[2], ShotGroup::Medium);
+    EXPECT_EQ(a.per_class.group[4], ShotGroup::Few);
+    ASSERT_TRUE(a.implicit_la_tau.has_value());
+    EXPECT_NEAR(*a.implicit_la_tau, 0.7, 1e-12);
+    EXPECT_NEAR(*a.implicit_la_intercept, std::log(2.0), 1e-12);
+    // Nothing that needs samples is made up.
+    EXPECT_FALSE(a.accuracy.has_value());
+    EXPECT_FALSE(a.nc1.has_value());
+    EXPECT_FALSE(a.fdr.has_value());
+    EXPECT_FALSE(a.cone_mean_cos.has_value());
+    EXPECT_EQ(a.classifier_weight.rows(), 5);
+}

@@ -11,6 +11,8 @@
 
 #include "ltlab/datasets.h"
 #include "ltlab/error.h"
+#include "ltlab/importing.h"
+#include <unistd.h>
 
 using namespace ltlab;
 namespace fs = std::filesystem;
@@ -154,4 +156,41 @@ TEST(FashionMnist, EmbeddedDatasetFromDebian) {
     const LongTailedData lt = makeLongTailed(readFashionMnist(true), {100.0, false, 20, 0});
     EXPECT_EQ(lt.train_counts.front(), 5980);
     EXPECT_EQ(lt.train_counts.back(), 60);
+}
+
+TEST(ImportClasses, ComeFromTheTrainFolderOrTheCountsAndAreCheckedAgainstTheClassifier) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("ltlab_import_classes_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    for (const char* f : {"train/cat/1.png", "train/cat/2.JPG", "train/cat/notes.txt", "train/dog/1.jpeg", "test/cat/9.png", "test/dog/8.png"}) {
+        fs::create_directories((dir / f).parent_path());
+        std::ofstream((dir / f).string()) << "x";
+    }
+    ltlab::ImportConfig c;
+    c.data.dataset = "folder:" + dir.string();
+    auto classes = ltlab::importClasses(c, 2);
+    ASSERT_TRUE(classes.has_value());
+    EXPECT_EQ(classes->train_counts, (std::vector<std::int64_t>{2, 1}));
+    EXPECT_EQ(classes->names, (std::vector<std::string>{"cat", "dog"}));
+    EXPECT_THROW(ltlab::importClasses(c, 3), ltlab::UsageError);
+    c.counts = std::vector<std::int64_t>{7, 3};
+    EXPECT_EQ(ltlab::importClasses(c, 2)->train_counts, (std::vector<std::int64_t>{7, 3}));
+    // A folder that is only a test split has no counts of its own.
+    c.counts.reset();
+    c.data.dataset = "folder:" + (dir / "test").string();
+    EXPECT_FALSE(ltlab::importClasses(c, 2).has_value());
+    fs::remove_all(dir);
+}
+
+TEST(ImportClasses, OfALongTailedDatasetAreTheTrainingSplitsCounts) {
+    ltlab::ImportConfig c;
+    c.data.dataset = "gaussian-lt";
+    c.data.gaussian_per_class = 100;
+    c.data.imbalance = 10;
+    const auto classes = ltlab::importClasses(c, 10);
+    ASSERT_TRUE(classes.has_value());
+    EXPECT_EQ(classes->train_counts, ltlab::loadDatasetSplits(c.data).train_counts);
+    // 20 images per class go to the balanced val split: n_max = 80, n_min = 80 / 10.
+    EXPECT_EQ(classes->train_counts.front(), 80);
+    EXPECT_EQ(classes->train_counts.back(), 8);
 }

@@ -171,6 +171,12 @@ struct Analysis {
 
 Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier, const AnalysisOptions& options);
 
+// What the classifier alone tells, before any feature is computed (an
+// imported checkpoint whose evaluation is still running): the analysis of an
+// empty split. Per-class weight norms and biases, shot groups and implicit
+// tau are set; everything that needs samples is null (per-class counts 0).
+Analysis analyzeWeights(const ClassifierInput& classifier, const AnalysisOptions& options);
+
 // Reads the snapshot's classifier and split and analyses them.
 Analysis analyzeSnapshot(const std::shared_ptr<const RunFile>& file, const SnapshotInfo& snapshot,
                          const SplitInfo& split, const AnalysisOptions& options);

@@ -29,6 +29,11 @@ namespace ltlab::ckpt {
 enum class Format { TorchZip, TorchLegacy, Safetensors, TorchScript };
 const char* formatName(Format format); // "pytorch-zip", "pytorch-legacy", "safetensors", "torchscript"
 
+// What a file is by its first bytes (no parsing): for the workbench, which
+// opens run files and offers to import checkpoints dropped on it.
+enum class FileKind { RunFile, Checkpoint, Unreadable, Other };
+FileKind sniffFile(const std::string& path);
+
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool, Unsupported };
 const char* dtypeName(DType dtype); // "float32", ...; "unsupported"
 std::size_t itemSize(DType dtype);  // bytes per element (0 for Unsupported)

@@ -56,4 +56,26 @@ struct LongTailedData {
 
 LongTailedData makeLongTailed(const Dataset& full, const LongTailedOptions& options);
 
+// Shot-group thresholds for a dataset's train counts, as ltlab records them:
+// the CIFAR-100 convention (many > 100, few < 20 of a 500-image head) scaled
+// to the head class; 1000 / 200 from a head of 2500 (10-class datasets).
+struct ShotThresholds {
+    std::int64_t many = 100, few = 20;
+};
+ShotThresholds shotThresholds(const std::vector<std::int64_t>& train_counts);
+
+struct TrainConfig;
+// The splits of a configured dataset as training and import build them, from
+// c.dataset (fashion-mnist, idx, cifar10, cifar100, gaussian, each also with
+// -lt), c.data_dir, c.seed and the long-tailed options. `val` is empty when
+// the dataset has none (only -lt datasets do). Throws UsageError for an
+// unknown name or a missing --data-dir, InputError for unreadable files.
+struct DatasetSplits {
+    std::string name;  // c.dataset
+    std::string base;  // without -lt
+    Dataset train, val, test;
+    std::vector<std::int64_t> train_counts;
+};
+DatasetSplits loadDatasetSplits(const TrainConfig& c);
+
 } // namespace ltlab

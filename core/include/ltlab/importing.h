@@ -64,6 +64,19 @@ public:
     virtual ImportSummary import(const ImportConfig& config, const ImportCallbacks& callbacks) = 0;
 };
 
+// The classes an import will record, found without evaluating anything (so
+// the workbench shows the weight norms and implicit tau at once): the train
+// counts from config.counts, else from the dataset's train split (image
+// folders and lists are listed, built-in datasets are read), and the class
+// names. nullopt when there is no train split and no counts. `classes` is the
+// classifier's class count. Throws as loading the dataset would.
+struct ImportClasses {
+    std::vector<std::int64_t> train_counts;
+    std::vector<std::string> names;
+    std::string source;                    // "--counts", "train split of <dataset>"
+};
+std::optional<ImportClasses> importClasses(const ImportConfig& config, std::int64_t classes);
+
 // Loads libltlab_train.so (as loadTrainer) and makes an Importer.
 std::unique_ptr<Importer> loadImporter();
 

@@ -2,7 +2,7 @@
 // HDF5 run file (its /classes/train_counts), or text (integers separated by
 // spaces, commas, semicolons or newlines).
 
-#include "class_counts.h"
+#include "ltlab/class_counts.h"
 
 #include <filesystem>
 #include <fstream>
@@ -13,7 +13,7 @@
 #include "ltlab/error.h"
 #include "ltlab/run_file.h"
 
-namespace ltlab::app {
+namespace ltlab {
 
 namespace {
 
@@ -68,4 +68,4 @@ std::vector<std::int64_t> readCounts(const std::string& path) {
     return counts;
 }
 
-} // namespace ltlab::app
+} // namespace ltlab
