@@ -168,6 +168,32 @@ class ImportTests(unittest.TestCase):
         self.assertEqual(config["architecture"], "resnet32")
         self.assertEqual(config["transform"]["crop"], 32)
 
+    def test_safetensors(self):
+        """A safetensors file (8-byte length, JSON header, raw little-endian data; written here
+        byte by byte, as the format's spec says) imports like the state_dict it holds."""
+        model = models.LtlabCnn(1, C)
+        x = load_folder(self.gray28, 1, 28, 28, FMNIST)
+        models.calibrate(model, torch.randn(8, *x.shape[1:]))
+        expected = outputs(model, x)
+        sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+        for k, v in sd.items():
+            dtype = {torch.float32: "F32", torch.int64: "I64"}[v.dtype]
+            blob = v.numpy().tobytes()
+            header[k] = {"dtype": dtype, "shape": list(v.shape), "data_offsets": [offset, offset + len(blob)]}
+            blobs.append(blob)
+            offset += len(blob)
+        text = json.dumps(header).encode()
+        path = self.path("cnn.safetensors")
+        with open(path, "wb") as f:
+            f.write(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+        run = self.path("cnn_safetensors.h5")
+        self.run_import(path, "--dataset", "folder:" + self.gray28, "--counts", self.counts, "--out", run, "--logits")
+        with h5py.File(run, "r") as f:
+            self.assertEqual(list(f["snapshots"]), ["cnn"])
+            self.assertEqual(json.loads(f.attrs["config"])["sources"][0]["format"], "safetensors")
+        self.assert_snapshot(run, "cnn", expected)
+
     def test_resnets_cifar_form(self):
         for name in ("resnet18", "resnet34", "resnet50", "resnext50_32x4d"):
             with self.subTest(arch=name):
