@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <numeric>
 
+#include <omp.h>
+
 #include <nlohmann/json.hpp>
 
 #include "ltlab/error.h"
@@ -182,6 +184,7 @@ Stage2Result Stage2Trainer::run(const ClassifierInput& start, const Stage2Settin
     if (s.maxnorm) result.maxnorm_threshold = s.maxnorm_threshold ? *s.maxnorm_threshold
                                                                   : maxNormThreshold(start.weight, s.maxnorm_factor);
     const double threshold = result.maxnorm_threshold.value_or(0);
+    const bool project_each_step = s.maxnorm && !s.maxnorm_per_epoch;
 
     RowMatrix W = s.from_zero ? RowMatrix::Zero(C, D) : RowMatrix(start.weight);
     Eigen::VectorXd b = (s.from_zero || start.bias.size() == 0) ? Eigen::VectorXd::Zero(C) : start.bias;
@@ -192,10 +195,27 @@ Stage2Result Stage2Trainer::run(const ClassifierInput& start, const Stage2Settin
     buf_w_.setZero(C, D); // PyTorch's first step sets buf = g: the same as mu * 0 + g
     grad_b_.resize(C);
     buf_b_.setZero(C);
-    row_scale_.resize(B);
+    sample_loss_.resize(B);
     const double* weights = result.class_weights.data();
     const double wd = s.weight_decay, mu = s.momentum;
     const std::int64_t batches = (N + B - 1) / B;
+    const bool weight_sum = s.loss == Stage2Loss::ClassBalanced && s.cb_reduction == CbReduction::WeightSum;
+    const bool balanced = s.loss == Stage2Loss::ClassBalanced;
+
+    // The two products of a step (logits and the weight gradient, 4 B C D
+    // flops) are split by classes over the cores: each thread multiplies its
+    // block of classifier rows with one-threaded BLAS, then updates those
+    // rows. The softmax is split by batch rows. Small problems run on one
+    // thread, where the fork would cost more than it saves. Each value is
+    // computed by the same operations whatever the split.
+    const int max_threads = std::max(1, omp_get_max_threads());
+    const int T = static_cast<int>(std::clamp<std::int64_t>(
+        std::min<std::int64_t>(max_threads, C / 8), 1, double(B) * double(C) * double(D) >= 2e5 ? max_threads : 1));
+    std::vector<Eigen::Index> class_start(static_cast<std::size_t>(T) + 1);
+    for (int t = 0; t <= T; ++t) class_start[static_cast<std::size_t>(t)] = C * t / T;
+    std::vector<double> part_sq(static_cast<std::size_t>(T));
+    std::vector<std::int64_t> part_correct(static_cast<std::size_t>(T));
+    double sq_w = W.squaredNorm(); // ||W||^2 of the weights the next step starts from
 
     for (std::int64_t e = 0; e < s.epochs; ++e) {
         // Cosine annealing to 0 over the run, one value per epoch (the trainer's schedule).
@@ -206,56 +226,95 @@ Stage2Result Stage2Trainer::run(const ClassifierInput& start, const Stage2Settin
         for (std::int64_t k = 0; k < batches; ++k) {
             const std::int64_t r0 = k * B;
             const Eigen::Index nb = static_cast<Eigen::Index>(std::min<std::int64_t>(B, N - r0));
-            for (Eigen::Index i = 0; i < nb; ++i)
-                std::memcpy(batch_x_.row(i).data(), features_.row(order_[static_cast<std::size_t>(r0 + i)]).data(),
-                            sizeof(double) * static_cast<std::size_t>(D));
-            auto X = batch_x_.topRows(nb);
-            auto G = batch_g_.topRows(nb);
-            G.noalias() = X * W.transpose();
-            G.rowwise() += b.transpose();
-            // Per-sample scale of the loss and its gradient.
+            const std::int64_t* rows = order_.data() + r0;
+            // Per-sample scale: w_y / B (batch), w_y / sum_i w_y (weight-sum), 1 / B (cross-entropy).
             double denominator = double(nb);
-            if (s.loss == Stage2Loss::ClassBalanced && s.cb_reduction == CbReduction::WeightSum) {
+            if (weight_sum) {
                 denominator = 0;
-                for (Eigen::Index i = 0; i < nb; ++i)
-                    denominator += weights[labels_[static_cast<std::size_t>(order_[static_cast<std::size_t>(r0 + i)])]];
+                for (Eigen::Index i = 0; i < nb; ++i) denominator += weights[labels_[static_cast<std::size_t>(rows[i])]];
             }
+            // One step on thread t of T; the barriers bind to the enclosing
+            // parallel region (none when T is 1: then they do nothing).
+            auto step = [&](int t) {
+                part_correct[static_cast<std::size_t>(t)] = 0;
+                const Eigen::Index i0 = nb * t / T, i1 = nb * (t + 1) / T;
+                const Eigen::Index c0 = class_start[static_cast<std::size_t>(t)],
+                                   nc = class_start[static_cast<std::size_t>(t) + 1] - c0;
+                for (Eigen::Index i = i0; i < i1; ++i)
+                    std::memcpy(batch_x_.row(i).data(), features_.row(rows[i]).data(),
+                                sizeof(double) * static_cast<std::size_t>(D));
+#pragma omp barrier
+                auto X = batch_x_.topRows(nb);
+                if (nc > 0) {
+                    auto Z = batch_g_.block(0, c0, nb, nc);
+                    Z.noalias() = X * W.middleRows(c0, nc).transpose();
+                    Z.rowwise() += b.segment(c0, nc).transpose();
+                }
+#pragma omp barrier
+                for (Eigen::Index i = i0; i < i1; ++i) {
+                    const int y = labels_[static_cast<std::size_t>(rows[i])];
+                    Eigen::Map<Eigen::ArrayXd> z(batch_g_.row(i).data(), C);
+                    Eigen::Index arg = 0;
+                    for (Eigen::Index c = 1; c < C; ++c)
+                        if (z[c] > z[arg]) arg = c; // the first maximum, as argmax
+                    if (arg == y) ++part_correct[static_cast<std::size_t>(t)];
+                    const double m = z[arg], zy = z[y] - m;
+                    z = (z - m).exp();
+                    const double sum = z.sum();
+                    const double scale = (balanced ? weights[y] : 1.0) / denominator;
+                    sample_loss_[i] = scale * (std::log(sum) - zy); // scale * (log-sum-exp - z_y), both shifted by m
+                    z *= scale / sum;                             // scale * softmax
+                    z[y] -= scale;                                // minus scale * one-hot
+                }
+#pragma omp barrier
+                if (nc > 0) {
+                    auto G = batch_g_.block(0, c0, nb, nc);
+                    auto grad = grad_w_.middleRows(c0, nc);
+                    grad.noalias() = G.transpose() * X;
+                    double sq = 0;
+                    for (Eigen::Index c = c0; c < c0 + nc; ++c) {
+                        auto w = W.row(c);
+                        auto v = buf_w_.row(c);
+                        v = mu * v + grad_w_.row(c) + wd * w;
+                        w -= lr * v;
+                        double n2 = w.squaredNorm();
+                        if (project_each_step && n2 > threshold * threshold) { // MaxNorm: back onto the threshold
+                            w *= threshold / std::sqrt(n2);
+                            n2 = w.squaredNorm();
+                        }
+                        sq += n2;
+                    }
+                    part_sq[static_cast<std::size_t>(t)] = sq;
+                }
+            };
+            if (T == 1) {
+                step(0);
+            } else {
+#pragma omp parallel num_threads(T)
+                step(omp_get_thread_num());
+            }
+            for (auto c : part_correct) correct += c;
             double loss = 0;
-            for (Eigen::Index i = 0; i < nb; ++i) {
-                const int y = labels_[static_cast<std::size_t>(order_[static_cast<std::size_t>(r0 + i)])];
-                double* z = G.row(i).data();
-                Eigen::Index arg = 0;
-                for (Eigen::Index c = 1; c < C; ++c)
-                    if (z[c] > z[arg]) arg = c; // the first maximum, as argmax
-                if (arg == y) ++correct;
-                const double m = z[arg], zy = z[y] - m;
-                double sum = 0;
-                for (Eigen::Index c = 0; c < C; ++c) sum += (z[c] = std::exp(z[c] - m));
-                const double ce = std::log(sum) - zy; // log-sum-exp minus z_y, both shifted by m
-                const double scale = (s.loss == Stage2Loss::ClassBalanced ? weights[y] : 1.0) / denominator;
-                loss += scale * ce;
-                const double f = scale / sum;
-                for (Eigen::Index c = 0; c < C; ++c) z[c] *= f; // scale * softmax
-                z[y] -= scale;                                  // minus scale * one-hot
-            }
-            loss += 0.5 * wd * (W.squaredNorm() + (s.train_bias ? b.squaredNorm() : 0.0));
+            for (Eigen::Index i = 0; i < nb; ++i) loss += sample_loss_[i];
+            loss += 0.5 * wd * (sq_w + (s.train_bias ? b.squaredNorm() : 0.0));
             if (!std::isfinite(loss))
                 throw Stage2Diverged("stage 2 diverged in epoch " + std::to_string(e + 1) + " (loss " +
                                      std::to_string(loss) + "); try a smaller learning rate");
             loss_sum += loss * double(nb);
-            grad_w_.noalias() = G.transpose() * X;
-            buf_w_ = mu * buf_w_ + grad_w_ + wd * W;
-            W -= lr * buf_w_;
             if (s.train_bias) {
-                grad_b_ = G.colwise().sum().transpose();
+                grad_b_ = batch_g_.topRows(nb).colwise().sum().transpose();
                 buf_b_ = mu * buf_b_ + grad_b_ + wd * b;
                 b -= lr * buf_b_;
             }
-            if (s.maxnorm && !s.maxnorm_per_epoch) maxNormProject(W, threshold);
+            sq_w = 0;
+            for (double x : part_sq) sq_w += x;
             if (progress && (k + 1) % 64 == 0 && !progress((double(e) + double(k + 1) / double(batches)) / double(s.epochs)))
                 throw Cancelled();
         }
-        if (s.maxnorm && s.maxnorm_per_epoch) maxNormProject(W, threshold);
+        if (s.maxnorm && s.maxnorm_per_epoch) {
+            maxNormProject(W, threshold);
+            sq_w = W.squaredNorm();
+        }
         result.epochs.push_back({loss_sum / double(N), double(correct) / double(N), lr});
         if (progress && !progress(double(e + 1) / double(s.epochs))) throw Cancelled();
     }

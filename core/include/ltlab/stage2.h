@@ -126,7 +126,7 @@ private:
     // Reused buffers: the batch's rows, logits/gradients, the permutation.
     RowMatrix batch_x_, batch_g_;
     RowMatrix grad_w_, buf_w_;
-    Eigen::VectorXd grad_b_, buf_b_, row_scale_;
+    Eigen::VectorXd grad_b_, buf_b_, sample_loss_;
     std::vector<std::int64_t> order_;
 };
 
