@@ -21,6 +21,7 @@ Commands:
   synth          write a synthetic long-tailed run file
   train          train a recipe (ce, ce-wd, wb, wd-fr-etf) on long-tailed data into a run file
   stage2 FILE    weight balancing's stage 2 on a snapshot's frozen features, as a new snapshot
+  cone-lab       the cone effect through a seeded random network (ReLU, normalisation), per layer
   recipes        list the training recipes and their defaults
   benchmark-training  training throughput of a model, in images/s
   info           version, BLAS and threads (--measure-dgemm: the GEMM rate)
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     if (first == "inspect") return runInspect(rest);
     if (first == "import") return runImport(rest);
     if (first == "stage2") return runStage2(rest);
+    if (first == "cone-lab") return runConeLab(rest);
     if (first.rfind("-", 0) == 0 && first.rfind("--screenshot", 0) != 0) {
         std::cerr << "ltlab: unknown option '" << first << "' (see ltlab --help)\n";
         return kExitUsage;
