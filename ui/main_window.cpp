@@ -34,6 +34,7 @@
 #include "ltlab/checkpoint.h"
 
 #include <qcustomplot.h>
+#include "cone_lab_view.h"
 #include "cone_view.h"
 #include "geometry_view.h"
 #include "per_class_view.h"
@@ -69,7 +70,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
               weight_norms_,
               logit_adjustment,
               per_class,
-              new TrainingCurvesView(this)};
+              new TrainingCurvesView(this),
+              new ConeLabView(this)};
     for (AnalysisView* v : views_) tabs_->addTab(v, v->title());
     connect(tabs_, &QTabWidget::currentChanged, this,
             [this] { deliver(qobject_cast<AnalysisView*>(tabs_->currentWidget())); });

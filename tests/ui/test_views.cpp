@@ -11,6 +11,7 @@
 #include <qcustomplot.h>
 
 #include "analysis_task.h"
+#include "cone_lab_view.h"
 #include "cone_view.h"
 #include "logit_adjustment_view.h"
 #include "per_class_view.h"
@@ -307,6 +308,55 @@ private slots:
         const AnalysisOutcome other = analyzeForViews(file, request, &second);
         QVERIFY(other.analysis.get() != second.analysis.get());
         QCOMPARE(other.snapshot, QString::fromStdString(file->snapshots().front().name));
+    }
+
+    void coneLabRecomputesWhenASliderMovesAndANewerChangeWins() {
+        ltlab::ui::ConeLabView lab;
+        lab.resize(1100, 700);
+        ltlab::ConeLabSettings s = ltlab::coneLabPreset(0);
+        s.width = 64;
+        s.batch = 200;
+        s.layers = 4;
+        lab.setSettings(s);
+        QCOMPARE(lab.computations(), 0); // nothing until the tab is looked at
+        lab.show();
+        QTRY_COMPARE_WITH_TIMEOUT(lab.computations(), 1, 20000);
+        auto check = [&lab] {
+            const ltlab::ConeLabResult direct = ltlab::runConeLab(lab.settings());
+            QCOMPARE(lab.result()->layers.size(), direct.layers.size());
+            QCPGraph* mean = lab.layersPlot()->graph(0);
+            QCOMPARE(mean->data()->size(), int(direct.layers.size()));
+            for (int k = 0; k < mean->data()->size(); ++k)
+                QCOMPARE(mean->data()->at(k)->value, *direct.layers[std::size_t(k)].mean_cos);
+            QCOMPARE(lab.histogramPlot()->graphCount(), int(direct.layers.size()));
+        };
+        check();
+        // The cone: the last layer's pairs are far more aligned than the noise that went in.
+        QVERIFY(*lab.result()->layers.back().mean_cos > *lab.result()->layers.front().mean_cos + 0.3);
+        // A drag: many values in a row. Only the last is shown; the rest are cancelled or dropped.
+        for (int v = 1; v <= 8; ++v) {
+            lab.gammaStdSlider()->setValue(v * 5);
+            QTest::qWait(5);
+        }
+        QTRY_VERIFY_WITH_TIMEOUT(!lab.busy() && lab.computations() >= 2, 20000);
+        QVERIFY(lab.computations() < 9);
+        QCOMPARE(lab.settings().gamma_std, 0.40);
+        check();
+        // Labelled inputs add same/different-class lines and FDR.
+        s = lab.settings();
+        s.input = ltlab::ConeLabSettings::Input::SpikeAndSlab;
+        s.classes = 4;
+        const int before = lab.computations();
+        lab.setSettings(s);
+        QTRY_VERIFY_WITH_TIMEOUT(lab.computations() > before && !lab.busy(), 20000);
+        QCOMPARE(lab.layersPlot()->graphCount(), 4);
+        QVERIFY(lab.result()->layers.back().fdr.has_value());
+        QVERIFY(lab.csv().count('\n') == 1 + 5);
+        QTemporaryDir dir;
+        QVERIFY(lab.exportFigure(dir.filePath("lab.svg"), 300));
+        QVERIFY(QFile::exists(dir.filePath("lab_histograms.svg")));
+        if (!qEnvironmentVariable("LTLAB_SCREENSHOT_DIR").isEmpty())
+            lab.grab().save(qEnvironmentVariable("LTLAB_SCREENSHOT_DIR") + "/cone_lab.png");
     }
 
     void reportIsTheEnginesText() {
