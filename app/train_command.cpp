@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -118,7 +119,7 @@ TrainingCallbacks jsonCallbacks() {
 }
 
 // Runs the trainer with progress (on stderr, or as JSON lines) and the summary on stdout.
-int trainAndReport(const TrainConfig& config, const std::string& out, bool resume, bool json) {
+int trainAndReport(bool json, const std::function<TrainingSummary(Trainer&, const TrainingCallbacks&, TrainingControl&)>& train) {
     std::unique_ptr<Trainer> trainer = loadTrainer();
     TrainingControl control;
     g_control = &control;
@@ -126,7 +127,7 @@ int trainAndReport(const TrainConfig& config, const std::string& out, bool resum
     const TrainingCallbacks callbacks = json ? jsonCallbacks() : humanCallbacks();
     TrainingSummary summary;
     try {
-        summary = trainer->train(config, out, callbacks, control, resume);
+        summary = train(*trainer, callbacks, control);
     } catch (const TrainingDiverged& e) {
         std::cerr << "ltlab train: " << e.what() << "\n";
         g_control = nullptr;
@@ -139,6 +140,12 @@ int trainAndReport(const TrainConfig& config, const std::string& out, bool resum
     std::cout << "test accuracy (balanced): " << percent(summary.accuracy) << "; many " << percent(summary.accuracy_many)
               << ", medium " << percent(summary.accuracy_medium) << ", few " << percent(summary.accuracy_few) << "\n";
     return summary.cancelled ? 130 : kExitOk;
+}
+
+int trainAndReport(const TrainConfig& config, const std::string& out, bool resume, bool json) {
+    return trainAndReport(json, [&](Trainer& t, const TrainingCallbacks& cb, TrainingControl& control) {
+        return t.train(config, out, cb, control, resume);
+    });
 }
 
 } // namespace
@@ -198,8 +205,9 @@ int runTrain(const std::vector<std::string>& argv) {
         std::vector<cli::OptionSpec> specs{{"recipe", "NAME", "ce, ce-wd, wb or wd-fr-etf (see ltlab recipes)"},
                                            {"config", "FILE", "JSON configuration (keys as in ltlab recipes --json)"},
                                            {"out", "FILE", "run file to write (required)"},
-                                           {"from", "RUN", "recipe la: the finished run to adjust"},
-                                           {"snapshot", "NAME", "recipe la: the snapshot to adjust (default: the last)"},
+                                           {"from", "RUN", "recipe la: the finished run to adjust; wb: stage 2 on RUN's network (RUN.ckpt)"},
+                                           {"snapshot", "NAME", "recipe la: the snapshot to adjust (default: the last); wb: the "
+                                                                "stage-1 snapshot to start from (default: the last)"},
                                            {"overwrite", "", "replace an existing run file"},
                                            {"resume", "RUN", "continue RUN.h5 after its last finished epoch (nothing else)"},
                                            {"progress-json", "", "progress as JSON lines on stdout (for the workbench)"}};
@@ -208,7 +216,8 @@ int runTrain(const std::vector<std::string>& argv) {
         specs.push_back({"help", "", "show this help"});
         const cli::Args args(specs, argv);
         if (args.flag("help")) {
-            std::cout << "Usage: ltlab train --recipe NAME --out RUN.h5 [--config FILE] [--KEY VALUE ...]\n\n"
+            std::cout << "Usage: ltlab train --recipe NAME --out RUN.h5 [--config FILE] [--KEY VALUE ...]\n"
+                         "       ltlab train --recipe wb --from RUN.h5 [--snapshot NAME] --out NEW.h5 [stage-2 options]\n\n"
                          "Trains on a long-tailed dataset (default: Fashion-MNIST-LT, IF 100, from Debian's\n"
                          "dataset-fashion-mnist) and writes a run file that grows by one epoch at a time:\n"
                          "history, per-epoch analysis metrics and snapshots. Ctrl-C stops after the current\n"
@@ -280,12 +289,24 @@ int runTrain(const std::vector<std::string>& argv) {
             // Numbers, booleans and null as JSON; anything else as a string.
             overrides[key] = nlohmann::json::accept(*text) ? nlohmann::json::parse(*text) : nlohmann::json(*text);
         }
+        if (recipe == "wb" && args.value("from")) {
+            // Stage 2 on a finished run's network: everything about stage 1 comes from that run.
+            if (args.value("config")) throw UsageError("--from takes the run's configuration; give stage-2 options instead of --config");
+            if (std::filesystem::exists(*out, ec) && std::filesystem::equivalent(*out, *args.value("from"), ec))
+                throw UsageError("--out must differ from --from: the finished run stays as it is");
+            const Stage2FromPlan plan = planStage2From(*args.value("from"), args.value("snapshot"), overrides.dump());
+            std::cerr << "ltlab train: stage 2 from " << *args.value("from") << ", snapshot " << plan.snapshot
+                      << " (epoch " << plan.epoch << ")\n";
+            return trainAndReport(args.flag("progress-json"), [&](Trainer& t, const TrainingCallbacks& cb, TrainingControl& control) {
+                return t.trainStage2From(plan, *args.value("from"), *out, cb, control);
+            });
+        }
         overrides["recipe"] = recipe;
         config = TrainConfig::fromJson(overrides.dump(), config);
 
         if (config.recipe == "la") return runPosthoc(args, config, *out);
         if (args.value("from") || args.value("snapshot"))
-            throw UsageError("--from and --snapshot belong to the la recipe");
+            throw UsageError("--from and --snapshot belong to the la and wb recipes");
 
         return trainAndReport(config, *out, false, args.flag("progress-json"));
     });

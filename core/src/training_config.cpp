@@ -9,6 +9,7 @@
 #include "ltlab/error.h"
 #include "ltlab/importing.h"
 #include "ltlab/modules.h"
+#include "ltlab/run_file.h"
 #include "ltlab/training.h"
 
 namespace ltlab {
@@ -154,6 +155,99 @@ TrainConfig recipeDefaults(const std::string& recipe) {
         throw UsageError("unknown recipe '" + recipe + "' (known: " + names + ")");
     }
     return c;
+}
+
+const std::vector<std::string>& stage2FromKeys() {
+    static const std::vector<std::string> keys{"stage2_epochs",  "stage2_weight_decay", "cb_beta",
+                                               "cb_reduction",   "maxnorm",             "maxnorm_factor",
+                                               "maxnorm_per_epoch", "tau",              "la_mode",
+                                               "threads",        "device",              "snapshot_every",
+                                               "train_feature_cap", "data_dir"};
+    return keys;
+}
+
+Stage2FromPlan planStage2From(const std::string& from, const std::optional<std::string>& snapshot_name,
+                              const std::string& overrides_json) {
+    const auto file = RunFile::open(from);
+    if (!file->config()) throw InputError(from, "/", "has no 'config' attribute: not written by ltlab train");
+    Stage2FromPlan plan;
+    try {
+        plan.config = TrainConfig::fromJson(*file->config(), TrainConfig());
+    } catch (const UsageError& e) {
+        throw InputError(from, "/", std::string("attribute 'config' is not a training configuration: ") + e.what());
+    }
+    if (plan.config.recipe == "wd-fr-etf")
+        throw UsageError(from + " trained a fixed simplex-ETF classifier (wd-fr-etf): stage 2 retrains a linear one; "
+                         "use ltlab stage2 on its features instead");
+    if (plan.config.recipe == "la") throw UsageError(from + " is a post-hoc adjustment, not a trained run");
+    const auto history = file->history();
+    if (!history || !history->series.count("stage"))
+        throw InputError(from, "/history", "has no per-epoch 'stage' series: not written by ltlab train");
+    const std::vector<double>& stage = history->series.at("stage");
+    plan.history_epochs = history->numEpochs();
+
+    const SnapshotInfo* snap = nullptr;
+    if (snapshot_name) {
+        snap = &file->snapshot(*snapshot_name);
+    } else {
+        for (const SnapshotInfo& s : file->snapshots())
+            if (s.epoch && s.stage.value_or(1) == 1 &&
+                !(s.name.size() > 3 && s.name.compare(s.name.size() - 3, 3, "_la") == 0)) // not a post-hoc adjustment
+                snap = &s;
+        if (!snap) throw InputError(from, "/snapshots", "has no stage-1 snapshot to start stage 2 from");
+    }
+    if (!snap->epoch) throw InputError(from, snapshotPath(*snap), "has no 'epoch' attribute");
+    if (snap->stage.value_or(1) != 1)
+        throw UsageError(from + ": snapshot '" + snap->name + "' is from stage 2; stage 2 starts from a stage-1 snapshot "
+                         "(e.g. stage1_final)");
+    plan.snapshot = snap->name;
+    plan.epoch = *snap->epoch;
+    if (plan.epoch < 1 || plan.epoch > plan.history_epochs)
+        throw InputError(from, snapshotPath(*snap), "epoch " + std::to_string(plan.epoch) + " is not one of the " +
+                                                        std::to_string(plan.history_epochs) + " epochs in /history");
+    // RUN.h5.ckpt holds the network after the last epoch: its backbone is the
+    // snapshot's only if every later epoch trained the classifier alone.
+    for (std::int64_t e = plan.epoch; e < plan.history_epochs; ++e)
+        if (stage[static_cast<std::size_t>(e)] != 2)
+            throw UsageError(from + ": epoch " + std::to_string(e + 1) + " trained the backbone after snapshot '" +
+                             snap->name + "' (epoch " + std::to_string(plan.epoch) + "), and the checkpoint holds only "
+                             "the last epoch's network: start from the run's last stage-1 snapshot, or run ltlab "
+                             "stage2 on this snapshot's frozen features");
+
+    nlohmann::json overrides;
+    try {
+        overrides = Json::parse(overrides_json);
+    } catch (const Json::parse_error& e) {
+        throw UsageError(std::string("stage-2 options are not valid JSON: ") + e.what());
+    }
+    const auto& allowed = stage2FromKeys();
+    for (const auto& item : overrides.items())
+        if (item.key() != "recipe" && std::find(allowed.begin(), allowed.end(), item.key()) == allowed.end()) {
+            std::string list;
+            for (const auto& k : allowed) list += (list.empty() ? "" : ", ") + k;
+            throw UsageError("with --from, '" + item.key() + "' comes from " + from +
+                             " (it describes stage 1 or the data); the options that may be given are " + list);
+        }
+    overrides.erase("recipe");
+    const std::string stage1_recipe = plan.config.recipe;
+    plan.config = TrainConfig::fromJson(overrides.dump(), plan.config);
+    if (stage1_recipe != "wb") { // a ce or ce-wd run: stage 2 takes the wb recipe's stage-2 defaults
+        const TrainConfig wb = recipeDefaults("wb");
+        auto keep = [&](const char* key, auto& field, const auto& fallback) {
+            if (!overrides.contains(key)) field = fallback;
+        };
+        keep("stage2_epochs", plan.config.stage2_epochs, wb.stage2_epochs);
+        keep("stage2_weight_decay", plan.config.stage2_weight_decay, wb.stage2_weight_decay);
+        keep("cb_beta", plan.config.cb_beta, wb.cb_beta);
+        keep("cb_reduction", plan.config.cb_reduction, wb.cb_reduction);
+        keep("maxnorm", plan.config.maxnorm, wb.maxnorm);
+        keep("maxnorm_factor", plan.config.maxnorm_factor, wb.maxnorm_factor);
+        keep("maxnorm_per_epoch", plan.config.maxnorm_per_epoch, wb.maxnorm_per_epoch);
+    }
+    plan.config.recipe = "wb";
+    plan.config.epochs = plan.epoch;
+    if (plan.config.stage2_epochs < 1) throw UsageError("stage2_epochs must be at least 1");
+    return plan;
 }
 
 std::unique_ptr<Trainer> loadTrainer() {

@@ -125,6 +125,15 @@ public:
         }
     }
 
+    TrainingSummary trainStage2From(const Stage2FromPlan& plan, const std::string& from_path, const std::string& out_path,
+                                    const TrainingCallbacks& callbacks, TrainingControl& control) override {
+        try {
+            return stage2From(plan, from_path, out_path, callbacks, control);
+        } catch (const c10::Error& e) {
+            throw std::runtime_error(e.what_without_backtrace());
+        }
+    }
+
     double measureThroughput(const std::string& model, std::int64_t batch_size, std::int64_t channels, std::int64_t height,
                              std::int64_t width, std::int64_t classes, int threads, int steps,
                              const std::string& device_name) override {
@@ -156,6 +165,8 @@ public:
 private:
     TrainingSummary run(const TrainConfig& config, const std::string& out_path, const TrainingCallbacks& callbacks,
                         TrainingControl& control, bool resume);
+    TrainingSummary stage2From(const Stage2FromPlan& plan, const std::string& from_path, const std::string& out_path,
+                               const TrainingCallbacks& callbacks, TrainingControl& control);
 };
 
 // One call of Trainer::train, in named phases: set-up, resume, stage 1,
@@ -170,6 +181,34 @@ public:
           checkpoint_(checkpointPath(out_path)) {
         summary_.out_path = out_path;
         final_snapshot_ = two_stage_ ? "stage1_final" : "final";
+    }
+
+    // --from: the source run's network with the snapshot's classifier becomes
+    // this run's checkpoint after `epoch` (the stage-1 epochs it keeps).
+    void startFrom(const std::string& source_checkpoint, std::int64_t source_epochs, std::int64_t epoch,
+                   const Eigen::MatrixXd& weight, const Eigen::VectorXd& bias) {
+        const std::int64_t done = loadCheckpoint(source_checkpoint, net_, nullptr).epochs_done;
+        if (done != source_epochs)
+            throw InputError(source_checkpoint, "", "holds epoch " + std::to_string(done) + " but the run's /history has " +
+                                                        std::to_string(source_epochs) +
+                                                        " (it was stopped between the two): resume it first");
+        if (net_->etfHead()) throw UsageError("stage 2 needs a linear classifier; this network has a fixed ETF head");
+        const torch::Tensor W = net_->classifierWeight(), b = net_->classifierBias();
+        if (W.size(0) != weight.rows() || W.size(1) != weight.cols())
+            throw InputError(out_path_, "", "the snapshot's classifier does not fit the checkpoint's network");
+        {
+            torch::NoGradGuard no_grad;
+            const RowMatrixF w = weight.cast<float>(); // as stored: the float32 values the network had
+            W.copy_(torch::from_blob(const_cast<float*>(w.data()), {w.rows(), w.cols()}, torch::kFloat32));
+            if (c_.classifier_bias) {
+                const Eigen::VectorXf bf = bias.cast<float>();
+                b.copy_(torch::from_blob(const_cast<float*>(bf.data()), {bf.size()}, torch::kFloat32));
+            }
+        }
+        std::vector<torch::Tensor> params = net_->parameters();
+        torch::optim::SGD optimizer(params, torch::optim::SGDOptions(c_.lr).momentum(c_.momentum));
+        saveCheckpoint(checkpoint_, net_, optimizer, {epoch, 0.0});
+        log("stage 2 from " + source_checkpoint + " with the classifier of epoch " + std::to_string(epoch));
     }
 
     TrainingSummary run(bool resume) {
@@ -503,6 +542,48 @@ TrainingSummary TorchTrainer::run(const TrainConfig& c, const std::string& out_p
     torch::manual_seed(c.seed);
     const torch::Device device = pickDevice(c.device);
     return TrainingRun(c, out_path, cb, control, resume, device).run(resume);
+}
+
+TrainingSummary TorchTrainer::stage2From(const Stage2FromPlan& plan, const std::string& from, const std::string& out,
+                                         const TrainingCallbacks& cb, TrainingControl& control) {
+    const TrainConfig& c = plan.config;
+    if (c.recipe != "wb") throw UsageError("stage 2 from a run is the wb recipe's");
+    parseCbReduction(c.cb_reduction);
+    const std::string source_checkpoint = checkpointPath(from);
+    if (!std::filesystem::exists(source_checkpoint))
+        throw InputError(from, "", "no checkpoint beside it (" + source_checkpoint + ", which ltlab train keeps): stage 2 "
+                                   "needs the run's network; ltlab stage2 retrains on the stored features alone");
+    Eigen::MatrixXd weight;
+    Eigen::VectorXd bias;
+    std::vector<std::string> later;
+    {
+        const auto source = RunFile::open(from);
+        const SnapshotInfo& snap = source->snapshot(plan.snapshot);
+        weight = source->classifierWeight(snap);
+        bias = source->classifierBias(snap);
+        for (const SnapshotInfo& s : source->snapshots())
+            if ((s.epoch && *s.epoch > plan.epoch) || s.stage.value_or(1) == 2) later.push_back(s.name);
+    }
+    torch::set_num_threads(threadsFor(c.threads));
+    torch::manual_seed(c.seed);
+    const torch::Device device = pickDevice(c.device);
+    // The new run: RUN.h5 up to the snapshot's epoch, with the wb configuration.
+    updateRunFileCopy(from, out, [&](RunFileWriter& writer) {
+        writer.truncateHistory(plan.epoch);
+        for (const auto& name : later) writer.removeSnapshot(name);
+        writer.setConfig(c.toJson());
+    });
+    try {
+        TrainingRun run(c, out, cb, control, true, device);
+        run.startFrom(source_checkpoint, plan.history_epochs, plan.epoch, weight, bias);
+        return run.run(true);
+    } catch (...) {
+        // Nothing trained yet: no half-made run is left behind. (Once stage 2
+        // has finished an epoch, the run and its checkpoint stay: --resume.)
+        std::error_code ec;
+        if (!std::filesystem::exists(checkpointPath(out), ec)) std::filesystem::remove(out, ec);
+        throw;
+    }
 }
 
 } // namespace

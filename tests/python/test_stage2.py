@@ -377,6 +377,61 @@ class Stage2AgainstTraining(unittest.TestCase):
         self.assertLess(abs(trained["accuracy"] - sandbox["accuracy"]), 0.005)
         self.assertLess(abs(trained["implicit_la_tau"] - sandbox["implicit_la_tau"]), 1e-2)
 
+    def test_train_from_a_finished_run_repeats_its_stage2_without_stage1(self):
+        out = os.path.join(self.tmp.name, "from.h5")
+        p = run_ltlab("train", "--recipe", "wb", "--from", self.run_path, "--out", out, timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertIn("snapshot stage1_final (epoch 3)", p.stderr)
+        self.assertNotIn("(stage 1)", p.stderr)  # no stage-1 epoch is trained again
+        with h5py.File(out, "r") as f:
+            config = json.loads(f.attrs["config"])
+            self.assertEqual((config["recipe"], config["epochs"], config["stage2_epochs"]), ("wb", 3, 4))
+            self.assertEqual(list(f["history/stage"][:]), [1, 1, 1, 2, 2, 2, 2])
+            np.testing.assert_array_equal(f["snapshots/stage1_final/classifier_weight"][:], self.W1.astype(np.float32))
+            W = f["snapshots/stage2_final/classifier_weight"][:].astype(np.float64)
+        # The same settings, seed and order: the source run's stage 2 again.
+        self.assertLess(np.abs(W - self.W2).max(), 1e-5 * np.abs(W).max())
+        self.assertTrue(os.path.exists(out + ".ckpt"))
+        p = run_ltlab("train", "--resume", out)
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertIn("nothing to resume", p.stderr)
+
+        # Another stage-2 setting from the same network, against ltlab stage2 on the stored features.
+        out5 = os.path.join(self.tmp.name, "from5.h5")
+        p = run_ltlab("train", "--recipe", "wb", "--from", self.run_path, "--snapshot", "stage1_final",
+                      "--stage2-weight-decay", "0.05", "--cb-reduction", "weight-sum", "--out", out5, timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        sandbox = os.path.join(self.tmp.name, "sandbox5.h5")
+        p = run_ltlab("stage2", self.run_path, "--snapshot", "stage1_final", "--weight-decay", "0.05",
+                      "--cb-reduction", "weight-sum", "--out", sandbox, "--name", "s")
+        self.assertEqual(p.returncode, 0, describe(p))
+        with h5py.File(out5, "r") as f, h5py.File(sandbox, "r") as g:
+            self.assertEqual(json.loads(f.attrs["config"])["cb_reduction"], "weight-sum")
+            W5, Ws = f["snapshots/stage2_final/classifier_weight"][:], g["snapshots/s/classifier_weight"][:]
+        self.assertLess(np.abs(W5 - Ws).max(), 1e-5 * np.abs(Ws).max())
+        self.assertGreater(np.abs(W5 - self.W2).max(), 1e-3)
+
+        # Refusals: stage-1 keys, a stage-2 snapshot, the same file, no checkpoint.
+        bad = os.path.join(self.tmp.name, "bad.h5")
+        for extra, code, text in [
+            (["--weight-decay", "0.1"], 1, "describes stage 1"),
+            (["--snapshot", "stage2_final"], 1, "from stage 2"),
+            (["--dataset", "fashion-mnist-lt"], 1, "describes stage 1"),
+        ]:
+            p = run_ltlab("train", "--recipe", "wb", "--from", self.run_path, *extra, "--out", bad)
+            self.assertEqual(p.returncode, code, "%s: %s" % (extra, describe(p)))
+            self.assertIn(text, p.stderr)
+        p = run_ltlab("train", "--recipe", "wb", "--from", self.run_path, "--out", self.run_path, "--overwrite")
+        self.assertEqual(p.returncode, 1, describe(p))
+        self.assertIn("--out must differ from --from", p.stderr)
+        orphan = os.path.join(self.tmp.name, "orphan.h5")
+        with open(self.run_path, "rb") as src, open(orphan, "wb") as dst:
+            dst.write(src.read())
+        p = run_ltlab("train", "--recipe", "wb", "--from", orphan, "--out", bad)
+        self.assertEqual(p.returncode, 2, describe(p))
+        self.assertIn("no checkpoint", p.stderr)
+        self.assertFalse(os.path.exists(bad))
+
     def test_a_capped_train_sample_is_said_plainly(self):
         capped = os.path.join(self.tmp.name, "capped.h5")
         p = run_ltlab("train", "--recipe", "ce-wd", "--epochs", "1", *GAUSS, "--train-feature-cap", "10",
@@ -390,6 +445,16 @@ class Stage2AgainstTraining(unittest.TestCase):
             config = json.loads(f["snapshots/final_stage2"].attrs["config"])
         self.assertTrue(config["train_is_sample"])
         self.assertLess(config["train_rows"], config["training_set_size"])
+        # A ce-wd run goes on to stage 2 with the wb recipe's stage-2 defaults.
+        wb = os.path.join(self.tmp.name, "capped-wb.h5")
+        p = run_ltlab("train", "--recipe", "wb", "--from", capped, "--stage2-epochs", "2", "--out", wb, timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertIn("snapshot final (epoch 1)", p.stderr)
+        with h5py.File(wb, "r") as f:
+            config = json.loads(f.attrs["config"])
+            self.assertEqual((config["recipe"], config["stage2_weight_decay"], config["cb_reduction"]), ("wb", 0.1, "batch"))
+            self.assertIn("stage2_final", f["snapshots"])
+            self.assertNotIn("final_stage2", f["snapshots"])  # the source's stage-2 snapshot is not stage 1
 
 
 if __name__ == "__main__":

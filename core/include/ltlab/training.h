@@ -110,6 +110,25 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// `ltlab train --recipe wb --from RUN.h5 [--snapshot NAME]`: stage 2 on a
+// finished run's network instead of a new stage 1 (issue 9).
+struct Stage2FromPlan {
+    TrainConfig config;           // RUN.h5's, recipe wb, epochs = the snapshot's epoch, the stage-2 options over it
+    std::string snapshot;         // the stage-1 snapshot whose classifier stage 2 starts from
+    std::int64_t epoch = 0;       // its epoch: the new run keeps RUN.h5's /history and snapshots up to it
+    std::int64_t history_epochs = 0; // RUN.h5's finished epochs (its checkpoint's)
+};
+// Checks RUN.h5 (written by ltlab train, not wd-fr-etf; the snapshot at a
+// stage-1 epoch after which only stage 2 trained, so that RUN.h5.ckpt's
+// backbone is the snapshot's) and merges `overrides_json` (config keys; only
+// stage-2, evaluation and device keys may be given: the rest describe stage 1
+// and come from RUN.h5). Default snapshot: the last stage-1 snapshot
+// (stage1_final of a wb run, final of ce/ce-wd). UsageError or InputError.
+Stage2FromPlan planStage2From(const std::string& from_path, const std::optional<std::string>& snapshot,
+                              const std::string& overrides_json);
+// The keys planStage2From accepts as overrides.
+const std::vector<std::string>& stage2FromKeys();
+
 class Trainer {
 public:
     virtual ~Trainer() = default;
@@ -122,6 +141,14 @@ public:
     virtual TrainingSummary train(const TrainConfig& config, const std::string& out_path,
                                   const TrainingCallbacks& callbacks, TrainingControl& control,
                                   bool resume = false) = 0;
+    // Stage 2 of wb from a finished run (planStage2From): out_path becomes a
+    // copy of plan's source cut back to the snapshot's epoch with plan.config;
+    // the network is the source's checkpoint with the snapshot's classifier;
+    // then stage 2 trains as in train(). out_path is then an ordinary run
+    // (--resume works on it).
+    virtual TrainingSummary trainStage2From(const Stage2FromPlan& plan, const std::string& from_path,
+                                            const std::string& out_path, const TrainingCallbacks& callbacks,
+                                            TrainingControl& control) = 0;
     // Training throughput (images/s: forward, loss, backward, SGD step) of a
     // model on random inputs of the given shape, after a warm-up, on `device`
     // (auto, cpu or cuda, as TrainConfig::device).
