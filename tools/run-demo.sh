@@ -13,7 +13,12 @@ mkdir -p demo
 build/bin/ltlab synth --out demo/synthetic-lt.h5 --classes 10 --dim 64 --imbalance 100 --snapshots 5 --seed 1
 build/bin/ltlab analyze demo/synthetic-lt.h5
 if [[ ! -f demo/fashion-mnist-lt-wb.h5 ]]; then
-  build/bin/ltlab train --recipe wb --epochs 4 --stage2-epochs 3 --out demo/fashion-mnist-lt-wb.h5
+  # Stage-2 weight decay 5e-3, not the recipe's 0.1 (the CVPR demo's, for a
+  # ResNet-34 after 320 epochs): after 4 epochs of the small CNN, 0.1 with the
+  # papers' class-balanced loss shrinks every classifier row until stage 2
+  # barely helps; 5e-3 shows the implicit logit adjustment (docs/stage2.md).
+  build/bin/ltlab train --recipe wb --epochs 4 --stage2-epochs 3 --stage2-weight-decay 5e-3 \
+    --out demo/fashion-mnist-lt-wb.h5
 fi
 if [[ -n "${DISPLAY:-}" || -n "${WAYLAND_DISPLAY:-}" ]]; then
   exec build/bin/ltlab demo/synthetic-lt.h5 demo/fashion-mnist-lt-wb.h5
