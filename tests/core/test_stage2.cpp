@@ -5,12 +5,25 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <set>
 
 #include "ltlab/error.h"
 #include "ltlab/stage2.h"
+
+// Counts the process's malloc calls while asked (the executable's malloc
+// interposes the C library's, for the shared libraries too: Eigen allocates
+// through malloc).
+static std::atomic<long> g_mallocs{0};
+static std::atomic<bool> g_counting{false};
+extern "C" void* __libc_malloc(std::size_t);
+extern "C" void* malloc(std::size_t size) {
+    if (g_counting.load(std::memory_order_relaxed)) g_mallocs.fetch_add(1, std::memory_order_relaxed);
+    return __libc_malloc(size);
+}
 
 namespace ltlab {
 namespace {
@@ -213,6 +226,31 @@ TEST(Stage2, MomentumScheduleMaxNormAndCancellation) {
     trainer.run(start, s, [&](double f) { fractions.push_back(f); return true; });
     ASSERT_FALSE(fractions.empty());
     EXPECT_DOUBLE_EQ(fractions.back(), 1.0);
+}
+
+TEST(Stage2, RunAllocatesPerRunNotPerBatch) {
+    // 600 samples in batches of 4: 150 steps an epoch.
+    RowMatrix H = RowMatrix::Random(600, 32).cwiseAbs();
+    std::vector<std::int32_t> y(600);
+    for (int i = 0; i < 600; ++i) y[i] = i % 20 == 0 ? 4 : i % 3;
+    const std::vector<std::int64_t> counts{200, 200, 170, 0, 30};
+    Stage2Trainer trainer(H, y, counts);
+    ClassifierInput start{Eigen::MatrixXd::Random(5, 32), Eigen::VectorXd::Zero(5), counts};
+    Stage2Settings s;
+    s.batch_size = 4;
+    auto mallocs = [&](std::int64_t epochs) {
+        s.epochs = epochs;
+        trainer.run(start, s); // warm: buffers sized, BLAS started
+        g_mallocs = 0;
+        g_counting = true;
+        trainer.run(start, s);
+        g_counting = false;
+        return g_mallocs.load();
+    };
+    const long one = mallocs(1), four = mallocs(4);
+    EXPECT_GT(one, 0); // the counter counts: the result alone allocates
+    EXPECT_LT(one, 40);
+    EXPECT_LE(four - one, 6); // the per-epoch record only, not 450 more steps
 }
 
 TEST(Stage2, BadSettingsAndInputsAreUsageErrors) {
