@@ -133,8 +133,9 @@ AnalysisOutcome analyzeForViews(const std::shared_ptr<const RunFile>& file, cons
 }
 
 ViewData viewDataFor(const AnalysisOutcome& out, std::optional<History> history) {
-    return {QFileInfo(out.path).fileName(), out.analysis, out.file->classes(), std::move(history), out.cone,
-            out.geometry, out.compare, out.compare_label, {}};
+    ViewData data{QFileInfo(out.path).fileName(), out.analysis, out.file->classes(), std::move(history), out.cone,
+                  out.geometry, out.compare, out.compare_label, {}, out.path, out.snapshot};
+    return data;
 }
 
 QFuture<AnalysisOutcome> analyzeAsync(std::shared_ptr<const RunFile> file, AnalysisRequest request,

@@ -33,6 +33,9 @@ struct ViewData {
     QString compare_label;
     // The other open runs' histories (file name, history), for the training curves.
     std::vector<std::pair<QString, History>> other_histories;
+    // Where it comes from (empty for a checkpoint's weights before import): for
+    // views that read more of the snapshot themselves (the stage-2 sandbox).
+    QString path, snapshot;
 };
 
 class AnalysisView : public QWidget {

@@ -36,6 +36,7 @@
 #include <qcustomplot.h>
 #include "cone_lab_view.h"
 #include "cone_view.h"
+#include "stage2_view.h"
 #include "geometry_view.h"
 #include "per_class_view.h"
 #include "logit_adjustment_view.h"
@@ -71,6 +72,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
               logit_adjustment,
               per_class,
               new TrainingCurvesView(this),
+              new Stage2View(this),
               new ConeLabView(this)};
     for (AnalysisView* v : views_) tabs_->addTab(v, v->title());
     connect(tabs_, &QTabWidget::currentChanged, this,
@@ -80,6 +82,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     connect(weight_norms_, &WeightNormView::compareChanged, this, &MainWindow::reanalyzeCurrent);
     // The tau slider's per-class accuracies also appear in the per-class view.
     connect(logit_adjustment, &LogitAdjustmentView::tauChanged, per_class, &PerClassView::setLogitAdjustment);
+    for (AnalysisView* v : views_)
+        if (auto* sandbox = qobject_cast<Stage2View*>(v))
+            connect(sandbox, &Stage2View::snapshotSaved, this, [this](const QString& path, const QString& snapshot) {
+                if (!snapshot.isEmpty()) refreshRun(path); // the saved snapshot joins the Runs tree
+            });
     setCentralWidget(tabs_);
 
     runs_ = new QTreeWidget(this);

@@ -13,6 +13,9 @@
 #include "analysis_task.h"
 #include "cone_lab_view.h"
 #include "cone_view.h"
+#include "stage2_view.h"
+#include <QTableWidget>
+#include "ltlab/run_file.h"
 #include "logit_adjustment_view.h"
 #include "per_class_view.h"
 #include "ltlab/analysis.h"
@@ -357,6 +360,66 @@ private slots:
         QVERIFY(QFile::exists(dir.filePath("lab_histograms.svg")));
         if (!qEnvironmentVariable("LTLAB_SCREENSHOT_DIR").isEmpty())
             lab.grab().save(qEnvironmentVariable("LTLAB_SCREENSHOT_DIR") + "/cone_lab.png");
+    }
+
+    void stage2SandboxRetrainsAsTheEngineDoesAndSavesASnapshot() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("run.h5");
+        ltlab::SynthConfig cfg;
+        cfg.classes = 5;
+        cfg.dim = 16;
+        cfg.max_per_class = 120;
+        cfg.imbalance = 10;
+        cfg.test_per_class = 30;
+        cfg.history = false;
+        ltlab::writeSyntheticRun(path.toStdString(), cfg);
+        const std::string snapshot = ltlab::RunFile::open(path.toStdString())->latestSnapshot().name;
+
+        ltlab::ui::Stage2View sandbox;
+        sandbox.resize(1200, 760);
+        ltlab::ui::ViewData data;
+        data.path = path;
+        data.snapshot = QString::fromStdString(snapshot);
+        sandbox.showData(data);
+        QVERIFY(!sandbox.ready()); // nothing is read until the tab is looked at
+        sandbox.show();
+        QTRY_VERIFY_WITH_TIMEOUT(sandbox.runs() == 1 && !sandbox.busy(), 20000);
+        // The same as the engine run directly on the same snapshot and settings.
+        auto check = [&] {
+            const ltlab::Stage2Source source = ltlab::loadStage2Source(path.toStdString(), snapshot);
+            ltlab::Stage2Trainer trainer(source.split("train")->features, source.split("train")->labels,
+                                         source.classifier.train_counts);
+            const ltlab::Stage2Result direct = trainer.run(source.classifier, sandbox.settings());
+            QCOMPARE(sandbox.result()->classifier.weight, direct.classifier.weight);
+            const ltlab::SplitData* test = source.split("test");
+            const ltlab::Analysis a = ltlab::analyze(ltlab::MemorySource(test->features, test->labels), direct.classifier, source.options);
+            QCOMPARE(*sandbox.resultAnalysis()->accuracy, *a.accuracy);
+            QCOMPARE(sandbox.resultAnalysis()->split, std::string("test"));
+        };
+        check();
+        QCOMPARE(sandbox.triedTable()->rowCount(), 1);
+        // A drag of the weight-decay slider: the last value is what is shown.
+        for (int v = 40; v <= 70; v += 10) {
+            sandbox.weightDecaySlider()->setValue(v);
+            QTest::qWait(2);
+        }
+        QTRY_VERIFY_WITH_TIMEOUT(!sandbox.busy() && sandbox.runs() >= 2, 20000);
+        QTest::qWait(100);
+        QVERIFY(!sandbox.busy());
+        check();
+        QVERIFY(sandbox.triedTable()->rowCount() >= 2);
+        QVERIFY(sandbox.csv().count('\n') == 1 + sandbox.triedTable()->rowCount());
+        if (!qEnvironmentVariable("LTLAB_SCREENSHOT_DIR").isEmpty())
+            sandbox.grab().save(qEnvironmentVariable("LTLAB_SCREENSHOT_DIR") + "/stage2_sandbox.png");
+        QSignalSpy saved(&sandbox, &ltlab::ui::Stage2View::snapshotSaved);
+        sandbox.saveAsSnapshot();
+        QTRY_COMPARE_WITH_TIMEOUT(saved.count(), 1, 20000);
+        const QString name = saved.at(0).at(1).toString();
+        QVERIFY2(!name.isEmpty(), qPrintable(sandbox.message()));
+        const auto file = ltlab::RunFile::open(path.toStdString());
+        const ltlab::SnapshotInfo& info = file->snapshot(name.toStdString());
+        QCOMPARE(file->classifierWeight(info), sandbox.result()->classifier.weight);
+        QCOMPARE(info.stage.value_or(0), std::int64_t(2));
     }
 
     void reportIsTheEnginesText() {
