@@ -145,6 +145,16 @@ class Stage2Engine(unittest.TestCase):
         self.assertEqual(p.returncode, expect, describe(p))
         return p
 
+    def test_help(self):
+        p = run_ltlab("stage2", "--help")
+        self.assertEqual(p.returncode, 0, describe(p))
+        for option in ("--snapshot", "--out", "--cb-reduction", "--maxnorm-threshold", "--from-zero", "--freeze-bias"):
+            self.assertIn(option, p.stdout)
+        self.assertIn("stage2 FILE", run_ltlab("--help").stdout)
+        p = run_ltlab("train", "--help")
+        self.assertIn("--cb-reduction", p.stdout)
+        self.assertIn("--recipe wb --from RUN.h5", p.stdout)
+
     def test_permutation_is_a_seeded_fisher_yates(self):
         # The same values as tests/core/test_stage2.cpp's fixed cases.
         self.assertEqual(list(permutation(5, 0, 0)), [2, 4, 3, 1, 0])

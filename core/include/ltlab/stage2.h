@@ -116,6 +116,11 @@ public:
     // Retrains from `start` (its weight and bias; the train counts come from
     // the constructor). `progress` gets the fraction done after every
     // epoch and every 64 batches; returning false cancels (throws Cancelled).
+    // Throws UsageError for bad settings or a classifier of the wrong shape,
+    // Stage2Diverged when the loss is no longer finite. Problems of at least
+    // 2e5 multiply-adds a step use the calling thread's OpenMP thread count
+    // (omp_get_max_threads(); 1 keeps it on this thread), smaller ones one
+    // thread; results agree to rounding whatever the count.
     Stage2Result run(const ClassifierInput& start, const Stage2Settings& settings,
                      const std::function<bool(double)>& progress = {});
 
