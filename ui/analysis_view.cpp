@@ -15,6 +15,9 @@ namespace ltlab::ui {
 QCustomPlot* makePlot(QWidget* parent, const QString& title) {
     auto* plot = new QCustomPlot(parent);
     plot->setObjectName(title);
+    // An explicit minimum, so that a plot's layout (its legend, its labels
+    // at presentation size) never forces the window past a small screen.
+    plot->setMinimumSize(160, 120);
     // Tick labels are measured afresh for every size (exports lay out again at 5 x 3.2 in).
     plot->setPlottingHint(QCP::phCacheLabels, false);
     plot->axisRect()->insetLayout()->take(plot->legend);

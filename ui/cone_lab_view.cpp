@@ -16,6 +16,7 @@
 
 #include <QtConcurrent/QtConcurrentRun>
 
+#include <algorithm>
 #include <cmath>
 
 #include <qcustomplot.h>
@@ -115,8 +116,7 @@ ConeLabView::ConeLabView(QWidget* parent) : AnalysisView(parent) {
     auto* scroll = new QScrollArea(this); // the controls never push the plots off a small screen
     scroll->setWidget(controls);
     scroll->setWidgetResizable(true);
-    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
-    scroll->setMinimumWidth(controls->sizeHint().width() + 20);
+    scroll->setMinimumWidth(std::min(controls->sizeHint().width() + 20, 300)); // scrolls on a small screen
 
     histograms_ = makePlot(this, tr("Pairwise cosines per layer"));
     histograms_->xAxis->setLabel(tr("cosine similarity of a pair of samples"));

@@ -8,6 +8,7 @@
 #include <QSignalBlocker>
 #include <QSaveFile>
 #include <QSpinBox>
+#include <QTimer>
 #include <QTemporaryDir>
 #include <QToolTip>
 #include <QVBoxLayout>
@@ -228,17 +229,27 @@ GeometryView::GeometryView(QWidget* parent) : AnalysisView(parent) {
     samples_->setSingleStep(10);
     samples_->setSpecialValueText(tr("none"));
     samples_->setToolTip(tr("A seeded uniform sample of at most this many feature vectors per class"));
-    controls->addWidget(new QLabel(tr("Samples per class:"), this));
-    controls->addWidget(samples_);
+    controls->addStretch(1);
+    // A second row, so that the view fits a 1280 x 720 screen beside the docks.
+    auto* controls2 = new QHBoxLayout;
+    controls2->addWidget(new QLabel(tr("Samples per class:"), this));
+    controls2->addWidget(samples_);
     show_etf_ = new QCheckBox(tr("Simplex ETF"), this);
     show_etf_->setChecked(true);
-    controls->addWidget(show_etf_);
-    controls->addStretch(1);
+    controls2->addWidget(show_etf_);
+    controls2->addStretch(1);
     connect(axes_, &QComboBox::currentIndexChanged, this, [this](int index) {
         for (auto* combo : axis_class_) combo->setEnabled(index == 1);
         emit optionsChanged();
     });
-    connect(samples_, &QSpinBox::editingFinished, this, [this] {
+    // The arrows apply at once (typed digits when Enter or the focus leaves:
+    // no keyboard tracking); a burst of clicks asks for one new sample.
+    samples_->setKeyboardTracking(false);
+    auto* samples_timer = new QTimer(this);
+    samples_timer->setSingleShot(true);
+    samples_timer->setInterval(150);
+    connect(samples_, &QSpinBox::valueChanged, samples_timer, qOverload<>(&QTimer::start));
+    connect(samples_timer, &QTimer::timeout, this, [this] {
         if (!data_.geometry || data_.geometry->options.samples_per_class != samples_->value()) emit optionsChanged();
     });
     connect(show_etf_, &QCheckBox::toggled, this, [this] { rebuildScene(false); });
@@ -256,6 +267,7 @@ GeometryView::GeometryView(QWidget* parent) : AnalysisView(parent) {
     info_->setTextInteractionFlags(Qt::TextSelectableByMouse);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(controls);
+    layout->addLayout(controls2);
     layout->addWidget(vtk_, 1);
     layout->addWidget(info_);
 }

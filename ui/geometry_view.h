@@ -25,6 +25,7 @@ class GeometryView : public AnalysisView {
     Q_OBJECT
 public:
     explicit GeometryView(QWidget* parent = nullptr);
+    QSpinBox* samplesBox() const { return samples_; }
     ~GeometryView() override;
     QString title() const override { return tr("Geometry (3D)"); }
     QString fileStem() const override { return "geometry"; }

@@ -17,6 +17,8 @@
 #include <QMessageBox>
 #include <QMimeData>
 #include <QProcess>
+#include <QScreen>
+#include <QRegularExpression>
 #include <QProgressBar>
 #include <QInputDialog>
 #include <QDir>
@@ -57,7 +59,13 @@ constexpr int kMaxRecent = 10;
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     setWindowTitle(tr("ltlab — long-tailed recognition workbench"));
     setAcceptDrops(true);
-    resize(1200, 800);
+    // The first window fits the screen it opens on (a 1280 x 720 laptop or projector included).
+    if (const QScreen* s = screen()) {
+        const QRect avail = s->availableGeometry();
+        resize(std::min(1200, avail.width() * 92 / 100), std::min(800, avail.height() * 90 / 100));
+    } else {
+        resize(1200, 800);
+    }
 
     tabs_ = new QTabWidget(this);
     report_ = new ReportView(this);
@@ -204,6 +212,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
+    if (const QScreen* s = screen()) { // saved on a larger screen: shrink to this one
+        const QRect avail = s->availableGeometry();
+        if (width() > avail.width() || height() > avail.height())
+            resize(std::min(width(), avail.width()), std::min(height(), avail.height()));
+    }
     restoreState(settings.value("window/state").toByteArray());
     training_->restoreSettings();
     if (settings.value("window/presentation", false).toBool()) presentation_->trigger();
@@ -286,35 +299,69 @@ void MainWindow::openDialog() {
     openFiles(paths);
 }
 
+QString exportPathFor(const QString& path, const QString& chosen_filter) {
+    const QFileInfo info(path);
+    const QString suffix = info.suffix().toLower();
+    static const QStringList known{"pdf", "svg", "png", "csv", "txt", "json"};
+    if (known.contains(suffix)) return path; // what the user typed wins
+    // "PDF (*.pdf)" -> ".pdf"
+    const int star = chosen_filter.indexOf("*.");
+    if (star < 0) return path;
+    const QString ext = chosen_filter.mid(star + 2).section(QRegularExpression("[ )]"), 0, 0);
+    return ext.isEmpty() ? path : path + "." + ext;
+}
+
 void MainWindow::exportCurrentView() {
     auto* view = qobject_cast<AnalysisView*>(tabs_->currentWidget());
     if (!view) return;
+    deliver(view);
     const bool text = view == report_;
     QString filter = text ? tr("Text (*.txt);;JSON (*.json)")
                           : tr("PDF (*.pdf);;SVG (*.svg);;PNG (*.png);;Data as CSV (*.csv)");
     QSettings settings;
     QString chosen;
     const QString start = QDir(settings.value("export/folder").toString()).filePath(view->fileStem());
-    const QString path = QFileDialog::getSaveFileName(this, tr("Export %1").arg(view->title()), start, filter, &chosen);
-    if (path.isEmpty()) return;
+    const QString typed = QFileDialog::getSaveFileName(this, tr("Export %1").arg(view->title()), start, filter, &chosen);
+    if (typed.isEmpty()) return;
+    const QString path = exportPathFor(typed, chosen);
     settings.setValue("export/folder", QFileInfo(path).absolutePath());
+    int dpi = settings.value("export/dpi", 300).toInt();
+    if (QFileInfo(path).suffix().toLower() == "png") { // the 3D view renders at dpi / 96 times its size
+        bool accepted = false;
+        dpi = QInputDialog::getInt(this, tr("PNG resolution"), tr("Dots per inch:"), dpi, 72, 1200, 50, &accepted);
+        if (!accepted) return;
+        settings.setValue("export/dpi", dpi);
+    }
+    exportView(view, path, dpi);
+}
+
+bool MainWindow::exportView(AnalysisView* view, const QString& path, int dpi) {
+    deliver(view);
     const QString suffix = QFileInfo(path).suffix().toLower();
-    bool ok = false;
-    if (suffix == "csv" || suffix == "json") {
+    QString problem;
+    const QFileInfo folder(QFileInfo(path).absolutePath());
+    if (!folder.isDir()) problem = tr("the folder %1 does not exist").arg(folder.filePath());
+    else if (!folder.isWritable()) problem = tr("the folder %1 is not writable").arg(folder.filePath());
+    else if (!QStringList{"pdf", "svg", "png", "csv", "txt", "json"}.contains(suffix))
+        problem = tr("ltlab writes .pdf, .svg, .png, .csv, .txt or .json; '%1' is none of these").arg(QFileInfo(path).fileName());
+    else if (suffix == "csv" || suffix == "json") {
         QString failed;
         writeViewData(*view, path, &failed); // with the view's other figures' data beside it
-        ok = failed.isEmpty();
-    } else {
-        int dpi = settings.value("export/dpi", 300).toInt();
-        if (suffix == "png") { // the 3D view renders at dpi / 96 times its size
-            bool accepted = false;
-            dpi = QInputDialog::getInt(this, tr("PNG resolution"), tr("Dots per inch:"), dpi, 72, 1200, 50, &accepted);
-            if (!accepted) return;
-            settings.setValue("export/dpi", dpi);
-        }
-        ok = view->exportFigure(path, dpi);
+        if (!failed.isEmpty()) problem = tr("could not write %1").arg(failed);
+    } else if (!view->exportFigure(path, dpi)) {
+        problem = tr("the figure could not be written");
     }
-    statusBar()->showMessage(ok ? tr("Exported %1").arg(path) : tr("Could not export to %1").arg(path), 8000);
+    if (problem.isEmpty()) {
+        statusBar()->showMessage(tr("Exported %1").arg(path), 8000);
+        return true;
+    }
+    statusBar()->showMessage(tr("Could not export to %1: %2").arg(path, problem), 15000);
+    // A real dialog, but not a blocking one (nor for a test).
+    auto* box = new QMessageBox(QMessageBox::Warning, tr("Export failed"),
+                                tr("Could not export to %1:\n%2").arg(path, problem), QMessageBox::Ok, this);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->open();
+    return false;
 }
 
 void MainWindow::openFiles(const QStringList& paths) {
@@ -340,12 +387,47 @@ void MainWindow::openFiles(const QStringList& paths) {
 }
 
 void MainWindow::setPresentationMode(bool on) {
-    constexpr double kScale = 1.6;
+    if (on == presenting_) return;
+    if (presentation_->isChecked() != on) {
+        const QSignalBlocker block(presentation_);
+        presentation_->setChecked(on);
+    }
+    if (on) { // the layout to give back, exactly
+        saved_geometry_ = saveGeometry();
+        saved_state_ = saveState();
+        saved_rect_ = geometry();
+        saved_maximized_ = isMaximized();
+    }
+    presenting_ = on;
+    // Larger fonts, as large as the screen allows: 1.25x on a 720-line projector, 1.6x from 1080 lines.
+    const double lines = screen() ? screen()->geometry().height() : 1080;
+    const double scale = on ? std::clamp(1.25 * lines / 720.0, 1.25, 1.6) : 1.0;
     QFont font = normal_font_;
-    font.setPointSizeF(normal_font_.pointSizeF() * (on ? kScale : 1.0));
+    font.setPointSizeF(normal_font_.pointSizeF() * scale);
     QApplication::setFont(font);
     for (AnalysisView* v : views_)
-        for (QCustomPlot* plot : v->findChildren<QCustomPlot*>()) setPlotFontScale(plot, on ? kScale : 1.0);
+        for (QCustomPlot* plot : v->findChildren<QCustomPlot*>()) setPlotFontScale(plot, scale);
+    if (on) {
+        // The view fills the screen: the docks step aside (the epoch timeline stays, to step
+        // through a run in a lecture), and View > ... brings any of them back.
+        for (QDockWidget* dock : findChildren<QDockWidget*>())
+            if (dock->objectName() != "timeline_dock") dock->hide();
+        showFullScreen();
+    } else {
+        showNormal();
+        // Once the window has left full screen and laid out at its old size:
+        // the geometry exactly (restoreGeometry would add the frame again
+        // without a window manager), then the docks' sizes within it.
+        auto restore = [this] {
+            if (presenting_) return;
+            if (saved_maximized_) showMaximized();
+            else setGeometry(saved_rect_);
+            restoreState(saved_state_);
+        };
+        restore();
+        QTimer::singleShot(0, this, restore);
+        QTimer::singleShot(250, this, restore); // after the window system has answered the resize
+    }
 }
 
 void MainWindow::refreshRun(const QString& path) {
@@ -739,8 +821,9 @@ void MainWindow::finishImport(int exit_code, bool crashed) {
 
 void MainWindow::closeEvent(QCloseEvent* event) {
     QSettings settings;
-    settings.setValue("window/geometry", saveGeometry());
-    settings.setValue("window/state", saveState());
+    // Presenting: the layout it will give back is the one to keep.
+    settings.setValue("window/geometry", presenting_ ? saved_geometry_ : saveGeometry());
+    settings.setValue("window/state", presenting_ ? saved_state_ : saveState());
     settings.setValue("window/presentation", presentation_->isChecked());
     const GeometryOptions g = geometry_->options();
     settings.setValue("geometry/classifier_axes", g.axes == GeometryAxes::ClassifierRows);

@@ -37,6 +37,10 @@ class ReportView;
 class WeightNormView;
 class TrainingDock;
 
+// The file an export writes: `path` as typed when it has a suffix ltlab
+// writes, else with the chosen filter's extension ("PDF (*.pdf)": ".pdf").
+QString exportPathFor(const QString& path, const QString& chosen_filter);
+
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
@@ -74,6 +78,9 @@ public:
     void startImport(const ImportRequest& request);
     void cancelImport();
     bool importRunning() const;
+    // Writes a view's figure (pdf, svg, png at `dpi`) or data (csv, json, txt)
+    // to `path`; on failure a dialog and the status bar say why.
+    bool exportView(AnalysisView* view, const QString& path, int dpi = 300);
     // The ltlab executable that imports and trains (default: this process's own).
     void setExecutable(const QString& path);
 
@@ -150,6 +157,10 @@ private:
     QTreeWidgetItem* preview_item_ = nullptr;
     std::shared_ptr<const ViewData> preview_data_;
     QString executable_;
+    bool presenting_ = false;
+    QByteArray saved_geometry_, saved_state_; // the layout before presentation mode
+    QRect saved_rect_;
+    bool saved_maximized_ = false;
 };
 
 } // namespace ltlab::ui

@@ -153,8 +153,7 @@ Stage2View::Stage2View(QWidget* parent) : AnalysisView(parent) {
     auto* scroll = new QScrollArea(this);
     scroll->setWidget(controls);
     scroll->setWidgetResizable(true);
-    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
-    scroll->setMinimumWidth(controls->sizeHint().width() + 20);
+    scroll->setMinimumWidth(std::min(controls->sizeHint().width() + 20, 300)); // scrolls on a small screen
 
     norms_ = makePlot(this, tr("Weight norms after stage 2"));
     norms_->xAxis->setLabel(tr("class, by training count (head to tail)"));

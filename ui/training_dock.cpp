@@ -1,5 +1,7 @@
 #include "training_dock.h"
 
+#include <QScrollArea>
+
 #include "ltlab/training.h"
 
 #include <QComboBox>
@@ -116,7 +118,13 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
     layout->addWidget(progress_);
     layout->addWidget(status_);
     layout->addStretch(1);
-    setWidget(body);
+    // Scrolls rather than forcing its height and width on a small screen.
+    auto* scroll = new QScrollArea(this);
+    scroll->setWidget(body);
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setMinimumWidth(200);
+    setWidget(scroll);
 
     connect(preset_, &QComboBox::currentIndexChanged, this, &TrainingDock::applyPreset);
     connect(start_, &QPushButton::clicked, this, &TrainingDock::start);

@@ -23,9 +23,14 @@
 #include "training_curves_view.h"
 
 #include <QComboBox>
+#include <QMessageBox>
+#include <QDockWidget>
+#include <QScreen>
+#include <QSpinBox>
 #include <QElapsedTimer>
 #include <QTimer>
 #include <algorithm>
+#include <map>
 
 #include <qcustomplot.h>
 
@@ -222,6 +227,13 @@ private slots:
         QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && window.geometryView()->samplePointCount() == 30, 10000);
         QCOMPARE(window.geometryView()->options().axis_classes, options.axis_classes);
         QCOMPARE(window.geometryView()->sphereCount(), 5);
+
+        // The spin box's arrow (here its key) applies at once: no Enter needed.
+        QSpinBox* samples = window.geometryView()->samplesBox();
+        samples->setFocus();
+        QTest::keyClick(samples, Qt::Key_Up); // 6 + 10
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && window.geometryView()->samplePointCount() == 80, 10000);
+        QCOMPARE(window.geometryView()->options().samples_per_class, 16);
     }
 
     // Training from the dock: the run appears, grows epoch by epoch, and the
@@ -269,6 +281,83 @@ private slots:
         const double p99 = late.empty() ? 0 : late[static_cast<std::size_t>(0.99 * double(late.size() - 1))];
         qInfo("event-loop lateness while training: p99 %.0f ms, max %.0f ms over %zu ticks", p99,
               late.empty() ? 0.0 : late.back(), late.size());
+    }
+
+    // The window fits the screen it opens on, and presentation mode (F5) is
+    // full screen with the docks out of the way, then gives back exactly the
+    // layout it found. Run at 1280x720 and 1920x1080 (ui_presentation_*).
+    void theWindowFitsTheScreenAndPresentationModeRestoresTheLayout() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("run.h5");
+        ltlab::writeSyntheticRun(path.toStdString(), smallRun(10, 8, 3));
+        ltlab::ui::MainWindow window;
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        window.openFiles({path});
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && !window.reportText().isEmpty(), 10000);
+        window.showEveryView();
+        const QRect screen = window.screen()->availableGeometry();
+        auto inside = [&](const char* when) {
+            const QRect frame = window.frameGeometry();
+            qInfo("%s: screen %dx%d, window %dx%d, minimum %dx%d", when, screen.width(), screen.height(), frame.width(),
+                  frame.height(), window.minimumSizeHint().width(), window.minimumSizeHint().height());
+            QVERIFY2(window.width() <= screen.width() && window.height() <= screen.height(), when);
+            QVERIFY2(window.minimumSizeHint().width() <= screen.width() && window.minimumSizeHint().height() <= screen.height(), when);
+        };
+        inside("opened");
+        std::map<QString, std::pair<bool, QRect>> docks;
+        for (QDockWidget* d : window.findChildren<QDockWidget*>()) docks[d->objectName()] = {d->isVisible(), d->geometry()};
+        const QRect before = window.geometry();
+        const double font_before = QApplication::font().pointSizeF();
+        window.activateWindow();
+        QVERIFY(QTest::qWaitForWindowActive(&window));
+        QTest::keyClick(&window, Qt::Key_F5);
+        QTRY_VERIFY(window.isFullScreen());
+        window.showEveryView();
+        inside("presenting");
+        for (QDockWidget* d : window.findChildren<QDockWidget*>()) QVERIFY2(!d->isVisible() || d->objectName() == "timeline_dock", qPrintable(d->objectName()));
+        QTest::keyClick(&window, Qt::Key_F5);
+        QTRY_VERIFY(!window.isFullScreen());
+        QTRY_COMPARE(window.geometry(), before);
+        // The docks as they were: shown or not, where and how large (a scroll
+        // bar's width of slack: the dock layout settles after the window's size).
+        for (QDockWidget* d : window.findChildren<QDockWidget*>()) {
+            const auto& [visible, rect] = docks[d->objectName()];
+            QTRY_COMPARE(d->isVisible(), visible);
+            QTRY_VERIFY2(std::abs(d->geometry().width() - rect.width()) <= 24 && std::abs(d->geometry().height() - rect.height()) <= 24 &&
+                             std::abs(d->geometry().x() - rect.x()) <= 24 && std::abs(d->geometry().y() - rect.y()) <= 24,
+                         qPrintable(d->objectName()));
+        }
+        QCOMPARE(QApplication::font().pointSizeF(), font_before);
+        inside("after");
+    }
+
+    // Export with the suggested name (no extension): the chosen type's extension is
+    // added, the file is written; a write that cannot happen says why in a dialog.
+    void exportAddsTheChosenTypesExtensionAndFailuresSayWhy() {
+        QCOMPARE(ltlab::ui::exportPathFor("/tmp/a/weight_norms", "PDF (*.pdf)"), QString("/tmp/a/weight_norms.pdf"));
+        QCOMPARE(ltlab::ui::exportPathFor("/tmp/a/weight_norms", "Data as CSV (*.csv)"), QString("/tmp/a/weight_norms.csv"));
+        QCOMPARE(ltlab::ui::exportPathFor("/tmp/a/fig.svg", "PDF (*.pdf)"), QString("/tmp/a/fig.svg")); // typed wins
+        QCOMPARE(ltlab::ui::exportPathFor("/tmp/a/report", "Text (*.txt)"), QString("/tmp/a/report.txt"));
+        QTemporaryDir dir;
+        const QString path = dir.filePath("run.h5");
+        ltlab::writeSyntheticRun(path.toStdString(), smallRun(4, 6, 1));
+        ltlab::ui::MainWindow window;
+        window.show();
+        window.openFiles({path});
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && !window.reportText().isEmpty(), 10000);
+        auto* norms = window.view("weight_norms");
+        const QString target = ltlab::ui::exportPathFor(dir.filePath("weight_norms"), "PDF (*.pdf)");
+        QVERIFY(window.exportView(norms, target));
+        QFile pdf(target);
+        QVERIFY(pdf.open(QIODevice::ReadOnly));
+        QVERIFY(pdf.read(5) == "%PDF-");
+        QVERIFY(window.findChild<QMessageBox*>() == nullptr);
+        QVERIFY(!window.exportView(norms, dir.filePath("missing/weight_norms.pdf")));
+        QTRY_VERIFY(window.findChild<QMessageBox*>() != nullptr);
+        QVERIFY(window.findChild<QMessageBox*>()->text().contains("does not exist"));
+        window.findChild<QMessageBox*>()->close();
+        QVERIFY(!window.exportView(norms, dir.filePath("weight_norms.docx")));
     }
 
     void pauseFreezesTheTrainerAndStopKeepsTheFinishedEpochs() {
