@@ -59,7 +59,7 @@ private:
 
     QComboBox *preset_, *dataset_, *model_, *recipe_, *device_;
     QLineEdit* data_dir_;
-    QDoubleSpinBox *imbalance_, *lr_, *weight_decay_;
+    QDoubleSpinBox *imbalance_, *lr_, *weight_decay_, *stage2_weight_decay_;
     QSpinBox *epochs_, *stage2_epochs_, *seed_;
     QPushButton *start_, *pause_, *stop_;
     QProgressBar* progress_;

@@ -360,6 +360,17 @@ private slots:
         QVERIFY(!window.exportView(norms, dir.filePath("weight_norms.docx")));
     }
 
+    void theWbPresetRetrainsStageTwoWithThePapersLossAndASmallWeightDecay() {
+        ltlab::ui::TrainingDock dock;
+        dock.applyPreset(2);
+        const QString args = dock.trainArguments("/tmp/out.h5").join(' ');
+        QVERIFY2(args.contains("--recipe wb"), qPrintable(args));
+        QVERIFY2(args.contains("--stage2-weight-decay 0.005"), qPrintable(args));
+        QVERIFY(args.contains("--stage2-epochs 5"));
+        dock.applyPreset(1);
+        QVERIFY(!dock.trainArguments("/tmp/out.h5").contains("--stage2-weight-decay")); // ce-wd has no stage 2
+    }
+
     void pauseFreezesTheTrainerAndStopKeepsTheFinishedEpochs() {
         ltlab::ui::MainWindow window;
         auto* dock = window.trainingDock();
