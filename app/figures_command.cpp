@@ -29,6 +29,18 @@ int runFigures(const std::vector<std::string>& argv) {
                          "is needed for these. The 3D geometry view is written too (PNG, and PDF/SVG with the\n"
                          "scene as a raster image) when an X server is there: VTK renders only through X, so\n"
                          "on a headless machine run `xvfb-run -a ltlab figures ...`.\n\n"
+                         "Files written into DIR (FMT: each of --format):\n"
+                         "  report.txt, report.json            the engine's report (as ltlab analyze)\n"
+                         "  weight_norms.FMT, .csv             per-class ||w_c|| (and biases), head to tail\n"
+                         "  logit_adjustment.FMT, .csv         balanced accuracy against tau (the LA sweep)\n"
+                         "  logit_adjustment_implicit.FMT, .csv  log||w_c|| against -log pi_c, the implicit-tau fit\n"
+                         "  logit_adjustment_per_class.csv     per-class accuracy at each tau\n"
+                         "  cone.FMT, .csv                     pairwise-cosine histograms, same / different class\n"
+                         "  cone_class_means.FMT, .csv         cosines between the class means (heatmap)\n"
+                         "  per_class.FMT, .csv                per-class accuracy with the training counts\n"
+                         "  per_class_confusion.FMT, .csv      the row-normalised confusion matrix\n"
+                         "  training_curves.FMT, .csv          the run's /history (when it has one)\n"
+                         "  geometry.FMT, .csv                 the 3D class-mean geometry (needs an X server)\n\n"
                       << args.optionsHelp();
             return kExitOk;
         }

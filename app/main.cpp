@@ -30,8 +30,10 @@ Commands:
 Options:
   -h, --help     this text (COMMAND --help: that command's options)
   --version      print the version
+  --screenshot FILE  (with run files) render the workbench once into FILE (PNG) and exit
 
-Run files are HDF5 (format: shared/spec/run-format.md, docs/run-format.md).
+Run files are HDF5; their layout is in docs/run-format.md (any framework can write them:
+tools/python/ltlab_export.py, docs/exporter.md).
 )";
 
 } // namespace
