@@ -1,5 +1,7 @@
 #include "cli_args.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -8,6 +10,11 @@
 #include "ltlab/error.h"
 
 namespace ltlab::cli {
+
+long long maxThreads() {
+    const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return 4 * std::max(1L, cores);
+}
 
 Args::Args(std::vector<OptionSpec> specs, std::vector<std::string> argv) : specs_(std::move(specs)) {
     bool only_positional = false;
@@ -58,6 +65,9 @@ std::optional<long long> Args::integer(const std::string& name, long long min_va
         throw UsageError("--" + name + " expects an integer, got '" + *text + "'");
     if (v < min_value)
         throw UsageError("--" + name + " must be at least " + std::to_string(min_value) + ", got " + *text);
+    if (name == "threads" && v > maxThreads()) // thousands of threads never finish starting
+        throw UsageError("--threads must be at most " + std::to_string(maxThreads()) + " (4 x the " +
+                         std::to_string(maxThreads() / 4) + " cores; 0: all cores), got " + *text);
     return v;
 }
 

@@ -16,6 +16,9 @@ struct OptionSpec {
     std::string help;
 };
 
+// The most threads --threads accepts (every command): 4 x the online cores.
+long long maxThreads();
+
 class Args {
 public:
     Args(std::vector<OptionSpec> specs, std::vector<std::string> argv);

@@ -15,6 +15,7 @@
 
 #include "cli_args.h"
 #include "commands.h"
+#include "ltlab/input_file.h"
 #include "ltlab/posthoc.h"
 #include "ltlab/run_file.h"
 #include "ltlab/training.h"
@@ -227,6 +228,7 @@ int runTrain(const std::vector<std::string>& argv) {
             return kExitOk;
         }
         if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+        args.integer("threads", 0); // its range, before any file is opened
         if (const auto run = args.value("resume")) {
             for (const auto& key : configKeys())
                 if (args.value(dashed(key)) && key != "threads")
@@ -263,12 +265,10 @@ int runTrain(const std::vector<std::string>& argv) {
         std::string recipe = args.value("recipe").value_or("");
         nlohmann::json file_config = nlohmann::json::object();
         if (auto path = args.value("config")) {
-            std::ifstream in(*path);
-            if (!in) throw InputError(*path, "", "cannot read the config file");
-            std::stringstream text;
-            text << in.rdbuf();
+            // Regular files only (a FIFO would block, /dev/zero never ends), at most 16 MB.
+            const std::string text = readSmallFile(*path, "config file", 16u << 20);
             try {
-                file_config = nlohmann::json::parse(text.str());
+                file_config = nlohmann::json::parse(text);
             } catch (const nlohmann::json::exception& e) {
                 throw InputError(*path, "", std::string("not valid JSON: ") + e.what());
             }

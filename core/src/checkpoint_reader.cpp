@@ -16,6 +16,7 @@
 
 #include "checkpoint_pickle.h"
 #include "ltlab/error.h"
+#include "ltlab/input_file.h"
 
 namespace ltlab::ckpt {
 
@@ -32,6 +33,7 @@ constexpr unsigned char kLegacyMagic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x
 class MappedFile {
 public:
     explicit MappedFile(const std::string& path) : path_(path) {
+        requireRegularFile(path, "checkpoint"); // before the open: a FIFO would block it
         fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd_ < 0) throw InputError(path, "", std::string("cannot open: ") + std::strerror(errno));
         struct stat st {};

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "ltlab/input_file.h"
 #include "ltlab/error.h"
 #include "ltlab/run_writer.h"
 
@@ -91,6 +92,7 @@ void syncDirectoryOf(const std::string& path) {
 // over `path`; on failure removes the partial file and rethrows.
 template <class Write>
 void commitAtomically(const std::string& path, const std::string* copy_from, Write&& write) {
+    requireOutputFolder(path); // else HDF5 fails with no reason to give
     const std::string partial = partialPathFor(path);
     try {
         if (copy_from) copyFileContents(*copy_from, partial);

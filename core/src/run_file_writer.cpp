@@ -6,6 +6,7 @@
 #include <map>
 
 #include "hdf5_util.h"
+#include "ltlab/input_file.h"
 #include "ltlab/error.h"
 #include "ltlab/run_writer.h"
 
@@ -75,7 +76,12 @@ RunFileWriter::RunFileWriter(const std::string& path, const ClassInfo& classes,
     h5::Lock lock(h5::hdf5Mutex());
     h5::silenceLibraryErrors();
     handles_->file = h5::Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, h5::unlockedFileAccess().get()));
-    if (!handles_->file) throw InputError(path, "", "cannot create file: " + h5::lastLibraryError());
+    if (!handles_->file) {
+        const std::string why = h5::lastLibraryError();
+        requireOutputFolder(path); // names a missing folder
+        throw InputError(path, "", "cannot create file" + (why.empty() ? std::string(" (no permission to write there?)")
+                                                                          : ": " + why));
+    }
     const hid_t root = handles_->file.get();
     h5::writeStringAttribute(root, "format", kRunFormatName);
     h5::writeIntAttribute(root, "format_version", kRunFormatVersion);
