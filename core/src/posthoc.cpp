@@ -1,7 +1,10 @@
 #include "ltlab/posthoc.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+
+#include <nlohmann/json.hpp>
 
 #include "ltlab/error.h"
 #include "ltlab/run_writer.h"
@@ -66,10 +69,22 @@ PosthocResult logitAdjustRun(const std::string& in_path, const std::string& out_
                   *tau, result.tau_from_val ? " (chosen on val)" : "");
     adjusted.label = label;
     adjustClassifier(adjusted.classifier_weight, *adjusted.classifier_bias, file->classes().train_counts, *tau, mode);
+    // A run file with an infinite weight or bias would be refused by every reader, this one included.
+    const auto finite = [](const auto& m) { return m.array().isFinite().all(); };
+    if (!finite(adjusted.classifier_weight) || !finite(*adjusted.classifier_bias)) {
+        char b[64];
+        std::snprintf(b, sizeof b, "%.17g", *tau);
+        const auto& counts = file->classes().train_counts;
+        const bool empty_class = std::find(counts.begin(), counts.end(), 0) != counts.end();
+        throw UsageError(std::string("--tau ") + b + ": the " + (multiplicative ? "multiplicative" : "additive") +
+                         " adjustment of " + in_path + " snapshot " + snap.name + " has non-finite " +
+                         (multiplicative ? "weights or biases" : "biases") +
+                         (empty_class ? " (a class has no training samples: its prior is 0)" : "; use a smaller tau"));
+    }
 
-    const std::string config = std::string("{\"recipe\": \"la\", \"from\": \"") + in_path + "\", \"la_mode\": \"" +
-                               (multiplicative ? "multiplicative" : "additive") + "\", \"tau\": " + std::to_string(*tau) +
-                               "}";
+    nlohmann::json config_json{{"recipe", "la"}, {"from", in_path},
+                               {"la_mode", multiplicative ? "multiplicative" : "additive"}, {"tau", *tau}};
+    const std::string config = config_json.dump(); // tau exactly as used (to_string kept 6 decimals)
     createRunFile(out_path, file->classes(), config, [&](RunFileWriter& writer) {
         writer.writeSnapshot(original);
         writer.writeSnapshot(adjusted);

@@ -2,7 +2,12 @@
 
 #include <dlfcn.h>
 
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +20,9 @@
 namespace ltlab {
 
 namespace {
+
+constexpr double kMaxLearningRate = 1e3;
+constexpr double kMaxTau = 10;
 
 using Json = nlohmann::json;
 
@@ -73,11 +81,74 @@ void readValue(const Json& j, const std::string& key, T& field) {
             field = j.get<T>();
         }
     } catch (const std::exception&) {
-        throw UsageError("config key '" + key + "' has the wrong type (" + j.dump() + ")");
+        std::string option = key;
+        for (char& ch : option)
+            if (ch == '_') ch = '-';
+        const char* type = std::is_same_v<T, std::string> ? "a string"
+                           : std::is_same_v<T, bool>      ? "true or false"
+                           : std::is_integral_v<T>        ? "an integer"
+                                                          : "a finite number";
+        throw UsageError("config key '" + key + "' (--" + option + ") has the wrong type: expected " + type + ", got " +
+                         j.dump());
     }
 }
 
+std::string shown(double v) {
+    char b[40];
+    std::snprintf(b, sizeof b, "%.17g", v);
+    return b;
+}
+
+[[noreturn]] void outOfRange(const std::string& key, const std::string& range, const std::string& got) {
+    std::string option = key;
+    for (char& ch : option)
+        if (ch == '_') ch = '-';
+    throw UsageError("--" + option + " (config key " + key + ") must be " + range + ", got " + got);
+}
+
+void requireInt(const char* key, std::int64_t v, std::int64_t lo, std::int64_t hi, const std::string& range) {
+    if (v < lo || v > hi) outOfRange(key, range, std::to_string(v));
+}
+
+// lo < v (or lo <= v when closed_lo) and v <= hi (or v < hi when !closed_hi), v finite.
+void requireReal(const char* key, double v, double lo, bool closed_lo, double hi, bool closed_hi, const std::string& range) {
+    const bool ok = std::isfinite(v) && (closed_lo ? v >= lo : v > lo) && (closed_hi ? v <= hi : v < hi);
+    if (!ok) outOfRange(key, range, shown(v));
+}
+
 } // namespace
+
+static int maxTrainingThreads() {
+    const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return 4 * static_cast<int>(std::max(1L, cores));
+}
+
+static void validateTrainConfig(const TrainConfig& c) {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    constexpr std::int64_t big = std::numeric_limits<std::int64_t>::max();
+    requireReal("imbalance", c.imbalance, 1, true, inf, false, "a finite number >= 1");
+    requireInt("val_per_class", c.val_per_class, 0, big, "an integer >= 0");
+    requireInt("gaussian_dim", c.gaussian_dim, 1, 1 << 20, "an integer in [1, 1048576]");
+    requireInt("gaussian_per_class", c.gaussian_per_class, 1, big, "an integer >= 1");
+    requireInt("epochs", c.epochs, 1, big, "an integer >= 1");
+    requireInt("stage2_epochs", c.stage2_epochs, 1, big, "an integer >= 1");
+    requireInt("batch_size", c.batch_size, 1, big, "an integer >= 1");
+    // Large enough for any schedule; 1e300 would become inf in libtorch's float32 parameters.
+    requireReal("lr", c.lr, 0, false, kMaxLearningRate, true, "a finite number in (0, " + shown(kMaxLearningRate) + "]");
+    requireReal("momentum", c.momentum, 0, true, 1, false, "in [0, 1)");
+    requireReal("weight_decay", c.weight_decay, 0, true, inf, false, "a finite number >= 0");
+    requireReal("stage2_weight_decay", c.stage2_weight_decay, 0, true, inf, false, "a finite number >= 0");
+    requireReal("feature_reg", c.feature_reg, 0, true, inf, false, "a finite number >= 0");
+    requireReal("cb_beta", c.cb_beta, 0, true, 1, true, "in [0, 1]");
+    requireReal("maxnorm_factor", c.maxnorm_factor, 0, true, 1, true, "in [0, 1]");
+    if (c.tau) requireReal("tau", *c.tau, 0, true, kMaxTau, true, "a finite number in [0, " + shown(kMaxTau) + "] (the sweep covers 0..3)");
+    if (c.la_mode != "additive" && c.la_mode != "multiplicative")
+        outOfRange("la_mode", "additive or multiplicative", "'" + c.la_mode + "'");
+    requireInt("threads", c.threads, 0, maxTrainingThreads(),
+               "in [0, " + std::to_string(maxTrainingThreads()) + "] (0: all cores; at most 4 x the cores)");
+    requireInt("snapshot_every", c.snapshot_every, 1, big, "an integer >= 1");
+    requireInt("train_feature_cap", c.train_feature_cap, -1, big, "an integer >= -1 (-1: all)");
+}
 
 TrainConfig TrainConfig::fromJson(const std::string& text, const TrainConfig& defaults) {
     Json j;
@@ -99,6 +170,7 @@ TrainConfig TrainConfig::fromJson(const std::string& text, const TrainConfig& de
     if (config.cb_reduction != "batch" && config.cb_reduction != "weight-sum")
         throw UsageError("config key 'cb_reduction' must be batch (the papers' mean over the batch) or weight-sum "
                          "(divided by the batch's sum of class weights), got '" + config.cb_reduction + "'");
+    validateTrainConfig(config);
     return config;
 }
 
