@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <functional>
 #include <limits>
+#include <new>
 #include <type_traits>
 
 #include <Eigen/Dense>
@@ -541,6 +542,13 @@ AnalysisOptions defaultOptionsFor(const RunFile& file, std::optional<std::int64_
     AnalysisOptions options;
     options.many_threshold = many_threshold.value_or(file.classes().many_threshold.value_or(100));
     options.few_threshold = few_threshold.value_or(file.classes().few_threshold.value_or(20));
+    if (options.many_threshold < options.few_threshold) {
+        const auto from = [](bool given) { return given ? " (given)" : " (the run file's, or the default)"; };
+        throw UsageError("--many-threshold " + std::to_string(options.many_threshold) + from(many_threshold.has_value()) +
+                         " is below --few-threshold " + std::to_string(options.few_threshold) +
+                         from(few_threshold.has_value()) + ": many-shot is n > many and few-shot n < few, so "
+                         "--many-threshold must be >= --few-threshold");
+    }
     return options;
 }
 
@@ -635,7 +643,7 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     pc.group.resize(Cs);
     for (std::size_t c = 0; c < Cs; ++c) {
         const auto ci = static_cast<Index>(c);
-        pc.weight_norm[c] = classifier.weight.row(ci).norm();
+        pc.weight_norm[c] = classifier.weight.row(ci).stableNorm(); // finite for rows near 1e300
         pc.bias[c] = classifier.bias[ci];
         const std::int64_t n = classifier.train_counts[c];
         pc.group[c] = n > options.many_threshold ? ShotGroup::Many
@@ -767,10 +775,21 @@ Analysis analyzeWeights(const ClassifierInput& classifier, const AnalysisOptions
 
 Analysis analyzeSnapshot(const std::shared_ptr<const RunFile>& file, const SnapshotInfo& snapshot,
                          const SplitInfo& split, const AnalysisOptions& options) {
-    ClassifierInput classifier{file->classifierWeight(snapshot), file->classifierBias(snapshot),
-                               file->classes().train_counts};
-    const RunFileSource source(file, snapshot, split);
-    Analysis result = analyze(source, classifier, options);
+    const std::string object = snapshotPath(snapshot) + "/" + split.name;
+    Analysis result;
+    try {
+        ClassifierInput classifier{file->classifierWeight(snapshot), file->classifierBias(snapshot),
+                                   file->classes().train_counts};
+        const RunFileSource source(file, snapshot, split);
+        result = analyze(source, classifier, options);
+    } catch (const linalg::NumericalFailure& e) { // the library's words, with the file's
+        throw InputError(file->path(), object, std::string("cannot be analysed: ") + e.what());
+    } catch (const std::bad_alloc&) { // declared sizes beyond this machine's memory
+        throw InputError(file->path(), object,
+                         "not enough memory for its declared size (" + std::to_string(split.num_samples) +
+                             " samples x " + std::to_string(snapshot.feature_dim) + " features, " +
+                             std::to_string(file->classes().numClasses()) + " classes)");
+    }
     result.snapshot = snapshot.name;
     result.split = split.name;
     result.epoch = snapshot.epoch;

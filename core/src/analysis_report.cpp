@@ -1,9 +1,12 @@
 #include "ltlab/analysis_report.h"
 
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "ltlab/input_file.h"
 
 namespace ltlab {
 
@@ -42,14 +45,18 @@ Json sweepJson(const LogitAdjustmentSweep& sweep) {
     return out;
 }
 
+// A value that overflowed (weights near 1e300 square to inf) is flagged, never printed as inf or nan.
 std::string fmt(const Nullable& v, const char* format = "%.6g") {
     if (!v) return "n/a";
+    if (!std::isfinite(*v)) return "overflow";
     char buffer[64];
     std::snprintf(buffer, sizeof buffer, format, *v);
     return buffer;
 }
 
-std::string percent(const Nullable& v) { return v ? fmt(*v * 100.0, "%.2f") + " %" : "n/a"; }
+std::string percent(const Nullable& v) {
+    return !v ? "n/a" : !std::isfinite(*v) ? "overflow" : fmt(*v * 100.0, "%.2f") + " %";
+}
 
 } // namespace
 
@@ -103,8 +110,9 @@ std::string analysisToText(const Analysis& a, const ClassInfo& classes) {
     std::ostringstream out;
     int many = 0, medium = 0, few = 0;
     for (auto g : a.per_class.group) (g == ShotGroup::Many ? many : g == ShotGroup::Few ? few : medium)++;
-    out << "Snapshot " << a.snapshot << (a.epoch ? " (epoch " + std::to_string(*a.epoch) + ")" : std::string())
-        << ", split " << a.split << ": " << a.num_samples << " samples, " << a.num_classes << " classes, "
+    // Names come from the file: control characters (newlines, terminal escapes) are shown escaped.
+    out << "Snapshot " << escapeControl(a.snapshot) << (a.epoch ? " (epoch " + std::to_string(*a.epoch) + ")" : std::string())
+        << ", split " << escapeControl(a.split) << ": " << a.num_samples << " samples, " << a.num_classes << " classes, "
         << a.feature_dim << "-d features\n";
     out << "Shot groups: " << many << " many (n > " << a.many_threshold << "), " << medium << " medium, " << few
         << " few (n < " << a.few_threshold << ")\n\n";
@@ -148,10 +156,11 @@ std::string analysisToText(const Analysis& a, const ClassInfo& classes) {
     out << line;
     const auto& pc = a.per_class;
     for (std::size_t c = 0; c < pc.train_count.size(); ++c) {
-        const std::string name = c < classes.names.size() ? classes.names[c] : std::to_string(c);
-        std::snprintf(line, sizeof line, "  %-16.16s %8lld %7lld %9.4g %9.4g %9s %9s\n", name.c_str(),
-                      static_cast<long long>(pc.train_count[c]), static_cast<long long>(pc.count[c]), pc.weight_norm[c],
-                      pc.bias[c], fmt(pc.feature_norm[c], "%.4g").c_str(), percent(pc.accuracy[c]).c_str());
+        const std::string name = escapeControl(c < classes.names.size() ? classes.names[c] : std::to_string(c));
+        std::snprintf(line, sizeof line, "  %-16.16s %8lld %7lld %9s %9s %9s %9s\n", name.c_str(),
+                      static_cast<long long>(pc.train_count[c]), static_cast<long long>(pc.count[c]),
+                      fmt(pc.weight_norm[c], "%.4g").c_str(), fmt(pc.bias[c], "%.4g").c_str(),
+                      fmt(pc.feature_norm[c], "%.4g").c_str(), percent(pc.accuracy[c]).c_str());
         out << line;
     }
     return out.str();

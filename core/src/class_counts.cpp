@@ -4,6 +4,7 @@
 
 #include "ltlab/class_counts.h"
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,11 +12,14 @@
 #include <nlohmann/json.hpp>
 
 #include "ltlab/error.h"
+#include "ltlab/input_file.h"
 #include "ltlab/run_file.h"
 
 namespace ltlab {
 
 namespace {
+
+constexpr std::uintmax_t kMaxCountsBytes = 256ull << 20; // a run file's counts, or text and JSON lists
 
 std::vector<std::int64_t> countsFromJson(const std::string& path) {
     std::ifstream in(path);
@@ -46,7 +50,9 @@ std::vector<std::int64_t> countsFromText(const std::string& path) {
     std::vector<std::int64_t> out;
     for (std::string w; words >> w;) {
         char* end = nullptr;
+        errno = 0;
         const long long v = std::strtoll(w.c_str(), &end, 10);
+        if (errno == ERANGE) throw InputError(path, "", "count '" + w + "' does not fit in 64 bits");
         if (*end != '\0' || v < 0) throw InputError(path, "", "'" + w + "' is not a non-negative integer count");
         out.push_back(v);
     }
@@ -56,8 +62,7 @@ std::vector<std::int64_t> countsFromText(const std::string& path) {
 } // namespace
 
 std::vector<std::int64_t> readCounts(const std::string& path) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path, "", "no such file");
+    requireRegularFile(path, "counts file", kMaxCountsBytes);
     std::ifstream probe(path, std::ios::binary);
     char magic[8] = {};
     probe.read(magic, 8);
@@ -65,6 +70,11 @@ std::vector<std::int64_t> readCounts(const std::string& path) {
     const auto ext = std::filesystem::path(path).extension().string();
     std::vector<std::int64_t> counts = ext == ".json" ? countsFromJson(path) : countsFromText(path);
     if (counts.size() < 2) throw InputError(path, "", "needs at least 2 class counts, found " + std::to_string(counts.size()));
+    std::int64_t total = 0;
+    for (std::size_t c = 0; c < counts.size(); ++c)
+        if (__builtin_add_overflow(total, counts[c], &total))
+            throw InputError(path, "", "the counts add up to more than 2^63 - 1 (overflow at class " + std::to_string(c) + ")");
+    if (total == 0) throw InputError(path, "", "all counts are zero: the class prior is undefined");
     return counts;
 }
 

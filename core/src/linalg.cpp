@@ -89,7 +89,11 @@ SymmetricEigen symmetricEigen(const Eigen::MatrixXd& A) {
     if (info != 0) {
         // dsyevd failed to converge (very rare): fall back to Eigen's QR-based solver.
         Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(A);
-        if (solver.info() != Eigen::Success) throw std::runtime_error("symmetric eigen-decomposition failed");
+        if (solver.info() != Eigen::Success)
+            throw NumericalFailure("the symmetric eigen-decomposition of a " + std::to_string(n) + "x" +
+                                   std::to_string(n) + " matrix failed" +
+                                   (A.allFinite() ? std::string(" (entries too large?)")
+                                                  : std::string(" (it has non-finite entries: values too large?)")));
         out.values = solver.eigenvalues();
         out.vectors = solver.eigenvectors();
     }

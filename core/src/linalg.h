@@ -3,7 +3,16 @@
 
 #include <Eigen/Core>
 
+#include <stdexcept>
+
 namespace ltlab::linalg {
+
+// A decomposition that did not converge (non-finite or enormous entries);
+// analyzeSnapshot turns it into an InputError naming the file and snapshot.
+class NumericalFailure : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
 
 // G += X^T X for row-major X (rows x D), lower triangle only (BLAS dsyrk).
 void addGramLower(Eigen::MatrixXd& G, const double* X_row_major, Eigen::Index rows, Eigen::Index cols);

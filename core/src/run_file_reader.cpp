@@ -1,13 +1,17 @@
 // Reading and validating run files (shared/spec/run-format.md, version 1).
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <numeric>
 #include <sstream>
 
 #include "hdf5_util.h"
 #include "ltlab/error.h"
+#include "ltlab/input_file.h"
 #include "ltlab/run_file.h"
 
 namespace ltlab {
@@ -68,10 +72,7 @@ void RunFile::fail(const std::string& object, const std::string& problem) const 
 }
 
 std::shared_ptr<const RunFile> RunFile::open(const std::string& path) {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    if (!fs::exists(path, ec)) throw InputError(path, "", "no such file");
-    if (fs::is_directory(path, ec)) throw InputError(path, "", "is a directory, not a run file");
+    requireRegularFile(path, "run file"); // a FIFO would block HDF5's open, a device would be read
 
     h5::Lock lock(h5::hdf5Mutex());
     h5::silenceLibraryErrors();
@@ -93,6 +94,24 @@ std::shared_ptr<const RunFile> RunFile::open(const std::string& path) {
 }
 
 namespace {
+
+// A tiny (chunked, unwritten) dataset may declare billions of rows: refuse
+// to allocate more than the machine's memory for it instead of failing
+// inside the allocator with a bare std::bad_alloc.
+void requireMemory(const RunFile& file, const std::string& object, double count, double bytes_each, const char* what) {
+    static const double physical = [] {
+        const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+        return pages > 0 && page > 0 ? double(pages) * double(page) : 0.0;
+    }();
+    const double bytes = count * bytes_each;
+    if (physical > 0 && bytes > physical) {
+        char b[160];
+        std::snprintf(b, sizeof b, "declares %.0f %s: reading them needs %.3g GB, more than this machine's %.3g GB of memory",
+                      count, what, bytes / 1e9, physical / 1e9);
+        file.fail(object, b);
+    }
+}
+
 
 // Validation of one file's metadata; `fail` throws with the file's name.
 class Validator {
@@ -179,6 +198,7 @@ public:
     }
 
     std::vector<std::int64_t> readIntegers(hid_t ds, const std::string& path, std::size_t count) const {
+        requireMemory(file_, path, double(count), 2 * sizeof(std::int64_t), "values");
         std::vector<std::int64_t> values(count);
         static_assert(sizeof(long long) == sizeof(std::int64_t));
         if (count && H5Dread(ds, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
@@ -228,8 +248,12 @@ void RunFile::validate() {
             fail(path, std::to_string(negative) + " negative counts (first at class " +
                            std::to_string(first - classes_.train_counts.begin()) + ": " + std::to_string(*first) + ")");
         }
-        if (std::accumulate(classes_.train_counts.begin(), classes_.train_counts.end(), std::int64_t{0}) <= 0)
-            fail(path, "all counts are zero: the class prior is undefined");
+        std::int64_t total = 0;
+        for (std::size_t c = 0; c < classes_.train_counts.size(); ++c)
+            if (__builtin_add_overflow(total, classes_.train_counts[c], &total))
+                fail(path, "the counts add up to more than 2^63 - 1 (overflow at class " + std::to_string(c) +
+                               "): not the training counts of a real run");
+        if (total <= 0) fail(path, "all counts are zero: the class prior is undefined");
     }
     const auto C = static_cast<hsize_t>(classes_.numClasses());
     if (h5::linkExists(root, "/classes/names")) {
@@ -245,6 +269,11 @@ void RunFile::validate() {
         h5::Handle group(H5Gopen2(root, "/classes", H5P_DEFAULT));
         classes_.many_threshold = check.intAttribute(group.get(), "/classes", "many_threshold");
         classes_.few_threshold = check.intAttribute(group.get(), "/classes", "few_threshold");
+        // many-shot is n > many, few-shot n < few: many < few would put classes in both groups.
+        if (classes_.many_threshold && classes_.few_threshold && *classes_.many_threshold < *classes_.few_threshold)
+            fail("/classes", "attribute many_threshold (" + std::to_string(*classes_.many_threshold) +
+                                 ") is below few_threshold (" + std::to_string(*classes_.few_threshold) +
+                                 "): shot groups need many_threshold >= few_threshold");
     }
 
     // /snapshots
@@ -382,6 +411,8 @@ void checkFinite(const RunFile& file, const std::string& object, const Eigen::De
 } // namespace
 
 Eigen::MatrixXd RunFile::classifierWeight(const SnapshotInfo& snapshot) const {
+    requireMemory(*this, snapshotPath(snapshot) + "/classifier_weight", double(numClasses()) * double(snapshot.feature_dim),
+                  2 * sizeof(double), "values");
     RowMatrix weight(numClasses(), snapshot.feature_dim);
     const std::string path = snapshotPath(snapshot) + "/classifier_weight";
     readRows(path, 0, weight);
@@ -403,6 +434,7 @@ Eigen::VectorXd RunFile::classifierBias(const SnapshotInfo& snapshot) const {
 
 std::vector<std::int32_t> RunFile::labels(const SnapshotInfo& snapshot, const SplitInfo& split) const {
     const std::string path = splitDatasetPath(snapshot, split, "labels");
+    requireMemory(*this, path, double(split.num_samples), sizeof(long long) + sizeof(std::int32_t), "labels");
     std::vector<long long> raw(static_cast<std::size_t>(split.num_samples));
     {
         h5::Lock lock(h5::hdf5Mutex());
