@@ -7,6 +7,7 @@ Run: LTLAB_BIN=build/bin/ltlab /usr/bin/python3 -m unittest -v tests/python/test
 
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -289,6 +290,240 @@ class Validation(unittest.TestCase):
             f.create_dataset("history/epoch", data=np.arange(5), maxshape=(None,), chunks=True)
             f.create_dataset("history/train_loss", data=np.linspace(2, 1, 5), maxshape=(None,), chunks=True)
         self.assertAccepted(self.broken("valid_encodings.h5", m), "--format", "json")
+
+
+
+class Hardening(unittest.TestCase):
+    """Issue 12: options out of range are usage errors (exit 1) naming the
+    option; FIFOs, devices and folders are refused without blocking (exit 2,
+    naming the file); overflowing counts, huge declared sizes and a missing
+    output folder are clear input errors; the text report escapes control
+    characters and never prints inf or nan."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="ltlab_hard_")
+        cls.base = write_base(os.path.join(cls.tmp.name, "base.h5"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        tu.ltlab_bin()
+
+    def path(self, name):
+        return os.path.join(self.tmp.name, name)
+
+    def run_bad(self, code, args, *patterns, timeout=30):
+        try:
+            proc = tu.run_ltlab(*args, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail("ltlab %s did not finish in %d s" % (" ".join(map(str, args)), timeout))
+        info = tu.describe(proc)
+        self.assertEqual(proc.returncode, code, "ltlab %s: %s" % (" ".join(map(str, args)), info))
+        for p in patterns:
+            self.assertRegex(proc.stderr, re.compile(p, re.I), info)
+        self.assertLess(len(proc.stderr.splitlines()), 5, "one clear line: " + info)
+        return proc
+
+    # -- --threads ---------------------------------------------------------
+    def test_threads_capped_for_every_command(self):
+        big = str(4 * os.cpu_count() + 1)
+        out = self.path("threads_out.h5")
+        for args in (["analyze", self.base], ["synth", "--out", out], ["info"],
+                     ["stage2", self.base, "--out", out], ["cone-lab"],
+                     ["train", "--recipe", "ce", "--out", out], ["train", "--resume", self.base],
+                     ["import", self.base, "--dataset", "cifar100-lt", "--out", out], ["benchmark-training"]):
+            for value in (big, "10000"):
+                with self.subTest(args=args, threads=value):
+                    self.run_bad(1, args + ["--threads", value], r"--threads", r"at most")
+        self.assertFalse(os.path.exists(out))
+
+    # -- non-regular files -------------------------------------------------
+    def test_fifo_device_and_folder_refused(self):
+        fifo = self.path("pipe.h5")
+        os.mkfifo(fifo)
+        folder = self.path("a_folder")
+        os.mkdir(folder)
+        out = self.path("fifo_out.h5")
+        for bad, kind in ((fifo, r"FIFO"), ("/dev/zero", r"character device"), (folder, r"directory")):
+            for args in (["analyze", bad], ["train", "--recipe", "ce", "--config", bad, "--out", out],
+                         ["inspect", bad], ["train", "--resume", bad],
+                         ["stage2", bad, "--out", out]):
+                with self.subTest(args=args):
+                    self.run_bad(2, args, re.escape(bad), kind, r"regular file", timeout=20)
+        self.assertFalse(os.path.exists(out))
+
+    def test_counts_fifo_refused(self):
+        fifo = self.path("counts_pipe.json")
+        os.mkfifo(fifo)
+        ckpt = self.path("tiny.safetensors")
+        header = b'{"fc.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}'
+        with open(ckpt, "wb") as f:
+            f.write(len(header).to_bytes(8, "little") + header + bytes(16))
+        self.run_bad(2, ["inspect", ckpt, "--counts", fifo], re.escape(fifo), r"FIFO", timeout=20)
+
+    def test_config_too_large(self):
+        big = self.path("big_config.json")
+        with open(big, "wb") as f:
+            f.truncate(17 << 20)   # sparse: 17 MB of zeros
+        self.run_bad(2, ["train", "--recipe", "ce", "--config", big, "--out", self.path("big_out.h5")],
+                     re.escape(big), r"at most 16")
+
+    # -- training options ----------------------------------------------------
+    def test_training_options_out_of_range(self):
+        out = self.path("opt_out.h5")
+        cases = [
+            (["--recipe", "ce-wd", "--weight-decay", "-1"], "--weight-decay", r">= 0"),
+            (["--recipe", "wb", "--stage2-weight-decay", "-0.5"], "--stage2-weight-decay", r">= 0"),
+            (["--recipe", "wb", "--stage2-epochs", "-1"], "--stage2-epochs", r">= 1"),
+            (["--recipe", "ce", "--epochs", "0"], "--epochs", r">= 1"),
+            (["--recipe", "ce", "--val-per-class", "-5"], "--val-per-class", r">= 0"),
+            (["--recipe", "ce", "--lr", "1e300"], "--lr", r"\(0, 1000\]"),
+            (["--recipe", "ce", "--lr", "0"], "--lr", r"\(0, "),
+            (["--recipe", "ce", "--lr", "-0.1"], "--lr", r"\(0, "),
+            (["--recipe", "ce", "--lr", "1e400"], "--lr", r"finite number"),
+            (["--recipe", "ce", "--lr", "nan"], "lr", r""),
+            (["--recipe", "ce", "--momentum", "-1"], "--momentum", r"\[0, 1\)"),
+            (["--recipe", "ce", "--momentum", "1"], "--momentum", r"\[0, 1\)"),
+            (["--recipe", "ce", "--batch-size", "0"], "--batch-size", r">= 1"),
+            (["--recipe", "wb", "--cb-beta", "1.5"], "--cb-beta", r"\[0, 1\]"),
+            (["--recipe", "wd-fr-etf", "--tau", "1e308"], "--tau", r"\[0, 10\]"),
+            (["--recipe", "ce", "--la-mode", "sideways"], "--la-mode", r"additive or multiplicative"),
+            (["--recipe", "ce", "--snapshot-every", "0"], "--snapshot-every", r">= 1"),
+            (["--recipe", "ce", "--threads", "100000"], "--threads", r"at most \d+ \(4 x the"),
+        ]
+        for args, option, rng in cases:
+            with self.subTest(args=args):
+                self.run_bad(1, ["train"] + args + ["--out", out], re.escape(option), rng)
+        self.assertFalse(os.path.exists(out))
+
+    def test_config_file_values_checked(self):
+        cfg = self.path("bad_values.json")
+        with open(cfg, "w") as f:
+            f.write('{"recipe": "ce-wd", "weight_decay": -1}')
+        self.run_bad(1, ["train", "--config", cfg, "--out", self.path("cfg_out.h5")],
+                     re.escape(cfg), r"weight-decay", r">= 0")
+
+    def test_la_tau_too_large(self):
+        out = self.path("la_out.h5")
+        self.run_bad(1, ["train", "--recipe", "la", "--from", self.base, "--tau", "1e308", "--out", out],
+                     r"--tau", r"finite number in \[0, 10\]")
+        self.assertFalse(os.path.exists(out))
+
+    def test_la_non_finite_adjustment(self):
+        """A class with no training samples has prior 0: dividing by 0^tau is inf."""
+        p = write_base(self.path("zero_class.h5"), lambda f: replace_dataset(
+            f, "classes/train_counts", np.array([40, 30, 20, 0], np.int64)))
+        out = self.path("la_zero_out.h5")
+        self.run_bad(1, ["train", "--recipe", "la", "--la-mode", "multiplicative", "--from", p,
+                         "--tau", "1", "--out", out], r"--tau", r"non-finite", r"prior is 0")
+        self.assertFalse(os.path.exists(out))
+
+    def test_la_records_tau_exactly(self):
+        out = self.path("la_exact.h5")
+        proc = tu.run_ltlab("train", "--recipe", "la", "--from", self.base, "--tau", "1.23456789", "--out", out)
+        self.assertEqual(proc.returncode, 0, tu.describe(proc))
+        import json
+        with h5py.File(out, "r") as f:
+            config = json.loads(f.attrs["config"])
+        self.assertEqual(config["tau"], 1.23456789)
+        self.assertEqual(config["from"], self.base)
+
+    def test_thresholds_many_below_few(self):
+        self.run_bad(1, ["analyze", self.base, "--many-threshold", "10", "--few-threshold", "20"],
+                     r"--many-threshold", r"--few-threshold", r">= --few-threshold")
+        self.run_bad(1, ["analyze", self.base, "--many-threshold", "5"], r"--many-threshold 5", r"--few-threshold 20")
+
+        def m(f):
+            f["classes"].attrs["many_threshold"] = 10
+            f["classes"].attrs["few_threshold"] = 20
+        p = write_base(self.path("thresholds.h5"), m)
+        self.run_bad(2, ["analyze", p], r"thresholds\.h5: /classes", r"many_threshold \(10\) is below few_threshold \(20\)")
+
+    # -- numbers --------------------------------------------------------------
+    def test_counts_sum_overflow(self):
+        p = write_base(self.path("overflow.h5"), lambda f: replace_dataset(
+            f, "classes/train_counts", np.array([2**62, 2**62, 2**62, 1], np.int64)))
+        self.run_bad(2, ["analyze", p], r"overflow\.h5: /classes/train_counts", r"2\^63 - 1", r"overflow")
+
+    def test_counts_file_overflow(self):
+        counts = self.path("counts_overflow.txt")
+        with open(counts, "w") as f:
+            f.write("%d %d 3\n" % (2**62, 2**62))
+        ckpt = self.path("tiny2.safetensors")
+        header = b'{"fc.weight":{"dtype":"F32","shape":[3,2],"data_offsets":[0,24]}}'
+        with open(ckpt, "wb") as f:
+            f.write(len(header).to_bytes(8, "little") + header + bytes(24))
+        self.run_bad(2, ["inspect", ckpt, "--counts", counts], re.escape(counts), r"overflow")
+
+    def test_huge_declared_rows(self):
+        """A tiny file whose features and labels declare 2^40 rows (chunked, never written)."""
+        def m(f):
+            del f[SPLIT + "/logits"]
+            del f[SPLIT + "/features"]
+            del f[SPLIT + "/labels"]
+            f.create_dataset(SPLIT + "/features", shape=(2**40, D), dtype="f4", chunks=(1024, D))
+            f.create_dataset(SPLIT + "/labels", shape=(2**40,), dtype="i8", chunks=(1024,))
+        p = write_base(self.path("huge_rows.h5"), m)
+        self.assertLess(os.path.getsize(p), 1 << 20)
+        self.run_bad(2, ["analyze", p], r"huge_rows\.h5: /snapshots/final/test/labels", r"declares 1099511627776",
+                     r"memory")
+
+    def test_eigen_failure_names_file(self):
+        """Finite features near 1e300 overflow the scatter matrices: the failed
+        decomposition is reported with the file, snapshot and split."""
+        def m(f):
+            h = f[SPLIT + "/features"][...].astype(np.float64) * 1e300
+            replace_dataset(f, SPLIT + "/features", h)
+            del f[SPLIT + "/logits"]
+        p = write_base(self.path("huge_features.h5"), m)
+        self.run_bad(2, ["analyze", p], r"huge_features\.h5: /snapshots/final/test: cannot be analysed",
+                     r"eigen-decomposition")
+
+    def test_output_folder_missing(self):
+        out = self.path("no/such/folder/out.h5")
+        for args in (["synth", "--out", out, "--classes", "3", "--dim", "2", "--snapshots", "1"],
+                     ["train", "--recipe", "la", "--from", self.base, "--tau", "1", "--out", out]):
+            with self.subTest(args=args):
+                self.run_bad(2, args, re.escape(out), r"folder .*no/such/folder does not exist")
+
+    def test_report_escapes_control_characters(self):
+        names = ["plain", "new\nline", "esc\x1b[31mred", "tab\there"]
+        def m(f):
+            del f["classes/names"]
+            f["classes"].create_dataset("names", data=names, dtype=h5py.string_dtype("utf-8"))
+            f.move(SNAP, "/snapshots/evil\x1b[2Jname")
+        p = write_base(self.path("control_names.h5"), m)
+        proc = tu.run_ltlab("analyze", p)
+        self.assertEqual(proc.returncode, 0, tu.describe(proc))
+        self.assertNotIn("\x1b", proc.stdout)
+        self.assertNotIn("\t", proc.stdout)
+        self.assertIn(r"new\nline", proc.stdout)
+        self.assertIn(r"esc\e[31mred", proc.stdout)
+        self.assertIn(r"evil\e[2Jname", proc.stdout)
+        # JSON keeps the names exact (escaped by JSON itself)
+        js = tu.run_ltlab("analyze", p, "--format", "json")
+        self.assertEqual(js.returncode, 0, tu.describe(js))
+        self.assertEqual(tu.parse_json(js.stdout)["snapshot"], "evil\x1b[2Jname")
+
+    def test_report_huge_weights_no_nan(self):
+        def m(f):
+            w = f[SNAP + "/classifier_weight"][...].astype(np.float64) * 1e300
+            replace_dataset(f, SNAP + "/classifier_weight", w)
+            del f[SPLIT + "/logits"]
+        p = write_base(self.path("huge_weights.h5"), m)
+        proc = tu.run_ltlab("analyze", p)
+        if proc.returncode == 2:   # refused as an input problem: must name the file and object
+            self.assertIn("huge_weights.h5: /snapshots/final", proc.stderr, tu.describe(proc))
+            return
+        self.assertEqual(proc.returncode, 0, tu.describe(proc))
+        self.assertNotRegex(proc.stdout, re.compile(r"\bnan\b|\binf\b", re.I), proc.stdout)
+        self.assertRegex(proc.stdout, r"e\+300", "the weight norms are finite and printed")
+        js = tu.run_ltlab("analyze", p, "--format", "json")
+        self.assertEqual(js.returncode, 0, tu.describe(js))
+        tu.parse_json(js.stdout)
 
 
 if __name__ == "__main__":
