@@ -236,6 +236,9 @@ int runTrain(const std::vector<std::string>& argv) {
             if (args.value("out") || args.value("config") || args.value("recipe"))
                 throw UsageError("--resume takes the run file alone");
             const auto file = RunFile::open(*run);
+            // The checkpoint is read by libtorch: refuse a FIFO or a device before it blocks there.
+            if (std::error_code ignored; std::filesystem::exists(checkpointPath(*run), ignored))
+                requireRegularFile(checkpointPath(*run), "checkpoint");
             if (!file->config()) throw InputError(*run, "/", "has no 'config' attribute: not written by ltlab train");
             TrainConfig config;
             try {
@@ -257,6 +260,7 @@ int runTrain(const std::vector<std::string>& argv) {
         }
         const auto out = args.value("out");
         if (!out) throw UsageError("missing --out RUN.h5");
+        requireOutputFolder(*out); // before the data are loaded
         std::error_code ec;
         if (std::filesystem::exists(*out, ec) && !args.flag("overwrite"))
             throw UsageError("" + *out + " exists; pass --overwrite to replace it");
@@ -294,6 +298,8 @@ int runTrain(const std::vector<std::string>& argv) {
             if (args.value("config")) throw UsageError("--from takes the run's configuration; give stage-2 options instead of --config");
             if (std::filesystem::exists(*out, ec) && std::filesystem::equivalent(*out, *args.value("from"), ec))
                 throw UsageError("--out must differ from --from: the finished run stays as it is");
+            if (std::error_code ignored; std::filesystem::exists(checkpointPath(*args.value("from")), ignored))
+                requireRegularFile(checkpointPath(*args.value("from")), "checkpoint");
             const Stage2FromPlan plan = planStage2From(*args.value("from"), args.value("snapshot"), overrides.dump());
             std::cerr << "ltlab train: stage 2 from " << *args.value("from") << ", snapshot " << plan.snapshot
                       << " (epoch " << plan.epoch << ")\n";

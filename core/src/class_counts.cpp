@@ -19,7 +19,7 @@ namespace ltlab {
 
 namespace {
 
-constexpr std::uintmax_t kMaxCountsBytes = 256ull << 20; // a run file's counts, or text and JSON lists
+constexpr std::uintmax_t kMaxCountsBytes = 256ull << 20; // text and JSON lists (run files: any size)
 
 std::vector<std::int64_t> countsFromJson(const std::string& path) {
     std::ifstream in(path);
@@ -62,11 +62,12 @@ std::vector<std::int64_t> countsFromText(const std::string& path) {
 } // namespace
 
 std::vector<std::int64_t> readCounts(const std::string& path) {
-    requireRegularFile(path, "counts file", kMaxCountsBytes);
+    requireRegularFile(path, "counts file"); // before opening: a FIFO would block
     std::ifstream probe(path, std::ios::binary);
     char magic[8] = {};
     probe.read(magic, 8);
     if (std::string(magic, 8) == "\x89HDF\r\n\x1a\n") return RunFile::open(path)->classes().train_counts;
+    requireRegularFile(path, "counts file", kMaxCountsBytes); // text and JSON are read whole
     const auto ext = std::filesystem::path(path).extension().string();
     std::vector<std::int64_t> counts = ext == ".json" ? countsFromJson(path) : countsFromText(path);
     if (counts.size() < 2) throw InputError(path, "", "needs at least 2 class counts, found " + std::to_string(counts.size()));
