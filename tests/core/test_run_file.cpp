@@ -15,6 +15,11 @@
 #include "ltlab/run_writer.h"
 #include "ltlab/synthetic.h"
 #include "ltlab/posthoc.h"
+#include "ltlab/class_counts.h"
+#include "ltlab/input_file.h"
+#include "ltlab/training.h"
+
+#include <sys/stat.h>
 
 using namespace ltlab;
 namespace fs = std::filesystem;
@@ -317,4 +322,74 @@ TEST(Posthoc, LogitAdjustedRunMatchesTheSweepAtTheChosenTau) {
         const auto out = RunFile::open(dir.file("la.h5"));
         EXPECT_EQ(out->latestSnapshot().name, "epoch_0001_la");
     }
+}
+
+// Issue 12: input checks made before a file is opened, and the text report's escaping.
+namespace {
+
+template <typename Error, typename F>
+std::string messageOf(F&& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+} // namespace
+
+TEST(Hardening, OnlyRegularFilesAreRead) {
+    TempDir dir;
+    const std::string fifo = dir.file("pipe.h5");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_NE(messageOf<InputError>([&] { RunFile::open(fifo); }).find(fifo + ": is a FIFO"), std::string::npos);
+    EXPECT_NE(messageOf<InputError>([&] { readCounts(fifo); }).find("FIFO"), std::string::npos);
+    EXPECT_NE(messageOf<InputError>([&] { RunFile::open(dir.path.string()); }).find("is a directory"), std::string::npos);
+    EXPECT_NE(messageOf<InputError>([&] { requireRegularFile("/dev/zero", "config file"); }).find("character device"),
+              std::string::npos);
+    const std::string big = dir.file("big.json");
+    std::ofstream(big).close();
+    fs::resize_file(big, 2000);
+    EXPECT_EQ(requireRegularFile(big, "config file", 2000), 2000u);
+    EXPECT_NE(messageOf<InputError>([&] { readSmallFile(big, "config file", 1000); }).find("at most"), std::string::npos);
+    EXPECT_NE(messageOf<InputError>([&] { requireOutputFolder(dir.file("missing/out.h5")); }).find("does not exist"),
+              std::string::npos);
+    EXPECT_NO_THROW(requireOutputFolder(dir.file("out.h5")));
+    EXPECT_NO_THROW(requireOutputFolder("relative.h5"));
+}
+
+TEST(Hardening, CountSumsDoNotOverflow) {
+    TempDir dir;
+    const std::string text = dir.file("counts.txt");
+    std::ofstream(text) << "4611686018427387904 4611686018427387904 1\n";
+    EXPECT_NE(messageOf<InputError>([&] { readCounts(text); }).find("2^63 - 1"), std::string::npos);
+    std::ofstream(text) << "99999999999999999999 1\n";
+    EXPECT_NE(messageOf<InputError>([&] { readCounts(text); }).find("64 bits"), std::string::npos);
+    std::ofstream(text) << "0 0 0\n";
+    EXPECT_NE(messageOf<InputError>([&] { readCounts(text); }).find("all counts are zero"), std::string::npos);
+}
+
+TEST(Hardening, TrainConfigRanges) {
+    const TrainConfig defaults = recipeDefaults("wb");
+    EXPECT_NO_THROW(TrainConfig::fromJson("{}", defaults));
+    const std::pair<const char*, const char*> cases[] = {
+        {R"({"weight_decay": -1})", "--weight-decay"}, {R"({"stage2_epochs": -1})", "--stage2-epochs"},
+        {R"({"val_per_class": -5})", "--val-per-class"}, {R"({"lr": 1e300})", "--lr"},
+        {R"({"lr": 0})", "--lr"},                      {R"({"momentum": -1})", "[0, 1)"},
+        {R"({"momentum": 1})", "[0, 1)"},               {R"({"tau": 1e308})", "--tau"},
+        {R"({"threads": 100000})", "--threads"},       {R"({"cb_beta": 2})", "--cb-beta"},
+        {R"({"lr": "fast"})", "--lr"},
+    };
+    for (const auto& [json, expected] : cases)
+        EXPECT_NE(messageOf<UsageError>([&] { TrainConfig::fromJson(json, defaults); }).find(expected), std::string::npos)
+            << json;
+}
+
+TEST(Hardening, ControlCharactersEscaped) {
+    EXPECT_EQ(escapeControl("plain name"), "plain name");
+    EXPECT_EQ(escapeControl("a\\b"), "a\\b"); // nothing to escape: left as it is
+    EXPECT_EQ(escapeControl("new\nline\t\x1b[31m"), "new\\nline\\t\\e[31m");
+    EXPECT_EQ(escapeControl(std::string("nul\0x\x7f", 6)), "nul\\x00x\\x7f");
+    EXPECT_EQ(escapeControl("csi\xc2\x9b" "2J caf\xc3\xa9"), "csi\\u009b2J caf\xc3\xa9");
 }

@@ -355,6 +355,15 @@ class Hardening(unittest.TestCase):
                     self.run_bad(2, args, re.escape(bad), kind, r"regular file", timeout=20)
         self.assertFalse(os.path.exists(out))
 
+    def test_checkpoint_fifo_refused_before_libtorch(self):
+        """RUN.h5.ckpt is read by libtorch: a FIFO there is refused first."""
+        run = self.path("with_ckpt.h5")
+        write_base(run, lambda f: f.attrs.__setitem__("config", '{"recipe": "ce"}'))
+        os.mkfifo(run + ".ckpt")
+        self.run_bad(2, ["train", "--resume", run], re.escape(run + ".ckpt"), r"FIFO", timeout=20)
+        self.run_bad(2, ["train", "--recipe", "wb", "--from", run, "--out", self.path("from_out.h5")],
+                     re.escape(run + ".ckpt"), r"FIFO", timeout=20)
+
     def test_counts_fifo_refused(self):
         fifo = self.path("counts_pipe.json")
         os.mkfifo(fifo)
@@ -485,7 +494,8 @@ class Hardening(unittest.TestCase):
     def test_output_folder_missing(self):
         out = self.path("no/such/folder/out.h5")
         for args in (["synth", "--out", out, "--classes", "3", "--dim", "2", "--snapshots", "1"],
-                     ["train", "--recipe", "la", "--from", self.base, "--tau", "1", "--out", out]):
+                     ["train", "--recipe", "la", "--from", self.base, "--tau", "1", "--out", out],
+                     ["train", "--recipe", "ce", "--epochs", "1", "--out", out]):
             with self.subTest(args=args):
                 self.run_bad(2, args, re.escape(out), r"folder .*no/such/folder does not exist")
 
