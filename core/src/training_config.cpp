@@ -21,7 +21,7 @@ namespace ltlab {
 
 namespace {
 
-constexpr double kMaxLearningRate = 1e3;
+constexpr double kMaxLearningRate = 1e9; // far above any schedule, far below float32's 3.4e38
 constexpr double kMaxTau = 10;
 
 using Json = nlohmann::json;
