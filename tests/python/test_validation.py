@@ -480,6 +480,26 @@ class Hardening(unittest.TestCase):
         self.run_bad(2, ["analyze", p], r"huge_rows\.h5: /snapshots/final/test/labels", r"declares 1099511627776",
                      r"memory")
 
+    def test_huge_declared_dimension(self):
+        """2^20-d features: the D x D scatter matrices cannot be allocated; the
+        bad_alloc becomes an input error naming the split (under an 8 GB limit)."""
+        import resource
+        def m(f):
+            for k in ("test/logits", "test/features", "classifier_weight"):
+                del f[SNAP + "/" + k]
+            f.create_dataset(SNAP + "/classifier_weight", shape=(C, 2**20), dtype="f4", chunks=(1, 4096))
+            f.create_dataset(SPLIT + "/features", shape=(N, 2**20), dtype="f4", chunks=(1, 4096))
+        p = write_base(self.path("huge_dim.h5"), m)
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+        proc = subprocess.run([tu.ltlab_bin(), "analyze", p, "--threads", "1"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=60, preexec_fn=limit,
+                              env=dict(os.environ, LC_ALL="C"))
+        self.assertEqual(proc.returncode, 2, tu.describe(proc))
+        self.assertIn("huge_dim.h5: /snapshots/final/test: not enough memory", proc.stderr, tu.describe(proc))
+        self.assertIn("1048576 features", proc.stderr)
+
     def test_eigen_failure_names_file(self):
         """Finite features near 1e300 overflow the scatter matrices: the failed
         decomposition is reported with the file, snapshot and split."""
