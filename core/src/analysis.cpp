@@ -97,6 +97,17 @@ AngleStats cosineStats(const MatrixXd& cos) {
 
 AngleStats pairwiseCosineStats(const MatrixXd& X) { return cosineStats(cosineMatrix(X)); }
 
+// X divided by a power of two (exact) when its entries are so large that
+// their squares overflow (weights near 1e300): the scale-invariant NC2 and
+// NC3 statistics then stay finite and equal to their exact values.
+MatrixXd tamed(const MatrixXd& X) {
+    const double largest = X.size() ? X.cwiseAbs().maxCoeff() : 0.0;
+    if (!std::isfinite(largest) || !(largest > 0x1p500)) return X;
+    int exponent = 0;
+    std::frexp(largest, &exponent);
+    return X * std::ldexp(1.0, -exponent);
+}
+
 Nullable ratio(double numerator, double denominator) {
     return denominator != 0 && std::isfinite(numerator / denominator) ? Nullable(numerator / denominator) : std::nullopt;
 }
@@ -670,22 +681,24 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
         const linalg::PseudoInverse sigma_b_pinv = linalg::pseudoInverseOfGram(centred_means, static_cast<double>(K));
         result.nc1 = linalg::traceOfPinvTimes(sigma_b_pinv, sigma_w) / static_cast<double>(K);
 
-        const VectorXd mean_norms = centred_means.rowwise().norm();
+        // Scale-invariant: computed on copies scaled down when their squares would overflow.
+        const MatrixXd means_t = tamed(centred_means), weights_t = tamed(present_weights);
+        const VectorXd mean_norms = means_t.rowwise().norm();
         const auto [mn_mean, mn_std] = meanAndStd(mean_norms);
         result.nc2_equinorm_means = ratio(mn_std, mn_mean);
-        const VectorXd weight_norms = present_weights.rowwise().norm();
+        const VectorXd weight_norms = weights_t.rowwise().norm();
         const auto [wn_mean, wn_std] = meanAndStd(weight_norms);
         result.nc2_equinorm_weights = ratio(wn_std, wn_mean);
 
-        const AngleStats mean_angles = pairwiseCosineStats(centred_means);
+        const AngleStats mean_angles = pairwiseCosineStats(means_t);
         result.nc2_equiangular_means = mean_angles.equiangular;
         result.nc2_maxangle_means = mean_angles.maxangle;
-        const AngleStats weight_angles = pairwiseCosineStats(present_weights);
+        const AngleStats weight_angles = pairwiseCosineStats(weights_t);
         result.nc2_equiangular_weights = weight_angles.equiangular;
         result.nc2_maxangle_weights = weight_angles.maxangle;
 
-        const double wf = present_weights.norm(), mf = centred_means.norm();
-        if (wf > 0 && mf > 0) result.nc3 = (present_weights / wf - centred_means / mf).squaredNorm();
+        const double wf = weights_t.norm(), mf = means_t.norm();
+        if (wf > 0 && mf > 0) result.nc3 = (weights_t / wf - means_t / mf).squaredNorm();
 
     }
 

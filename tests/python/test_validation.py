@@ -553,7 +553,12 @@ class Hardening(unittest.TestCase):
         self.assertRegex(proc.stdout, r"e\+300", "the weight norms are finite and printed")
         js = tu.run_ltlab("analyze", p, "--format", "json")
         self.assertEqual(js.returncode, 0, tu.describe(js))
-        tu.parse_json(js.stdout)
+        huge = tu.parse_json(js.stdout)
+        # NC2 and NC3 are scale-invariant: the same as for the unscaled weights
+        plain = tu.parse_json(tu.run_ltlab("analyze", self.base, "--format", "json").stdout)
+        for key in ("nc2_equinorm_weights", "nc2_equiangular_weights", "nc2_maxangle_weights", "nc3"):
+            self.assertIsNotNone(huge[key], key)
+            self.assertAlmostEqual(huge[key], plain[key], places=6, msg=key)
 
 
 if __name__ == "__main__":
