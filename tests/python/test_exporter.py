@@ -413,6 +413,8 @@ class ExporterAlone(unittest.TestCase):
                                {"valid": (np.ones((3, D), np.float32), [0, 1, 2])})
         with self.assertRaisesRegex(ValueError, "no split"):
             lx.export_snapshot(self.path, "x", np.ones((C, D), np.float32), {})
+        with self.assertRaisesRegex(ValueError, r"many_threshold \(10\) must be >= few_threshold \(20\)"):
+            lx.RunExporter(self.path, None, counts, many_threshold=10, few_threshold=20)
         self.assertEqual(file_digest(self.path), before, "a refused export changed the file")
         self.assertFalse(os.path.exists(self.path + ".partial"))
         # replace=True replaces a snapshot; mode "w" starts the file again

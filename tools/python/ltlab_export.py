@@ -613,6 +613,10 @@ class RunExporter:
                 raise ValueError("%s: expected a non-negative integer, got %r" % (n, v))
         self.many_threshold = None if many_threshold is None else int(many_threshold)
         self.few_threshold = None if few_threshold is None else int(few_threshold)
+        if (self.many_threshold is not None and self.few_threshold is not None
+                and self.many_threshold < self.few_threshold):   # ltlab refuses such a file
+            raise ValueError("many_threshold (%d) must be >= few_threshold (%d)"
+                             % (self.many_threshold, self.few_threshold))
         self._started = False
 
     # -- the file ----------------------------------------------------------
