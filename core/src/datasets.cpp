@@ -9,6 +9,7 @@
 #include <random>
 
 #include "ltlab/error.h"
+#include "ltlab/input_file.h"
 #include "ltlab/synthetic.h"
 #include "ltlab/training.h"
 
@@ -43,8 +44,7 @@ namespace {
 
 // Whole file through zlib, which reads gzip and plain files alike.
 std::vector<std::uint8_t> readMaybeGzipped(const std::string& path) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) throw InputError(path, "", "no such file");
+    requireRegularFile(path, "dataset file"); // a FIFO would block gzopen, a device never end
     gzFile file = gzopen(path.c_str(), "rb");
     if (!file) throw InputError(path, "", "cannot open");
     std::vector<std::uint8_t> data;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "ltlab/error.h"
+#include "ltlab/input_file.h"
 
 namespace ltlab {
 
@@ -98,6 +99,7 @@ ImageList listImageFolder(const std::string& dir) {
 }
 
 ImageList readSplitList(const std::string& list_path, const std::string& root) {
+    requireRegularFile(list_path, "split list"); // a FIFO would block the open
     std::ifstream in(list_path);
     if (!in) throw InputError(list_path, "", "cannot read the split list");
     ImageList out;

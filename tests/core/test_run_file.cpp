@@ -16,6 +16,8 @@
 #include "ltlab/synthetic.h"
 #include "ltlab/posthoc.h"
 #include "ltlab/class_counts.h"
+#include "ltlab/datasets.h"
+#include "ltlab/image_lists.h"
 #include "ltlab/input_file.h"
 #include "ltlab/training.h"
 
@@ -392,4 +394,13 @@ TEST(Hardening, ControlCharactersEscaped) {
     EXPECT_EQ(escapeControl("new\nline\t\x1b[31m"), "new\\nline\\t\\e[31m");
     EXPECT_EQ(escapeControl(std::string("nul\0x\x7f", 6)), "nul\\x00x\\x7f");
     EXPECT_EQ(escapeControl("csi\xc2\x9b" "2J caf\xc3\xa9"), "csi\\u009b2J caf\xc3\xa9");
+}
+
+TEST(Hardening, DatasetFilesRegularOnly) {
+    TempDir dir;
+    const std::string fifo = dir.file("train-images-idx3-ubyte");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_NE(messageOf<InputError>([&] { readIdx(fifo, dir.file("labels"), "x"); }).find(fifo + ": is a FIFO"),
+              std::string::npos);
+    EXPECT_NE(messageOf<InputError>([&] { readSplitList(fifo, dir.path.string()); }).find("FIFO"), std::string::npos);
 }
