@@ -247,6 +247,11 @@ int runTrain(const std::vector<std::string>& argv) {
                 throw InputError(*run, "/", std::string("attribute 'config' is not a training configuration: ") + e.what());
             }
             if (const auto threads = args.integer("threads", 0)) config.threads = static_cast<int>(*threads);
+            else if (config.threads > cli::maxThreads()) { // recorded on a larger machine
+                std::cerr << "ltlab train: the run recorded threads " << config.threads << "; this machine allows at most "
+                          << cli::maxThreads() << ": using all cores (pass --threads N to choose)\n";
+                config.threads = 0;
+            }
             // A run written before cb_reduction existed (issue 9) trained its
             // stage 2 with PyTorch's weighted mean: it continues with that loss.
             const auto recorded = nlohmann::json::parse(*file->config(), nullptr, false);
@@ -286,6 +291,10 @@ int runTrain(const std::vector<std::string>& argv) {
         } catch (const UsageError& e) {
             throw UsageError(args.value("config").value_or("") + ": " + e.what());
         }
+        if (config.threads > cli::maxThreads())
+            throw UsageError(args.value("config").value_or("") + ": config key threads (--threads) must be at most " +
+                             std::to_string(cli::maxThreads()) + " (4 x the cores; 0: all cores), got " +
+                             std::to_string(config.threads));
         nlohmann::json overrides = nlohmann::json::object();
         for (const auto& key : configKeys()) {
             const auto text = args.value(dashed(key));

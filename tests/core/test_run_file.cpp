@@ -380,7 +380,7 @@ TEST(Hardening, TrainConfigRanges) {
         {R"({"val_per_class": -5})", "--val-per-class"}, {R"({"lr": 1e300})", "--lr"},
         {R"({"lr": 0})", "--lr"},                      {R"({"momentum": -1})", "[0, 1)"},
         {R"({"momentum": 1})", "[0, 1)"},               {R"({"tau": 1e308})", "--tau"},
-        {R"({"threads": 100000})", "--threads"},       {R"({"cb_beta": 2})", "--cb-beta"},
+        {R"({"threads": -1})", "--threads"},       {R"({"cb_beta": 2})", "--cb-beta"},
         {R"({"lr": "fast"})", "--lr"},
     };
     for (const auto& [json, expected] : cases)

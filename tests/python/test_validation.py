@@ -415,6 +415,13 @@ class Hardening(unittest.TestCase):
         self.run_bad(1, ["train", "--config", cfg, "--out", self.path("cfg_out.h5")],
                      re.escape(cfg), r"weight-decay", r">= 0")
 
+    def test_config_file_threads_capped(self):
+        cfg = self.path("many_threads.json")
+        with open(cfg, "w") as f:
+            f.write('{"recipe": "ce", "threads": 100000}')
+        self.run_bad(1, ["train", "--config", cfg, "--out", self.path("thr_out.h5")],
+                     re.escape(cfg), r"threads", r"at most \d+")
+
     def test_la_tau_too_large(self):
         out = self.path("la_out.h5")
         self.run_bad(1, ["train", "--recipe", "la", "--from", self.base, "--tau", "1e308", "--out", out],
