@@ -124,7 +124,7 @@ static void validateTrainConfig(const TrainConfig& c) {
     requireInt("gaussian_dim", c.gaussian_dim, 1, 1 << 20, "an integer in [1, 1048576]");
     requireInt("gaussian_per_class", c.gaussian_per_class, 1, big, "an integer >= 1");
     requireInt("epochs", c.epochs, 1, big, "an integer >= 1");
-    requireInt("stage2_epochs", c.stage2_epochs, 1, big, "an integer >= 1");
+    requireInt("stage2_epochs", c.stage2_epochs, 0, big, "an integer >= 0 (wb: 0 skips stage 2)");
     requireInt("batch_size", c.batch_size, 1, big, "an integer >= 1");
     // Large enough for any schedule; 1e300 would become inf in libtorch's float32 parameters.
     requireReal("lr", c.lr, 0, false, kMaxLearningRate, true, "a finite number in (0, " + shown(kMaxLearningRate) + "]");

@@ -386,7 +386,7 @@ class Hardening(unittest.TestCase):
         cases = [
             (["--recipe", "ce-wd", "--weight-decay", "-1"], "--weight-decay", r">= 0"),
             (["--recipe", "wb", "--stage2-weight-decay", "-0.5"], "--stage2-weight-decay", r">= 0"),
-            (["--recipe", "wb", "--stage2-epochs", "-1"], "--stage2-epochs", r">= 1"),
+            (["--recipe", "wb", "--stage2-epochs", "-1"], "--stage2-epochs", r">= 0"),
             (["--recipe", "ce", "--epochs", "0"], "--epochs", r">= 1"),
             (["--recipe", "ce", "--val-per-class", "-5"], "--val-per-class", r">= 0"),
             (["--recipe", "ce", "--lr", "1e300"], "--lr", r"\(0, 1000000000\]"),
