@@ -93,7 +93,7 @@ void readValue(const Json& j, const std::string& key, T& field) {
 
 std::string shown(double v) {
     char b[40];
-    std::snprintf(b, sizeof b, "%.17g", v);
+    std::snprintf(b, sizeof b, "%.10g", v);
     return b;
 }
 
