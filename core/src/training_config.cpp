@@ -60,8 +60,26 @@ void visitFields(TrainConfig& c, Visitor&& v) {
     v("train_feature_cap", c.train_feature_cap);
 }
 
+std::string dashedKey(std::string key) {
+    for (char& ch : key)
+        if (ch == '_') ch = '-';
+    return key;
+}
+
+template <typename T>
+const char* wrongTypeWord() {
+    return std::is_same_v<T, std::string> ? "a string"
+           : std::is_same_v<T, bool>      ? "true or false"
+           : std::is_integral_v<T>        ? "an integer"
+                                          : "a finite number";
+}
+
 template <typename T>
 void readValue(const Json& j, const std::string& key, T& field) {
+    const auto wrongType = [&] {
+        throw UsageError("config key '" + key + "' (--" + dashedKey(key) + ") has the wrong type: expected " +
+                         wrongTypeWord<T>() + ", got " + j.dump());
+    };
     try {
         if constexpr (std::is_same_v<T, std::optional<double>>) {
             field = j.is_null() ? std::nullopt : std::optional<double>(j.get<double>());
@@ -73,21 +91,26 @@ void readValue(const Json& j, const std::string& key, T& field) {
             field = j.get<bool>();
         } else if constexpr (std::is_integral_v<T>) {
             if (!j.is_number_integer() && !j.is_number_unsigned()) throw UsageError("");
+            // get<T> would wrap a value outside T (threads 4294967297 -> 1, seed -1 -> 2^64 - 1).
+            const bool fits = j.is_number_unsigned()
+                                  ? j.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+                                  : j.get<std::int64_t>() >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+                                        (j.get<std::int64_t>() < 0 || static_cast<std::uint64_t>(j.get<std::int64_t>()) <=
+                                                                          static_cast<std::uint64_t>(std::numeric_limits<T>::max()));
+            if (!fits)
+                throw UsageError("config key '" + key + "' (--" + dashedKey(key) + ") must be an integer in [" +
+                                 std::to_string(std::numeric_limits<T>::min()) + ", " +
+                                 std::to_string(std::numeric_limits<T>::max()) + "], got " + j.dump());
             field = j.get<T>();
         } else {
             if (!j.is_number()) throw UsageError("");
             field = j.get<T>();
         }
+    } catch (const UsageError& e) {
+        if (*e.what()) throw; // already says what is wrong
+        wrongType();
     } catch (const std::exception&) {
-        std::string option = key;
-        for (char& ch : option)
-            if (ch == '_') ch = '-';
-        const char* type = std::is_same_v<T, std::string> ? "a string"
-                           : std::is_same_v<T, bool>      ? "true or false"
-                           : std::is_integral_v<T>        ? "an integer"
-                                                          : "a finite number";
-        throw UsageError("config key '" + key + "' (--" + option + ") has the wrong type: expected " + type + ", got " +
-                         j.dump());
+        wrongType();
     }
 }
 

@@ -404,3 +404,16 @@ TEST(Hardening, DatasetFilesRegularOnly) {
               std::string::npos);
     EXPECT_NE(messageOf<InputError>([&] { readSplitList(fifo, dir.path.string()); }).find("FIFO"), std::string::npos);
 }
+
+TEST(Hardening, TrainConfigIntegersDoNotWrap) {
+    const TrainConfig defaults = recipeDefaults("ce");
+    EXPECT_NE(messageOf<UsageError>([&] { TrainConfig::fromJson(R"({"threads": 4294967297})", defaults); })
+                  .find("(--threads) must be an integer in"),
+              std::string::npos);
+    EXPECT_NE(messageOf<UsageError>([&] { TrainConfig::fromJson(R"({"seed": -1})", defaults); }).find("--seed"),
+              std::string::npos);
+    EXPECT_EQ(TrainConfig::fromJson(R"({"seed": 18446744073709551615})", defaults).seed, 18446744073709551615ull);
+    EXPECT_NE(messageOf<UsageError>([&] { TrainConfig::fromJson(R"({"epochs": "ten"})", defaults); })
+                  .find("wrong type: expected an integer"),
+              std::string::npos);
+}
