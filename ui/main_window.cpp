@@ -11,6 +11,7 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QMenu>
 #include <QMenuBar>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -105,8 +106,23 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     dock->setWidget(runs_);
     addDockWidget(Qt::LeftDockWidgetArea, dock);
     connect(runs_, &QTreeWidget::currentItemChanged, this, [this](QTreeWidgetItem* item) {
+        // A run stands for its last snapshot, as `ltlab analyze` picks.
+        if (item && !item->parent() && item->childCount() > 0 && !item->data(0, kPreviewRole).toBool()) {
+            runs_->setCurrentItem(item->child(item->childCount() - 1));
+            return;
+        }
         syncTimeline(item);
         analyzeItem(item);
+    });
+    runs_->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(runs_, &QTreeWidget::customContextMenuRequested, this, [this](const QPoint& pos) {
+        QTreeWidgetItem* item = runs_->itemAt(pos);
+        if (!item) return;
+        const QString path = item->data(0, kPathRole).toString();
+        if (path.isEmpty() || !runs_by_path_.count(path)) return;
+        QMenu menu(this);
+        menu.addAction(tr("Close %1").arg(QFileInfo(path).fileName()), this, [this, path] { closeRun(path); });
+        menu.exec(runs_->viewport()->mapToGlobal(pos));
     });
 
     // Epoch timeline: a slider over the selected run's snapshots, with play/pause.
@@ -161,6 +177,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         ->setToolTip(tr("Evaluate PyTorch checkpoints, TorchScript modules or safetensors files on a dataset"));
     file_menu->addAction(tr("&Export current view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this,
                          &MainWindow::exportCurrentView);
+    file_menu->addAction(tr("&Close run"), QKeySequence::Close, this, [this] {
+        QTreeWidgetItem* item = runs_->currentItem();
+        if (item) closeRun(item->data(0, kPathRole).toString());
+    });
     file_menu->addSeparator();
     file_menu->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
     auto* view_menu = menuBar()->addMenu(tr("&View"));
@@ -366,11 +386,23 @@ bool MainWindow::exportView(AnalysisView* view, const QString& path, int dpi) {
 
 void MainWindow::openFiles(const QStringList& paths) {
     for (const QString& path : paths) {
+        // The same file twice: show the open one (its last snapshot).
+        const QString absolute = QFileInfo(path).absoluteFilePath();
+        bool open = false;
+        for (const auto& [p, run] : runs_by_path_)
+            if (QFileInfo(p).absoluteFilePath() == absolute && run.item) {
+                runs_->setCurrentItem(run.item);
+                open = true;
+            }
+        if (open || opening_.contains(absolute)) continue;
+        opening_.insert(absolute);
+        open_order_[path] = next_order_++; // the tree keeps the order given, whichever opens first
         beginWork(tr("Opening %1…").arg(path));
         auto* watcher = new QFutureWatcher<OpenedRun>(this);
         connect(watcher, &QFutureWatcher<OpenedRun>::finished, this, [this, watcher] {
             OpenedRun opened = watcher->result();
             watcher->deleteLater();
+            opening_.remove(QFileInfo(opened.path).absoluteFilePath());
             if (opened.file) {
                 addRun(opened.path, Run{opened.file, std::move(opened.history), nullptr});
                 rememberRecent(opened.path);
@@ -397,6 +429,9 @@ void MainWindow::setPresentationMode(bool on) {
         saved_state_ = saveState();
         saved_rect_ = geometry();
         saved_maximized_ = isMaximized();
+        saved_dock_sizes_.clear();
+        for (QDockWidget* dock : findChildren<QDockWidget*>())
+            if (dock->isVisible()) saved_dock_sizes_.append({dock, dock->size()});
     }
     presenting_ = on;
     // Larger fonts, as large as the screen allows: 1.25x on a 720-line projector, 1.6x from 1080 lines.
@@ -423,6 +458,18 @@ void MainWindow::setPresentationMode(bool on) {
             if (saved_maximized_) showMaximized();
             else setGeometry(saved_rect_);
             restoreState(saved_state_);
+            // And the docks' sizes as they were (restoreState alone lets the
+            // dock areas settle to their contents after the resize).
+            QList<QDockWidget*> side, bottom;
+            QList<int> widths, heights;
+            for (const auto& [dock, size] : saved_dock_sizes_) {
+                if (!dock || !dock->isVisible() || dock->isFloating()) continue;
+                const Qt::DockWidgetArea area = dockWidgetArea(dock);
+                if (area == Qt::LeftDockWidgetArea || area == Qt::RightDockWidgetArea) side << dock, widths << size.width();
+                else bottom << dock, heights << size.height();
+            }
+            if (!side.isEmpty()) resizeDocks(side, widths, Qt::Horizontal);
+            if (!bottom.isEmpty()) resizeDocks(bottom, heights, Qt::Vertical);
         };
         restore();
         QTimer::singleShot(0, this, restore);
@@ -479,8 +526,38 @@ void MainWindow::updateRun(const QString& path, Run run) {
         syncTimeline(runs_->currentItem());
 }
 
+void MainWindow::closeRun(const QString& path) {
+    const auto it = runs_by_path_.find(path);
+    if (it == runs_by_path_.end()) return;
+    if (shown_ && shown_->path == path) shown_.reset();
+    const bool showing = view_data_ && view_data_->path == path;
+    delete it->second.item;
+    runs_by_path_.erase(it);
+    open_order_.erase(path);
+    updateCompareChoices();
+    if (showing && !runs_->currentItem()) { // nothing else selected: the views empty
+        view_data_ = std::make_shared<const ViewData>();
+        stale_ = {views_.begin(), views_.end()};
+        deliver(qobject_cast<AnalysisView*>(tabs_->currentWidget()));
+        timeline_->setEnabled(false);
+        timeline_label_->setText(tr("no run"));
+    }
+    statusBar()->showMessage(tr("Closed %1").arg(path), 5000);
+}
+
 void MainWindow::addRun(const QString& path, Run run) {
-    auto* top = new QTreeWidgetItem(runs_, {QFileInfo(path).fileName(), QString()});
+    // In the order the files were given (runs from training and import: last).
+    const int order = open_order_.count(path) ? open_order_[path] : (open_order_[path] = next_order_++);
+    int index = runs_->topLevelItemCount();
+    for (int i = 0; i < runs_->topLevelItemCount(); ++i) {
+        const QString other = runs_->topLevelItem(i)->data(0, kPathRole).toString();
+        if (open_order_.count(other) && open_order_[other] > order) {
+            index = i;
+            break;
+        }
+    }
+    auto* top = new QTreeWidgetItem(QStringList{QFileInfo(path).fileName(), QString()});
+    runs_->insertTopLevelItem(index, top);
     top->setToolTip(0, path);
     top->setData(0, kPathRole, path);
     run.item = top;

@@ -6,6 +6,8 @@
 
 #include <QElapsedTimer>
 #include <QMainWindow>
+#include <QPointer>
+#include <QSet>
 #include <QStringList>
 
 #include <map>
@@ -18,6 +20,7 @@
 #include "ltlab/run_file.h"
 
 class QAction;
+class QDockWidget;
 class QLabel;
 class QProcess;
 class QProgressBar;
@@ -66,6 +69,8 @@ public:
     // Re-reads a run that grows (training): new snapshots join the tree, and
     // the timeline follows the newest unless the user has moved away from it.
     void refreshRun(const QString& path);
+    // Takes a run out of the window (File > Close run, the Runs tree's menu).
+    void closeRun(const QString& path);
     // Large fonts everywhere, for a lecture hall.
     void setPresentationMode(bool on);
 
@@ -157,9 +162,13 @@ private:
     QTreeWidgetItem* preview_item_ = nullptr;
     std::shared_ptr<const ViewData> preview_data_;
     QString executable_;
+    std::map<QString, int> open_order_;  // the order files were given in
+    int next_order_ = 0;
+    QSet<QString> opening_;               // absolute paths being opened
     bool presenting_ = false;
     QByteArray saved_geometry_, saved_state_; // the layout before presentation mode
     QRect saved_rect_;
+    QList<QPair<QPointer<QDockWidget>, QSize>> saved_dock_sizes_;
     bool saved_maximized_ = false;
 };
 
