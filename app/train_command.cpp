@@ -207,7 +207,7 @@ int runTrain(const std::vector<std::string>& argv) {
                                            {"config", "FILE", "JSON configuration (keys as in ltlab recipes --json)"},
                                            {"out", "FILE", "run file to write (required)"},
                                            {"from", "RUN", "recipe la: the finished run to adjust; wb: stage 2 on RUN's network (RUN.ckpt)"},
-                                           {"snapshot", "NAME", "recipe la: the snapshot to adjust (default: the last); wb: the "
+                                           {"snapshot", "NAME", "recipe la: the snapshot to adjust (default: the last one not already adjusted); wb: the "
                                                                 "stage-1 snapshot to start from (default: the last)"},
                                            {"overwrite", "", "replace an existing run file"},
                                            {"resume", "RUN", "continue RUN.h5 after its last finished epoch (nothing else)"},

@@ -31,7 +31,22 @@ PosthocResult logitAdjustRun(const std::string& in_path, const std::string& out_
                              const std::optional<std::string>& snapshot_name, std::optional<double> tau,
                              LogitAdjustmentMode mode) {
     const auto file = RunFile::open(in_path);
-    const SnapshotInfo& snap = snapshot_name ? file->snapshot(*snapshot_name) : file->latestSnapshot();
+    // By default the last snapshot that is not itself logit-adjusted (wd-fr-etf's
+    // last snapshot is final_la: adjusting it again would adjust twice).
+    const auto adjusted_already = [](const SnapshotInfo& s) {
+        return (s.name.size() > 3 && s.name.compare(s.name.size() - 3, 3, "_la") == 0) ||
+               s.label.find("logit adjustment") != std::string::npos;
+    };
+    const SnapshotInfo* chosen = nullptr;
+    if (snapshot_name) {
+        chosen = &file->snapshot(*snapshot_name);
+    } else {
+        for (const SnapshotInfo& s : file->snapshots())
+            if (!adjusted_already(s)) chosen = &s;
+        if (!chosen)
+            throw UsageError(in_path + ": every snapshot is already logit-adjusted; name one with --snapshot to adjust it again");
+    }
+    const SnapshotInfo& snap = *chosen;
     const AnalysisOptions options = defaultOptionsFor(*file, std::nullopt, std::nullopt);
     const bool multiplicative = mode == LogitAdjustmentMode::Multiplicative;
     PosthocResult result;

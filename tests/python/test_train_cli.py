@@ -112,6 +112,16 @@ class TrainCli(unittest.TestCase):
         # Additive adjustment by tau = 1 gives the sweep's accuracy at tau = 1.
         self.assertAlmostEqual(after["accuracy"], before["la_sweep"]["additive"]["accuracy"][10], places=9)
 
+        # Adjusting the adjusted run again starts from the last snapshot that is not
+        # itself adjusted (wd-fr-etf ends on final_la): never final_la_la.
+        again = self.path("la2.h5")
+        p = run_ltlab("train", "--recipe", "la", "--from", out, "--tau", "1.0", "--out", again)
+        self.assertEqual(p.returncode, 0, describe(p))
+        with h5py.File(again, "r") as f:
+            self.assertNotIn("final_la_la", f["snapshots"])
+            self.assertIn("final_la", f["snapshots"])
+        self.assertEqual(analyze_json(self, again)["accuracy"], after["accuracy"])
+
     def test_divergence_exits_3_with_a_message(self):
         p = run_ltlab("train", "--recipe", "ce", "--epochs", "2", *FAST[:-2], "--lr", "1e6",
                       "--out", self.path("nan.h5"), timeout=300)
