@@ -106,7 +106,13 @@ void LogitAdjustmentView::drawImplicit() {
             const double lo = *std::min_element(x.begin(), x.end()), hi = *std::max_element(x.begin(), x.end());
             const double tau = *data_.analysis->implicit_la_tau, b = *data_.analysis->implicit_la_intercept;
             QCPGraph* line = implicit_->addGraph();
-            line->setName(tr("fit: tau = %1").arg(tau, 0, 'f', 3));
+            // What the sign means: tau > 0, tail classes get longer weights (the implicit adjustment
+            // weight balancing makes); tau < 0, the head is favoured (plain cross-entropy).
+            line->setName(tau >= 0 ? tr("fit: implicit tau = %1 (tail favoured)").arg(tau, 0, 'f', 3)
+                                   : tr("fit: implicit tau = %1 (head favoured)").arg(tau, 0, 'f', 3));
+            line->setProperty("tooltip", tr("The slope of log||w_c|| on -log pi_c. Positive: tail classes have the longer "
+                                            "weights, an implicit logit adjustment towards the tail (weight balancing's "
+                                            "stage 2); negative: the head's are longer and the head is favoured."));
             line->setData({lo, hi}, {b + tau * lo, b + tau * hi});
             line->setPen(QPen(kFew, 2));
         }

@@ -17,8 +17,10 @@ WeightNormView::WeightNormView(QWidget* parent) : AnalysisView(parent) {
     plot_ = makePlot(this, "Per-class weight norms");
     show_bias_ = new QCheckBox(tr("Show biases instead of norms"), this);
     compare_ = new QComboBox(this);
-    compare_->addItem(tr("automatic (weight balancing: end of stage 1)"));
-    compare_->setToolTip(tr("A snapshot of any open run to overlay as markers"));
+    compare_->addItem(tr("automatic (a wb stage-2 snapshot: the end of stage 1)"));
+    compare_->addItem(tr("none"), QStringList{QStringLiteral("none")});
+    compare_->setToolTip(tr("A snapshot of any open run to overlay as markers; automatic overlays, on a weight-balancing "
+                            "stage-2 snapshot, the end of stage 1 (nothing for other runs)"));
     compare_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     auto* controls = new QHBoxLayout;
     controls->addWidget(show_bias_);
@@ -29,7 +31,10 @@ WeightNormView::WeightNormView(QWidget* parent) : AnalysisView(parent) {
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(plot_, 1);
     layout->addLayout(controls);
-    connect(compare_, &QComboBox::currentIndexChanged, this, [this] { emit compareChanged(); });
+    connect(compare_, &QComboBox::currentIndexChanged, this, [this] {
+        redraw(); // "none" hides the overlay at once
+        emit compareChanged();
+    });
     connect(show_bias_, &QCheckBox::toggled, this, [this] { redraw(); });
     // Hover: the class under the cursor (bars, count curve, overlay markers are all by rank).
     installHoverValues(plot_, [this](const QCPAbstractPlottable*, double rank, double, double) {
@@ -41,7 +46,7 @@ WeightNormView::WeightNormView(QWidget* parent) : AnalysisView(parent) {
 void WeightNormView::setCompareChoices(const QList<QPair<QString, QString>>& choices, const QStringList& labels) {
     const QPair<QString, QString> current = compareChoice();
     const QSignalBlocker block(compare_);
-    while (compare_->count() > 1) compare_->removeItem(1);
+    while (compare_->count() > 2) compare_->removeItem(2); // automatic, none, then the snapshots
     for (int i = 0; i < choices.size(); ++i)
         compare_->addItem(labels.value(i), QStringList{choices[i].first, choices[i].second});
     const int index = compare_->findData(QStringList{current.first, current.second});
@@ -49,8 +54,10 @@ void WeightNormView::setCompareChoices(const QList<QPair<QString, QString>>& cho
     if (index < 0 && !current.first.isEmpty()) emit compareChanged(); // the chosen run was closed
 }
 
+bool WeightNormView::overlayHidden() const { return compare_->currentData().toStringList() == QStringList{"none"}; }
+
 QPair<QString, QString> WeightNormView::compareChoice() const {
-    const QStringList key = compare_->currentData().toStringList();
+    const QStringList key = compare_->currentData().toStringList(); // automatic and none: empty
     return key.size() == 2 ? qMakePair(key[0], key[1]) : QPair<QString, QString>();
 }
 
@@ -108,7 +115,7 @@ void WeightNormView::redraw() {
         bars->setPen(Qt::NoPen);
         bars->setBrush(shotGroupColour(static_cast<ShotGroup>(g)));
     }
-    if (data_.compare) { // e.g. weight balancing: stage-1 norms behind the stage-2 bars
+    if (data_.compare && !overlayHidden()) { // e.g. weight balancing: stage-1 norms behind the stage-2 bars
         const auto& other = data_.compare->per_class;
         QVector<double> ck, cv;
         for (std::size_t rank = 0; rank < order_.size(); ++rank) {

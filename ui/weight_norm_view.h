@@ -34,6 +34,7 @@ public:
     void setCompareChoices(const QList<QPair<QString, QString>>& choices, const QStringList& labels);
     // The chosen snapshot; empty: automatic.
     QPair<QString, QString> compareChoice() const;
+    bool overlayHidden() const; // "none" chosen
     void setCompareChoice(const QString& path, const QString& snapshot); // emits compareChanged
 
 signals:

@@ -1,6 +1,7 @@
 // Each view shows the engine's numbers, and exports valid files.
 
 #include <QCheckBox>
+#include <QComboBox>
 #include <QFile>
 #include <QImage>
 #include <QSlider>
@@ -38,7 +39,7 @@ class TestViews : public QObject {
     static QVector<QPointF> points(QCustomPlot* plot, const QString& name) {
         QVector<QPointF> out;
         for (int i = 0; i < plot->graphCount(); ++i)
-            if (plot->graph(i)->name() == name)
+            if (plot->graph(i)->name() == name || (name.endsWith(' ') && plot->graph(i)->name().startsWith(name)))
                 for (auto it = plot->graph(i)->data()->constBegin(); it != plot->graph(i)->data()->constEnd(); ++it)
                     out << QPointF(it->key, it->value);
         return out;
@@ -95,6 +96,13 @@ private slots:
         const auto marks = points(view.plot(), "end of stage 1");
         QCOMPARE(marks.size(), static_cast<int>(order.size()));
         QCOMPARE(marks[0].y(), 2 * pc.weight_norm[static_cast<std::size_t>(order[0])]);
+        // Overlay "none": no markers, the bars unchanged.
+        auto* overlay = view.findChild<QComboBox*>();
+        overlay->setCurrentIndex(overlay->findText("none"));
+        QVERIFY(view.overlayHidden());
+        QVERIFY(points(view.plot(), "end of stage 1").isEmpty());
+        QVERIFY(view.compareChoice().first.isEmpty()); // nothing to analyse for it
+        overlay->setCurrentIndex(0);
         view.showData(data_);
         view.findChild<QCheckBox*>()->setChecked(true); // biases on demand
         QCOMPARE(view.barValues()[0], pc.bias[static_cast<std::size_t>(order[0])]);
@@ -146,7 +154,7 @@ private slots:
         view.setMultiplicative(false);
 
         // The implicit fit line has the engine's slope.
-        const auto line = points(view.implicitPlot(), QString("fit: tau = %1").arg(*data_.analysis->implicit_la_tau, 0, 'f', 3));
+        const auto line = points(view.implicitPlot(), QString("fit: implicit tau = %1 ").arg(*data_.analysis->implicit_la_tau, 0, 'f', 3));
         QCOMPARE(line.size(), 2);
         QVERIFY(qAbs((line[1].y() - line[0].y()) / (line[1].x() - line[0].x()) - *data_.analysis->implicit_la_tau) < 1e-9);
     }
