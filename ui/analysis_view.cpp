@@ -74,6 +74,19 @@ void setPlotFontScale(QCustomPlot* plot, double scale) {
     replot(plot);
 }
 
+void setClassTicks(QCPAxis* axis, const std::vector<int>& order, const ClassInfo& classes) {
+    if (order.size() <= 20 && classes.names.size() >= order.size()) {
+        QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
+        for (std::size_t rank = 0; rank < order.size(); ++rank)
+            ticker->addTick(double(rank), QString::fromStdString(classes.names[static_cast<std::size_t>(order[rank])]));
+        axis->setTicker(ticker);
+        axis->setTickLabelRotation(-45); // each name ends at its tick: the last one never runs off the figure
+    } else {
+        axis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+        axis->setTickLabelRotation(0);
+    }
+}
+
 void replot(QCustomPlot* plot) {
     if (!plot->size().isEmpty()) plot->replot();
 }

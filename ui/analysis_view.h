@@ -18,6 +18,7 @@
 #include "ltlab/run_file.h"
 
 class QCPAbstractPlottable;
+class QCPAxis;
 class QCustomPlot;
 
 namespace ltlab::ui {
@@ -105,5 +106,9 @@ QColor shotGroupColour(ShotGroup group, int alpha = 255);
 // The ordering used by every per-class view: classes by training count,
 // largest first (ties by class id), as the papers plot them.
 std::vector<int> classesByCount(const std::vector<std::int64_t>& train_counts);
+
+// An axis of classes in `order` (by rank): their names at 45 degrees when there
+// are at most 20, else plain rank numbers. The same in every per-class view.
+void setClassTicks(QCPAxis* axis, const std::vector<int>& order, const ClassInfo& classes);
 
 } // namespace ltlab::ui

@@ -193,6 +193,7 @@ void LogitAdjustmentView::drawPerClass() {
         base->setData(keys, at_zero, true);
         base->setLineStyle(QCPGraph::lsNone);
         base->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCross, kAll, 7));
+        setClassTicks(per_class_->xAxis, order, data_.classes);
     }
     per_class_->xAxis->setLabel(tr("class, by training count (head to tail)"));
     per_class_->yAxis->setLabel(tr("accuracy (%)"));

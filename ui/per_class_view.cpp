@@ -68,6 +68,7 @@ void PerClassView::showData(const ViewData& data) {
         bars->setBrush(QColor(0x44, 0x44, 0x44));
         bars->setWidth(0.8);
         accuracy_->xAxis->setRange(-0.5, double(order.size()) - 0.5);
+        setClassTicks(accuracy_->xAxis, order, data_.classes); // names, as the weight-norm view
     }
     drawAdjusted();
     accuracy_->xAxis->setLabel(tr("class, by training count (head to tail)"));

@@ -140,16 +140,7 @@ void WeightNormView::redraw() {
     plot_->yAxis2->setLabel(tr("n_c"));
     plot_->yAxis2->setScaleType(QCPAxis::stLogarithmic);
     plot_->yAxis2->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
-    if (order_.size() <= 20) {
-        QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
-        for (std::size_t rank = 0; rank < order_.size(); ++rank)
-            ticker->addTick(double(rank), QString::fromStdString(data_.classes.names[static_cast<std::size_t>(order_[rank])]));
-        plot_->xAxis->setTicker(ticker);
-        plot_->xAxis->setTickLabelRotation(45);
-    } else {
-        plot_->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
-        plot_->xAxis->setTickLabelRotation(0);
-    }
+    setClassTicks(plot_->xAxis, order_, data_.classes);
     plot_->legend->setVisible(true);
     plot_->rescaleAxes();
     plot_->xAxis->setRange(-0.6, double(order_.size()) - 0.4);
