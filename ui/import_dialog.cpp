@@ -97,18 +97,14 @@ CheckpointSummary summarizeCheckpoint(const QString& path) {
     if (QFileInfo(path).isDir()) {
         s.text = QObject::tr("%1: a folder; every checkpoint in it becomes a snapshot").arg(name);
         const QString first = firstCheckpointFile({path});
-        if (first.isEmpty()) s.error = QObject::tr("%1 holds no checkpoint files").arg(path);
-        else {
-            CheckpointSummary inner = summarizeCheckpoint(first);
-            s.arch = inner.arch;
-            s.classes = inner.classes;
-            s.feature_dim = inner.feature_dim;
-            s.in_channels = inner.in_channels;
-            s.side_dataset = inner.side_dataset;
-            s.error = inner.error;
-            s.text += " (" + inner.text + ")";
+        if (first.isEmpty()) {
+            s.error = QObject::tr("%1 holds no checkpoint files").arg(path);
+            return s;
         }
-        return s;
+        CheckpointSummary inner = summarizeCheckpoint(first); // the folder reads as its first checkpoint
+        inner.path = path;
+        inner.text = s.text + " (" + inner.text + ")";
+        return inner;
     }
     try {
         const auto file = ckpt::Checkpoint::open(path.toStdString());

@@ -319,11 +319,12 @@ void MainWindow::openDialog() {
     openFiles(paths);
 }
 
+namespace {
+const QStringList kExportSuffixes{"pdf", "svg", "png", "csv", "txt", "json"};
+} // namespace
+
 QString exportPathFor(const QString& path, const QString& chosen_filter) {
-    const QFileInfo info(path);
-    const QString suffix = info.suffix().toLower();
-    static const QStringList known{"pdf", "svg", "png", "csv", "txt", "json"};
-    if (known.contains(suffix)) return path; // what the user typed wins
+    if (kExportSuffixes.contains(QFileInfo(path).suffix().toLower())) return path; // what the user typed wins
     // "PDF (*.pdf)" -> ".pdf"
     const int star = chosen_filter.indexOf("*.");
     if (star < 0) return path;
@@ -362,7 +363,7 @@ bool MainWindow::exportView(AnalysisView* view, const QString& path, int dpi) {
     const QFileInfo folder(QFileInfo(path).absolutePath());
     if (!folder.isDir()) problem = tr("the folder %1 does not exist").arg(folder.filePath());
     else if (!folder.isWritable()) problem = tr("the folder %1 is not writable").arg(folder.filePath());
-    else if (!QStringList{"pdf", "svg", "png", "csv", "txt", "json"}.contains(suffix))
+    else if (!kExportSuffixes.contains(suffix))
         problem = tr("ltlab writes .pdf, .svg, .png, .csv, .txt or .json; '%1' is none of these").arg(QFileInfo(path).fileName());
     else if (suffix == "csv" || suffix == "json") {
         QString failed;

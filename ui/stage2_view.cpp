@@ -249,7 +249,6 @@ void Stage2View::setSettings(const Stage2Settings& s) {
 void Stage2View::showData(const ViewData& data) {
     path_ = data.path;
     snapshot_ = data.snapshot;
-    classes_ = data.classes;
     if (isVisible()) load();
 }
 
@@ -419,6 +418,7 @@ void Stage2View::draw() {
     start->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 4));
     norms_->rescaleAxes();
     norms_->xAxis->setRange(-0.7, double(order.size()) - 0.3);
+    setClassTicks(norms_->xAxis, order, source_->classes);
     norms_->yAxis->setRangeLower(0);
     norms_->yAxis->setRangeUpper(norms_->yAxis->range().upper * 1.08);
 

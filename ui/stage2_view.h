@@ -94,7 +94,6 @@ private:
     std::shared_ptr<const Stage2Result> result_;
     std::shared_ptr<const Analysis> analysis_;
     Stage2Settings result_settings_;
-    ClassInfo classes_;
     std::shared_ptr<std::atomic<bool>> cancel_;
     int generation_ = 0, runs_ = 0, running_ = 0;
     bool loading_ = false;

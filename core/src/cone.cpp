@@ -51,8 +51,7 @@ ConeHistograms coneHistograms(const FeatureSource& source, int bins, std::int64_
         const Eigen::MatrixXd cos = U.middleRows(i0, bi) * U.topRows(kept).transpose();
         for (Eigen::Index i = 0; i < bi; ++i)
             for (Eigen::Index j = i0 + i + 1; j < kept; ++j) {
-                const double c = std::clamp(cos(i, j), -1.0, 1.0);
-                const int bin = std::min(bins - 1, static_cast<int>((c + 1.0) * 0.5 * bins));
+                const int bin = ConeHistograms::binOf(cos(i, j), bins);
                 (labels[static_cast<std::size_t>(i0 + i)] == labels[static_cast<std::size_t>(j)] ? h.same_class
                                                                                                  : h.diff_class)[static_cast<std::size_t>(bin)] += 1;
             }

@@ -86,7 +86,7 @@ void pairStatistics(const RowMatrix& H, const std::vector<std::int32_t>& labels,
                 sum += c;
                 sq += c * c;
                 if (same) same_sum += c, same_pairs += 1;
-                const int bin = std::min(bins - 1, static_cast<int>((std::clamp(c, -1.0, 1.0) + 1.0) * 0.5 * bins));
+                const int bin = ConeHistograms::binOf(c, bins);
                 (same ? h.same_class : h.diff_class)[static_cast<std::size_t>(bin)] += 1;
             }
             pairs += double(n - i0 - i - 1);

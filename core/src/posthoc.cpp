@@ -69,14 +69,7 @@ PosthocResult logitAdjustRun(const std::string& in_path, const std::string& out_
     original.label = snap.label;
     original.classifier_weight = file->classifierWeight(snap);
     original.classifier_bias = file->classifierBias(snap);
-    for (const SplitInfo& split : snap.splits) {
-        SplitData data;
-        data.name = split.name;
-        data.labels = file->labels(snap, split);
-        data.features.resize(split.num_samples, snap.feature_dim);
-        file->readFeatureRows(snap, split, 0, data.features);
-        original.splits.push_back(std::move(data));
-    }
+    for (const SplitInfo& split : snap.splits) original.splits.push_back(readSplitData(*file, snap, split));
     SnapshotData adjusted = original;
     adjusted.name = snap.name + "_la"; // same epoch: sorts right after the original
     char label[96];

@@ -237,4 +237,13 @@ void RunFileWriter::close() {
     if (flushed < 0 || closed < 0) throw InputError(path_, "", "cannot finish writing: " + h5::lastLibraryError());
 }
 
+SplitData readSplitData(const RunFile& file, const SnapshotInfo& snapshot, const SplitInfo& split) {
+    SplitData data;
+    data.name = split.name;
+    data.labels = file.labels(snapshot, split);
+    data.features.resize(split.num_samples, snapshot.feature_dim);
+    file.readFeatureRows(snapshot, split, 0, data.features);
+    return data;
+}
+
 } // namespace ltlab

@@ -348,13 +348,8 @@ Stage2Source loadStage2Source(const std::string& path, const std::optional<std::
         file->fail(snapshotPath(snap), std::string(train ? "has an empty train split" : "has no train split") +
                                            ": stage 2 retrains the classifier on the train features");
     for (const SplitInfo& split : snap.splits) {
-        SplitData data;
-        data.name = split.name;
-        data.labels = file->labels(snap, split);
-        data.features.resize(split.num_samples, snap.feature_dim);
-        file->readFeatureRows(snap, split, 0, data.features);
+        src.splits.push_back(readSplitData(*file, snap, split));
         src.float32 = src.float32 && file->featuresAreFloat32(snap, split);
-        src.splits.push_back(std::move(data));
     }
     src.train_rows = train->num_samples;
     for (auto n : src.classes.train_counts) src.training_set_size += n;

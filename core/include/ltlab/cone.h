@@ -19,6 +19,12 @@ struct ConeHistograms {
     std::int64_t rows_used = 0;            // samples whose pairs were counted
     bool exact = true;
     double binCentre(int i) const { return -1.0 + (i + 0.5) * 2.0 / bins; }
+    // The bin of a cosine (clamped to [-1, 1]; 1 goes in the last bin).
+    static int binOf(double cosine, int bins) {
+        const double c = cosine < -1.0 ? -1.0 : cosine > 1.0 ? 1.0 : cosine;
+        const int b = static_cast<int>((c + 1.0) * 0.5 * bins);
+        return b < bins - 1 ? b : bins - 1;
+    }
 };
 
 ConeHistograms coneHistograms(const FeatureSource& source, int bins = 80, std::int64_t max_rows = 3000,

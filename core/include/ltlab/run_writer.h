@@ -20,6 +20,10 @@ struct SplitData {
     std::optional<RowMatrix> logits;    // N x C
 };
 
+// One split of a snapshot read whole into memory (features as float64, labels;
+// stored logits are left out: they belong to the snapshot's classifier).
+SplitData readSplitData(const RunFile& file, const SnapshotInfo& snapshot, const SplitInfo& split);
+
 struct SnapshotData {
     std::string name;
     std::optional<std::int64_t> epoch;
