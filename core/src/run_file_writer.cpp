@@ -7,6 +7,7 @@
 
 #include "hdf5_util.h"
 #include "ltlab/input_file.h"
+#include "ltlab/layer_stats.h"
 #include "ltlab/error.h"
 #include "ltlab/run_writer.h"
 
@@ -149,6 +150,50 @@ void RunFileWriter::writeSnapshot(const SnapshotData& snapshot) {
         out.writeMatrix(gpath + "/features", split.features, f32);
         out.write(gpath + "/labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {split.labels.size()}, split.labels.data());
         if (split.logits) out.writeMatrix(gpath + "/logits", *split.logits, f32);
+    }
+}
+
+void RunFileWriter::writeLayerRun(const LayerRun& run) {
+    h5::Lock lock(h5::hdf5Mutex());
+    const hid_t root = handles_->file.get();
+    DatasetWriter out(path_, root);
+    if (run.name.empty() || run.name.find('/') != std::string::npos || run.name == "." || run.name == "..")
+        throw UsageError("invalid layer-results name '" + run.name + "'");
+    if (!h5::linkExists(root, "/layers")) out.group("/layers");
+    const std::string gpath = "/layers/" + run.name;
+    if (h5::linkExists(root, gpath) && H5Ldelete(root, gpath.c_str(), H5P_DEFAULT) < 0)
+        throw InputError(path_, gpath, "cannot replace: " + h5::lastLibraryError());
+    h5::Handle group = out.group(gpath);
+    for (const auto& [key, value] : {std::pair<const char*, const std::string&>{"inputs", run.inputs}, {"weights", run.weights},
+                                     {"source", run.source}, {"architecture", run.architecture}})
+        h5::writeStringAttribute(group.get(), key, value);
+    h5::writeIntAttribute(group.get(), "seed", static_cast<std::int64_t>(run.seed));
+    h5::writeIntAttribute(group.get(), "samples", run.samples);
+    h5::writeIntAttribute(group.get(), "blocks", run.blocks);
+    h5::writeIntAttribute(group.get(), "standardize", run.standardize);
+    h5::writeIntAttribute(group.get(), "flat_fdr", run.flat_fdr);
+    const hsize_t L = run.layers.size();
+    std::vector<const char*> names;
+    std::vector<std::int64_t> dimension, channels, samples, bn_layers;
+    for (const LayerStats& s : run.layers) {
+        names.push_back(s.name.c_str());
+        dimension.push_back(s.dimension);
+        channels.push_back(s.channels);
+        samples.push_back(s.samples);
+        bn_layers.push_back(s.bn_layers);
+    }
+    h5::Handle text(H5Tcopy(H5T_C_S1));
+    H5Tset_size(text.get(), H5T_VARIABLE);
+    H5Tset_cset(text.get(), H5T_CSET_UTF8);
+    out.write(gpath + "/name", text.get(), text.get(), {L}, names.data());
+    for (const auto& [key, values] : {std::pair<const char*, const std::vector<std::int64_t>&>{"dimension", dimension},
+                                      {"channels", channels}, {"samples", samples}, {"bn_layers", bn_layers}})
+        out.write(gpath + "/" + key, H5T_STD_I64LE, H5T_NATIVE_INT64, {L}, values.data());
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (const auto& [key, member] : layerStatisticFields()) {
+        std::vector<double> values;
+        for (const LayerStats& s : run.layers) values.push_back((s.*member).value_or(nan));
+        out.write(gpath + "/" + key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {L}, values.data());
     }
 }
 

@@ -13,6 +13,8 @@
 
 namespace ltlab {
 
+struct LayerRun; // ltlab/layer_stats.h
+
 struct SplitData {
     std::string name;                   // train, val or test
     RowMatrix features;                 // N x D
@@ -59,6 +61,9 @@ public:
     // the first `epochs` entries of every /history series, removes a snapshot.
     void truncateHistory(std::int64_t epochs);
     void removeSnapshot(const std::string& name);
+    // Writes /layers/<run.name> (replacing a group of that name): the layer-wise
+    // statistics of `ltlab layers` (docs/run-format.md).
+    void writeLayerRun(const LayerRun& run);
     // Flushes and closes the file, throwing when HDF5 could not (a full disk):
     // the destructor closes too, but cannot report it.
     void close();
