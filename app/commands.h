@@ -22,6 +22,7 @@ int runInspect(const std::vector<std::string>& args);
 int runImport(const std::vector<std::string>& args);
 int runStage2(const std::vector<std::string>& args);
 int runConeLab(const std::vector<std::string>& args);
+int runLayers(const std::vector<std::string>& args);
 // Loads the Qt workbench module and runs its event loop.
 int runWorkbench(int argc, char** argv);
 

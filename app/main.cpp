@@ -22,6 +22,7 @@ Commands:
   train          train a recipe (ce, ce-wd, wb, wd-fr-etf) on long-tailed data into a run file
   stage2 FILE    weight balancing's stage 2 on a snapshot's frozen features, as a new snapshot
   cone-lab       the cone effect through a seeded random network (ReLU, normalisation), per layer
+  layers MODEL   cone effect, FDR, sparsity and batch norm after every block of a network (images or noise)
   recipes        list the training recipes and their defaults
   benchmark-training  training throughput of a model, in images/s
   info           version, BLAS and threads (--measure-dgemm: the GEMM rate)
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
     if (first == "import") return runImport(rest);
     if (first == "stage2") return runStage2(rest);
     if (first == "cone-lab") return runConeLab(rest);
+    if (first == "layers") return runLayers(rest);
     if (first.rfind("-", 0) == 0 && first.rfind("--screenshot", 0) != 0) {
         std::cerr << "ltlab: unknown option '" << first << "' (see ltlab --help)\n";
         return kExitUsage;

@@ -40,6 +40,23 @@ std::vector<std::int64_t> cappedRows(const Split& split, std::int64_t cap, std::
     return out;
 }
 
+std::vector<std::int64_t> stratifiedRows(const Split& split, std::int64_t n, std::int64_t classes, std::uint64_t seed) {
+    const std::int64_t per_class = (n + classes - 1) / std::max<std::int64_t>(classes, 1);
+    std::vector<std::int64_t> rows = cappedRows(split, per_class, classes, seed);
+    if (static_cast<std::int64_t>(rows.size()) <= n) return rows;
+    std::mt19937_64 rng(seed + 1);
+    std::shuffle(rows.begin(), rows.end(), rng);
+    rows.resize(static_cast<std::size_t>(n));
+    std::sort(rows.begin(), rows.end());
+    return rows;
+}
+
+void computeBlockOutputs(Network& net, const torch::Tensor& input, bool residual_blocks, const BlockCallback& emit) {
+    c10::InferenceMode inference; // no autograd records, as computeOutputs
+    net->eval();
+    net->forwardBlocks(input, residual_blocks, emit);
+}
+
 namespace {
 
 // 256 CIFAR-sized images a batch, fewer for larger ones (at most ~256 x 32 x 32

@@ -28,6 +28,11 @@ torch::Device pickDevice(const std::string& name);
 // first N"), sorted; all rows when cap < 0.
 std::vector<std::int64_t> cappedRows(const Split& split, std::int64_t cap, std::int64_t classes, std::uint64_t seed);
 
+// A seeded, class-stratified batch of at most n rows: at most ceil(n / C) of
+// each class (cappedRows' seeded choice), then a seeded n of those when more
+// remain (a long-tailed split's small classes give fewer), sorted.
+std::vector<std::int64_t> stratifiedRows(const Split& split, std::int64_t n, std::int64_t classes, std::uint64_t seed);
+
 struct EvalOptions {
     bool logits = false;                                  // also the network's logits of each row
     std::function<void(std::int64_t rows)> progress;      // after each batch: rows done (evaluate: over its splits)
@@ -46,6 +51,11 @@ inline torch::Tensor computeFeatures(Network& net, const Data& data, const Split
                                      const std::vector<std::int64_t>& rows, torch::Device device) {
     return computeOutputs(net, data, split, rows, device, {}).features;
 }
+
+// The layer-wise analysis' pass: `input` (N x ... on `device`, already as the
+// network takes it: evalBatch's rows, or noise) through the network in eval
+// mode without autograd, each block's output handed to `emit` in turn.
+void computeBlockOutputs(Network& net, const torch::Tensor& input, bool residual_blocks, const BlockCallback& emit);
 
 // One split's features for the analysis and the snapshot, converted once.
 struct SplitFeatures {

@@ -25,6 +25,7 @@
 #include "ltlab/posthoc.h"
 #include "ltlab/run_file.h"
 #include "ltlab/run_writer.h"
+#include "import_model.h"
 #include "weights.h"
 
 namespace ltlab::train {
@@ -130,13 +131,11 @@ std::string sha256(const std::string& path) {
 
 // ---- one checkpoint's network ------------------------------------------------------------
 
-struct Loaded {
-    std::unique_ptr<ckpt::Checkpoint> file;
-    ckpt::StateDict state_dict;
-    ImportedModel model;
-};
+using Loaded = LoadedCheckpoint;
 
-Loaded loadCheckpoint(const std::string& path, const ImportConfig& c) {
+} // namespace
+
+LoadedCheckpoint loadCheckpointModel(const std::string& path, const ImportConfig& c) {
     Loaded l;
     l.file = ckpt::Checkpoint::open(path);
     l.state_dict = ckpt::extractStateDict(*l.file);
@@ -145,6 +144,10 @@ Loaded loadCheckpoint(const std::string& path, const ImportConfig& c) {
                   : loadBuiltIn(*l.file, l.state_dict, c.arch);
     return l;
 }
+
+namespace {
+
+Loaded loadCheckpoint(const std::string& path, const ImportConfig& c) { return loadCheckpointModel(path, c); }
 
 // ---- the data and how images are shaped -----------------------------------------------------
 
@@ -186,6 +189,8 @@ void keepSplits(Data& data, const std::vector<std::string>& splits) {
     }
 }
 
+} // namespace
+
 Data loadImportData(const ImportedModel& m, const ImportConfig& c, const std::string& checkpoint) {
     const bool files = isImageSpec(c.data.dataset);
     if (files && m.in_channels == 0) throw UsageError("this mlp takes " + std::to_string(m.input_features) + " inputs, not images");
@@ -214,6 +219,8 @@ Data loadImportData(const ImportedModel& m, const ImportConfig& c, const std::st
     keepSplits(data, c.splits);
     return data;
 }
+
+namespace {
 
 // ---- HN410's trackRecords.ckpt: per-epoch class weight norms into /history ----------------
 

@@ -86,6 +86,24 @@ std::vector<torch::Tensor> NetworkImpl::backboneParameters() {
     return out;
 }
 
+void NetworkImpl::forwardBlocks(torch::Tensor x, bool, const BlockCallback& emit) {
+    emit({"input", {}, x});
+    emit({"pooled", {}, features(std::move(x))});
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> NetworkImpl::namedTensors() {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& p : named_parameters()) out.emplace_back(p.key(), p.value());
+    for (const auto& b : named_buffers()) out.emplace_back(b.key(), b.value());
+    return out;
+}
+
+std::string resolvedModel(const std::string& model, std::int64_t channels, std::int64_t height, std::int64_t width) {
+    if (model != "auto") return model;
+    if (height == 1 && width == 1) return "mlp";
+    return channels == 3 ? "resnet32" : "cnn";
+}
+
 namespace {
 
 nn::Conv2d conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride = 1, std::int64_t groups = 1) {
@@ -103,6 +121,12 @@ public:
     torch::Tensor features(torch::Tensor x) override {
         x = x.flatten(1);
         return torch::relu(fc2_(torch::relu(fc1_(x))));
+    }
+    void forwardBlocks(torch::Tensor x, bool, const BlockCallback& emit) override {
+        emit({"input", {}, x});
+        x = torch::relu(fc1_(x.flatten(1)));
+        emit({"fc1", {"fc1"}, x});
+        emit({"fc2", {"fc2"}, torch::relu(fc2_(x))}); // the features
     }
 
 private:
@@ -128,6 +152,16 @@ public:
             if (i < 2) x = torch::max_pool2d(x, 2);
         }
         return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1); // non-negative, as after the last ReLU
+    }
+    void forwardBlocks(torch::Tensor x, bool, const BlockCallback& emit) override {
+        emit({"input", {}, x});
+        for (int i = 0; i < 3; ++i) {
+            x = torch::relu(norms_[i](convs_[i](x)));
+            if (i < 2) x = torch::max_pool2d(x, 2);
+            const std::string n = std::to_string(i + 1);
+            emit({"block" + n, {"conv" + n, "bn" + n}, x});
+        }
+        emit({"pooled", {}, torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1)});
     }
 
 private:
@@ -234,6 +268,27 @@ public:
         if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
         for (auto& stage : stages_) x = stage->forward(x);
         return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    }
+    // Each output after its ReLU (the papers' ResnetEncoder.forward with outAllFeatures).
+    void forwardBlocks(torch::Tensor x, bool residual_blocks, const BlockCallback& emit) override {
+        emit({"input", {}, x});
+        x = bn1_(conv1_(x)).relu_();
+        if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
+        emit({"stem", {"conv1", "bn1"}, x});
+        for (std::size_t s = 0; s < stages_.size(); ++s) {
+            const std::string stage = "layer" + std::to_string(s + 1);
+            if (!residual_blocks) {
+                x = stages_[s]->forward(x);
+                emit({stage, {stage}, x});
+                continue;
+            }
+            for (std::size_t b = 0; b < stages_[s]->size(); ++b) {
+                x = std::dynamic_pointer_cast<BlockImpl>(stages_[s]->ptr(b))->forward(x);
+                const std::string block = stage + "." + std::to_string(b);
+                emit({block, {block}, x});
+            }
+        }
+        emit({"pooled", {}, torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1)});
     }
 
 private:

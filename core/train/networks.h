@@ -8,9 +8,22 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ltlab::train {
+
+// One top-level block's output, for the layer-wise analysis (layers.cpp): its
+// name ("input", "stem", "layer1", "layer1.0", "pooled"), the module paths it
+// consists of (where its batch normalisations are) and its output.
+struct BlockOutput {
+    std::string name;
+    std::vector<std::string> modules;
+    torch::Tensor output;
+};
+using BlockCallback = std::function<void(const BlockOutput&)>;
 
 class NetworkImpl : public torch::nn::Module {
 public:
@@ -18,6 +31,13 @@ public:
     virtual torch::Tensor features(torch::Tensor x) = 0;
     torch::Tensor logits(const torch::Tensor& h);
     torch::Tensor forward(torch::Tensor x) { return logits(features(std::move(x))); }
+    // The input, then the output of every top-level block in order (the stem,
+    // each stage or, with `residual_blocks`, each residual block, the pooled
+    // features), one at a time: each is released after `emit` returns.
+    // Default: the input and the features.
+    virtual void forwardBlocks(torch::Tensor x, bool residual_blocks, const BlockCallback& emit);
+    // Every parameter and buffer by its state_dict name (TorchScript: the module's).
+    virtual std::vector<std::pair<std::string, torch::Tensor>> namedTensors();
 
     // The head, registered as `fc`: linear C x D (`fc.weight`, optional
     // `fc.bias`), or the papers' fixed ETF (`fc.weight_vec` = (U M)^T, fixed;
@@ -42,6 +62,10 @@ private:
 };
 
 using Network = std::shared_ptr<NetworkImpl>;
+
+// The model a training configuration's `model` names: itself, or for "auto"
+// mlp (vector data), resnet32 (3 channels) or cnn (others), as ltlab train picks it.
+std::string resolvedModel(const std::string& model, std::int64_t channels, std::int64_t height, std::int64_t width);
 
 // What to build: a name and, for ResNets, the stem.
 struct ArchSpec {

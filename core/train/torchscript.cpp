@@ -3,6 +3,7 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/script.h>
 
@@ -60,6 +61,49 @@ std::unique_ptr<jit::GraphFunction> tapFeatures(const ForwardGraph& f) {
     g->eraseOutput(0);
     g->registerOutput(tuple->output());
     return std::make_unique<jit::GraphFunction>(c10::QualifiedName("ltlab_forward_features"), g, nullptr);
+}
+
+// ---- the top-level submodules, for the layer-wise analysis ---------------------------
+
+// forward's calls of a top-level submodule's forward with one tensor output, not inlined.
+bool isBlockCall(const jit::Node* n, const std::string& head_prefix) {
+    if (n->kind() != jit::prim::CallMethod || n->s(jit::attr::name) != "forward" || n->outputs().size() != 1) return false;
+    const std::string path = attributePath(n->input(0));
+    return !path.empty() && path.find('.') == std::string::npos && path != head_prefix &&
+           n->output()->type()->kind() == c10::TypeKind::TensorType;
+}
+
+struct BlockTap {
+    std::string name;                         // the submodule ("layer1"; "relu#2" when called again)
+    std::string module;
+    std::unique_ptr<jit::GraphFunction> run;  // forward up to that call, returning its output
+};
+
+// One function per call: a copy of forward whose output is that call's, the
+// rest removed as dead code, so that each layer is computed (and held) alone.
+std::vector<BlockTap> blockTaps(jit::Module& module, const std::string& head_prefix) {
+    const std::shared_ptr<jit::Graph> graph = module.get_method("forward").graph();
+    std::vector<BlockTap> taps;
+    std::map<std::string, int> calls;
+    std::size_t index = 0;
+    for (jit::Node* n : graph->nodes()) {
+        if (!isBlockCall(n, head_prefix)) continue;
+        const std::string path = attributePath(n->input(0));
+        const int k = ++calls[path];
+        std::shared_ptr<jit::Graph> g = graph->copy();
+        std::size_t seen = 0;
+        for (jit::Node* m : g->nodes()) {
+            if (!isBlockCall(m, head_prefix) || seen++ != index) continue;
+            while (!g->outputs().empty()) g->eraseOutput(0);
+            g->registerOutput(m->output());
+            break;
+        }
+        jit::EliminateDeadCode(g);
+        taps.push_back({k == 1 ? path : path + "#" + std::to_string(k), path,
+                        std::make_unique<jit::GraphFunction>(c10::QualifiedName("ltlab_block_" + std::to_string(index)), g, nullptr)});
+        ++index;
+    }
+    return taps;
 }
 
 // ---- the classifier -------------------------------------------------------------------
@@ -124,7 +168,8 @@ class ScriptNetworkImpl : public NetworkImpl {
 public:
     ScriptNetworkImpl(jit::Module module, FeatureSource source, std::unique_ptr<jit::GraphFunction> tap,
                       std::optional<jit::Module> submodule, const Head& head)
-        : module_(std::move(module)), source_(source), tap_(std::move(tap)), submodule_(std::move(submodule)) {
+        : module_(std::move(module)), source_(source), tap_(std::move(tap)), submodule_(std::move(submodule)),
+          head_prefix_(prefixOf(head.name.substr(0, head.name.find(' ')))) {
         feature_dim_ = head.weight.size(1);
         setLinearHead(head.weight.size(0), head.bias.defined());
         torch::NoGradGuard no_grad;
@@ -142,6 +187,21 @@ public:
         }
         return h.dim() > 2 ? h.flatten(1) : h;
     }
+    // The input, each top-level submodule's output (but the classifier's), the features.
+    void forwardBlocks(torch::Tensor x, bool, const BlockCallback& emit) override {
+        if (!taps_built_) taps_ = blockTaps(module_, head_prefix_), taps_built_ = true;
+        emit({"input", {}, x});
+        for (const BlockTap& tap : taps_) {
+            jit::Stack stack{module_._ivalue(), x};
+            tap.run->run(stack);
+            emit({tap.name, {tap.module}, stack.back().toTensor()});
+        }
+        emit({"pooled", {}, features(x)});
+    }
+    std::vector<std::pair<std::string, torch::Tensor>> namedTensors() override {
+        const auto all = ltlab::train::namedTensors(module_);
+        return {all.begin(), all.end()};
+    }
     using NetworkImpl::to;
     void to(torch::Device device, bool non_blocking) override {
         NetworkImpl::to(device, non_blocking);
@@ -157,6 +217,9 @@ private:
     FeatureSource source_;
     std::unique_ptr<jit::GraphFunction> tap_;
     std::optional<jit::Module> submodule_;
+    std::string head_prefix_;
+    std::vector<BlockTap> taps_;
+    bool taps_built_ = false;
 };
 
 std::optional<jit::Module> submoduleNamed(const jit::Module& module, const std::string& name) {

@@ -228,10 +228,7 @@ private:
     }
 
     Network buildNetwork() const {
-        const std::string model = c_.model != "auto"                                ? c_.model
-                                  : (data_.height == 1 && data_.width == 1) ? "mlp"
-                                  : data_.channels == 3                     ? "resnet32"
-                                                                            : "cnn";
+        const std::string model = resolvedModel(c_.model, data_.channels, data_.height, data_.width);
         Network net = makeNetwork(model, data_.channels, data_.height, data_.width);
         if (c_.recipe == "wd-fr-etf")
             net->setEtfHead(data_.classes(), c_.classifier_bias, c_.seed);
