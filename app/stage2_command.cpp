@@ -59,7 +59,7 @@ int runStage2(const std::vector<std::string>& argv) {
              {"out", "FILE", "run file to write: RUN.h5 itself (appends) or a new file (a copy with the snapshot)"},
              {"name", "SNAP", "name of the new snapshot (default: <snapshot>_stage2, then _stage2_2, ...)"},
              {"overwrite", "", "replace an existing --out file or a snapshot of the same name"},
-             {"loss", "cb|ce", "class-balanced cross-entropy (default) or plain cross-entropy"},
+             {"loss", "cb|cb-bce|ce", "cb: the ICLR code's class-balanced CE (default); cb-bce: the CVPR code's BCE; ce"},
              {"cb-beta", "B", "effective-number beta of the class-balanced weights (default 0.9999)"},
              {"cb-reduction", "MODE", "batch (the papers' mean_i w_y CE_i, default) or weight-sum (/ sum_i w_y)"},
              {"weight-decay", "X", "stage-2 weight decay lambda of lambda/2 (||W||^2 + ||b||^2) (default 0.1)"},
@@ -109,8 +109,7 @@ int runStage2(const std::vector<std::string>& argv) {
         bool from_config = false;
         Stage2Settings s = stage2SettingsFor(src, &from_config);
         if (const auto loss = args.value("loss")) {
-            const std::string l = args.choice("loss", {"cb", "ce"}, "cb");
-            s.loss = l == "cb" ? Stage2Loss::ClassBalanced : Stage2Loss::CrossEntropy;
+            s.loss = parseStage2Loss(args.choice("loss", {"cb", "cb-bce", "ce"}, "cb"));
         }
         if (const auto v = args.number("cb-beta")) s.cb_beta = *v;
         if (const auto v = args.value("cb-reduction")) s.cb_reduction = parseCbReduction(*v);

@@ -170,6 +170,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         statusBar()->showMessage(message, 15000);
     });
 
+    connect(training_, &TrainingDock::coneLabRequested, this, [this](int preset) {
+        for (AnalysisView* v : views_)
+            if (auto* lab = qobject_cast<ConeLabView*>(v)) {
+                lab->applyPreset(preset);
+                tabs_->setCurrentWidget(lab);
+            }
+    });
+
     auto* file_menu = menuBar()->addMenu(tr("&File"));
     file_menu->addAction(tr("&Open…"), QKeySequence::Open, this, &MainWindow::openDialog);
     recent_menu_ = file_menu->addMenu(tr("Open &Recent"));
@@ -646,9 +654,17 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
                 stale_ = {views_.begin(), views_.end()};
                 deliver(qobject_cast<AnalysisView*>(tabs_->currentWidget()));
                 shown_ = std::make_shared<const AnalysisOutcome>(out); // reused when only the 3D options or the overlay change
-                statusBar()->showMessage(out.warning.isEmpty()
-                                             ? tr("Analysed %1 (%2 split)").arg(out.snapshot, out.split)
-                                             : tr("Analysed %1 (%2 split), but %3").arg(out.snapshot, out.split, out.warning));
+                // A train split smaller than the training set is ltlab train's capped sample: say so.
+                QString split = tr("%1 split").arg(out.split);
+                std::int64_t training_set = 0;
+                for (auto n : out.file->classes().train_counts) training_set += n;
+                if (out.split == "train" && out.analysis && out.analysis->num_samples > 0 &&
+                    out.analysis->num_samples < training_set)
+                    split = tr("train split, a sample of %1 of the %2 training images")
+                                .arg(out.analysis->num_samples)
+                                .arg(training_set);
+                statusBar()->showMessage(out.warning.isEmpty() ? tr("Analysed %1 (%2)").arg(out.snapshot, split)
+                                                               : tr("Analysed %1 (%2), but %3").arg(out.snapshot, split, out.warning));
             } else {
                 stale_.erase(report_); // the error, not an older analysis, when it is shown
                 report_->showMessage(out.error);

@@ -90,7 +90,11 @@ Stage2View::Stage2View(QWidget* parent) : AnalysisView(parent) {
     auto* controls = new QWidget(this);
     auto* form = new QFormLayout(controls);
     loss_ = new QComboBox(controls);
-    loss_->addItems({tr("cross-entropy"), tr("class-balanced CE")});
+    // In the order of Stage2Loss: CrossEntropy, ClassBalanced, ClassBalancedBce.
+    loss_->addItems({tr("cross-entropy"), tr("class-balanced CE (ICLR code)"), tr("class-balanced BCE (CVPR code)")});
+    loss_->setToolTip(tr("Class-balanced CE: mean_i w_y CE_i, the ICLR 2024 code's loss.\n"
+                         "Class-balanced BCE: binary cross-entropy of the softmax against the one-hot labels,\n"
+                         "weighted by w_y and averaged over the batch's B x C entries, the CVPR 2022 code's loss."));
     form->addRow(tr("Loss:"), loss_);
     beta_ = new QDoubleSpinBox(controls);
     beta_->setDecimals(5);
@@ -209,7 +213,7 @@ void Stage2View::setMessage(const QString& text) { status_->setText(text); }
 
 Stage2Settings Stage2View::settings() const {
     Stage2Settings s;
-    s.loss = loss_->currentIndex() == 0 ? Stage2Loss::CrossEntropy : Stage2Loss::ClassBalanced;
+    s.loss = static_cast<Stage2Loss>(loss_->currentIndex());
     s.cb_beta = beta_->value();
     s.cb_reduction = reduction_->currentIndex() == 0 ? CbReduction::Batch : CbReduction::WeightSum;
     s.weight_decay = weightDecayAt(wd_slider_->value());
@@ -229,7 +233,7 @@ void Stage2View::setSettings(const Stage2Settings& s) {
     const QList<QWidget*> all{loss_, beta_, reduction_, wd_slider_, maxnorm_, maxnorm_factor_, per_epoch_,
                               epochs_, lr_, batch_, seed_, from_zero_, freeze_bias_};
     for (QWidget* w : all) w->blockSignals(true);
-    loss_->setCurrentIndex(s.loss == Stage2Loss::CrossEntropy ? 0 : 1);
+    loss_->setCurrentIndex(static_cast<int>(s.loss));
     beta_->setValue(s.cb_beta);
     reduction_->setCurrentIndex(s.cb_reduction == CbReduction::Batch ? 0 : 1);
     wd_slider_->setValue(sliderFor(s.weight_decay));
@@ -319,8 +323,8 @@ void Stage2View::load() {
 void Stage2View::schedule() {
     const double wd = weightDecayAt(wd_slider_->value());
     wd_label_->setText(wd == 0 ? QStringLiteral("0") : QString::number(wd, 'g', 2));
-    beta_->setEnabled(loss_->currentIndex() == 1);
-    reduction_->setEnabled(loss_->currentIndex() == 1);
+    beta_->setEnabled(loss_->currentIndex() != 0);
+    reduction_->setEnabled(loss_->currentIndex() == 1); // the BCE form always averages over B x C
     maxnorm_factor_->setEnabled(maxnorm_->isChecked());
     per_epoch_->setEnabled(maxnorm_->isChecked());
     if (!trainer_) return;
@@ -356,10 +360,10 @@ void Stage2View::retrain() {
         // The settings tried, newest first.
         const Stage2Settings& t = r.settings;
         tried_->insertRow(0);
-        const bool cb = t.loss == Stage2Loss::ClassBalanced;
-        const QStringList cells{cb ? "CB" : "CE",
+        const bool cb = t.loss != Stage2Loss::CrossEntropy, bce = t.loss == Stage2Loss::ClassBalancedBce;
+        const QStringList cells{bce ? "CB-BCE" : cb ? "CB" : "CE",
                                 cb ? QString::number(t.cb_beta, 'g', 6) : "",
-                                cb ? QString::fromStdString(cbReductionName(t.cb_reduction)) : "",
+                                bce ? "B x C" : cb ? QString::fromStdString(cbReductionName(t.cb_reduction)) : "",
                                 QString::number(t.weight_decay, 'g', 3),
                                 t.maxnorm ? QString::number(t.maxnorm_factor, 'g', 3) + (t.maxnorm_per_epoch ? "/epoch" : "") : "off",
                                 QString::number(t.epochs),

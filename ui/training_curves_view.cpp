@@ -52,8 +52,12 @@ TrainingCurvesView::TrainingCurvesView(QWidget* parent) : AnalysisView(parent) {
     controls->addWidget(group_);
     controls->addWidget(overlay_);
     controls->addStretch(1);
+    note_ = new QLabel(this);
+    note_->setWordWrap(true);
+    note_->setVisible(false);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(controls);
+    layout->addWidget(note_);
     layout->addWidget(plot_, 1);
     connect(group_, &QComboBox::currentIndexChanged, this, [this] { redraw(); });
     connect(overlay_, &QCheckBox::toggled, this, [this] { redraw(); });
@@ -117,6 +121,25 @@ void TrainingCurvesView::redraw() {
     if (!log_scale) plot_->yAxis->scaleRange(1.1, plot_->yAxis->range().center()); // no point on the frame
     plot_->xAxis->scaleRange(1.05, plot_->xAxis->range().center());
     replot(plot_);
+    // The geometry series are of the train rows each epoch evaluated.
+    const QString note = group_->currentIndex() > 0 ? sampleNote() : QString();
+    note_->setText(note);
+    note_->setVisible(!note.isEmpty());
+}
+
+QString TrainingCurvesView::sampleNote() const {
+    if (!data_.history) return {};
+    const auto it = data_.history->series.find("train_rows");
+    if (it == data_.history->series.end() || it->second.empty()) return {};
+    double training_set = 0, fewest = INFINITY;
+    for (auto n : data_.classes.train_counts) training_set += double(n);
+    for (double rows : it->second)
+        if (std::isfinite(rows)) fewest = std::min(fewest, rows);
+    if (!(fewest < training_set)) return {};
+    return tr("Train metrics are of the train rows each epoch evaluated: a seeded sample of %1 of the %2 training "
+              "images (ltlab train's train_feature_cap), and every image in the last epoch of each stage.")
+        .arg(fewest, 0, 'f', 0)
+        .arg(training_set, 0, 'f', 0);
 }
 
 QString TrainingCurvesView::csv() const {

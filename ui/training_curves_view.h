@@ -8,6 +8,7 @@
 
 class QCheckBox;
 class QComboBox;
+class QLabel;
 
 namespace ltlab::ui {
 
@@ -24,6 +25,8 @@ public:
     QCustomPlot* plot() const { return plot_; }
     QComboBox* groupBox() const { return group_; }
     QCheckBox* overlayBox() const { return overlay_; }
+    // What the train metrics are of, when that is a sample (empty otherwise).
+    QString sampleNote() const;
 
 private:
     void redraw();
@@ -31,6 +34,7 @@ private:
     QCustomPlot* plot_;
     QComboBox* group_;
     QCheckBox* overlay_;
+    QLabel* note_;
     ViewData data_;
 };
 

@@ -30,9 +30,10 @@ namespace {
 
 struct Preset {
     const char* title;
-    const char* recipe;
+    const char* recipe; // nullptr: no training (custom settings, or the cone lab)
     int epochs, stage2_epochs;
     double weight_decay, stage2_weight_decay;
+    int cone_lab_preset = -1; // >= 0: open the Cone lab tab with ltlab::coneLabPreset(index)
 };
 
 // Each shows one mechanism on Fashion-MNIST-LT with the small CNN in under two
@@ -45,6 +46,9 @@ const Preset kPresets[] = {
     // (48% against 69% balanced accuracy, docs/experiments.md).
     {"WB stage 2 = implicit logit adjustment (wb)", "wb", 6, 5, 5e-3, 5e-3},
     {"One stage: ETF + logit adjustment (wd-fr-etf)", "wd-fr-etf", 8, 0, 5e-3, 0.1},
+    // No training: five random layers on noise already put the features in a
+    // cone (the paper's multi-layer study, gamma mean 0.1 with std 0.05).
+    {"The cone effect without training (Cone lab tab)", nullptr, 0, 0, 0, 0, 2},
 };
 
 } // namespace
@@ -53,6 +57,7 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
     setObjectName("training_dock");
     auto* body = new QWidget(this);
     preset_ = new QComboBox(body);
+    preset_->setObjectName("preset");
     for (const Preset& p : kPresets) preset_->addItem(tr(p.title));
     dataset_ = new QComboBox(body);
     dataset_->addItems({"fashion-mnist-lt", "gaussian-lt", "cifar10-lt", "cifar100-lt", "idx-lt"});
@@ -151,6 +156,10 @@ TrainingDock::~TrainingDock() {
 void TrainingDock::applyPreset(int index) {
     if (index <= 0 || index >= static_cast<int>(std::size(kPresets))) return;
     const Preset& p = kPresets[index];
+    if (p.cone_lab_preset >= 0) {
+        emit coneLabRequested(p.cone_lab_preset);
+        return;
+    }
     dataset_->setCurrentText("fashion-mnist-lt");
     imbalance_->setValue(100);
     model_->setCurrentText("cnn");

@@ -53,6 +53,9 @@ public slots:
 signals:
     void epochFinished(const QString& path, int epoch, int epochs_total);
     void runFinished(const QString& path, int exit_code, const QString& message);
+    // A classroom preset that needs no training: the Cone lab tab with the
+    // paper's multi-layer study (cone_lab_preset: ltlab::coneLabPreset's index).
+    void coneLabRequested(int cone_lab_preset);
 
 private:
     void readOutput();

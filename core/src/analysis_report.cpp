@@ -114,6 +114,13 @@ std::string analysisToText(const Analysis& a, const ClassInfo& classes) {
     out << "Snapshot " << escapeControl(a.snapshot) << (a.epoch ? " (epoch " + std::to_string(*a.epoch) + ")" : std::string())
         << ", split " << escapeControl(a.split) << ": " << a.num_samples << " samples, " << a.num_classes << " classes, "
         << a.feature_dim << "-d features\n";
+    // A train split that holds fewer rows than the training set is a sample
+    // (ltlab train's train_feature_cap): its numbers are of that sample.
+    std::int64_t training_set = 0;
+    for (auto n : classes.train_counts) training_set += n;
+    if (a.split == "train" && a.num_samples > 0 && a.num_samples < training_set)
+        out << "  (a sample of the " << training_set << " training images: the train numbers below are of these "
+            << a.num_samples << ")\n";
     out << "Shot groups: " << many << " many (n > " << a.many_threshold << "), " << medium << " medium, " << few
         << " few (n < " << a.few_threshold << ")\n\n";
     out << "Accuracy\n"

@@ -1,6 +1,7 @@
 // The cone-effect laboratory (see cone_lab.h).
 
 #include "ltlab/cone_lab.h"
+#include "ltlab/fdr.h"
 
 #include <chrono>
 #include <algorithm>
@@ -112,15 +113,9 @@ ConeLabLayer statistics(const std::string& name, const RowMatrix& H, const std::
     L.zero_fraction = double((H.array() == 0).count()) / n;
     pairStatistics(H, labels, bins, L);
     if (classes > 1) {
-        // FDR is the engine's own (the constant-dimension rule and the
-        // pseudo-inverse of analysis.md): this layer analysed as a split. Its
-        // classifier plays no part in FDR.
-        const MemorySource source(H, labels);
-        AnalysisOptions options;
-        options.precision = AnalysisOptions::Precision::Float64;
-        const ClassifierInput none{Eigen::MatrixXd::Zero(classes, H.cols()), Eigen::VectorXd::Zero(classes),
-                                   std::vector<std::int64_t>(static_cast<std::size_t>(classes), 1)};
-        L.fdr = analyze(source, none, options).fdr;
+        // FDR is the engine's own definition (the constant-dimension rule and
+        // the pseudo-inverse of analysis.md), computed alone (ltlab/fdr.h).
+        L.fdr = fisherDiscriminantRatio(H, labels, classes).fdr;
     } else {
         L.mean_cos_same_class.reset(); // without labels every pair is "same class": not a statistic
         L.mean_cos_diff_class.reset();

@@ -140,8 +140,21 @@ PseudoInverse pseudoInverseOfGram(const Eigen::MatrixXd& X, double scale) {
 }
 
 double traceOfPinvTimesGram(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) {
-    const Eigen::VectorXd values = symmetricEigenvalues(A);
-    if (values.size() && values.minCoeff() > kPinvRelativeCutoff * values.maxCoeff()) {
+    // Every eigenvalue passes the cutoff when A - t I is positive definite for
+    // t = cutoff tr(A) >= cutoff lambda_max (A is positive semi-definite): one
+    // Cholesky factorisation tells that, several times cheaper than the
+    // eigenvalues. Where it cannot tell, the eigenvalues decide, as before.
+    bool full_rank = false;
+    if (A.rows() > 0) {
+        Eigen::MatrixXd shifted = A;
+        shifted.diagonal().array() -= kPinvRelativeCutoff * A.trace();
+        full_rank = A.trace() > 0 && Eigen::LLT<Eigen::MatrixXd>(shifted).info() == Eigen::Success;
+    }
+    if (!full_rank) {
+        const Eigen::VectorXd values = symmetricEigenvalues(A);
+        full_rank = values.size() && values.minCoeff() > kPinvRelativeCutoff * values.maxCoeff();
+    }
+    if (full_rank) {
         const Eigen::LLT<Eigen::MatrixXd> llt(A);
         if (llt.info() == Eigen::Success) // tr(A^-1 B^T B) = ||L^-1 B^T||_F^2
             return llt.matrixL().solve(B.transpose()).squaredNorm();

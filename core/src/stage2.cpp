@@ -26,6 +26,23 @@ CbReduction parseCbReduction(const std::string& name) {
                      "(divided by the batch's sum of class weights), got '" + name + "'");
 }
 
+Stage2Loss parseStage2Loss(const std::string& name) {
+    if (name == "ce") return Stage2Loss::CrossEntropy;
+    if (name == "cb") return Stage2Loss::ClassBalanced;
+    if (name == "cb-bce") return Stage2Loss::ClassBalancedBce;
+    throw UsageError("the stage-2 loss must be ce (cross-entropy), cb (the ICLR code's class-balanced cross-entropy) "
+                     "or cb-bce (the CVPR code's class-balanced binary cross-entropy of the softmax), got '" + name + "'");
+}
+
+std::string stage2LossName(Stage2Loss loss) {
+    switch (loss) {
+    case Stage2Loss::CrossEntropy: return "ce";
+    case Stage2Loss::ClassBalanced: return "cb";
+    case Stage2Loss::ClassBalancedBce: return "cb-bce";
+    }
+    return "cb";
+}
+
 std::string cbReductionName(CbReduction reduction) { return reduction == CbReduction::Batch ? "batch" : "weight-sum"; }
 
 void Stage2Settings::validate() const {
@@ -44,7 +61,7 @@ void Stage2Settings::validate() const {
 }
 
 std::string Stage2Settings::toJson() const {
-    nlohmann::json j{{"loss", loss == Stage2Loss::ClassBalanced ? "cb" : "ce"},
+    nlohmann::json j{{"loss", stage2LossName(loss)},
                      {"cb_beta", cb_beta},
                      {"cb_reduction", cbReductionName(cb_reduction)},
                      {"weight_decay", weight_decay},
@@ -104,6 +121,25 @@ struct SplitMix64 {
         return z ^ (z >> 31);
     }
 };
+
+// The CVPR form on one sample: p (the softmax, in place) becomes
+// d loss / d z for loss = scale sum_c BCE(p_c, [c = y]), as PyTorch computes
+// binary_cross_entropy and its gradient: log clamped at -100, and
+// d BCE / d p_c = (p_c - t_c) / max(p_c (1 - p_c), 1e-12). Through the
+// softmax, d loss / d z_k = p_k (g_k - sum_c g_c p_c). Returns the loss.
+double bceSoftmaxStep(Eigen::Map<Eigen::ArrayXd>& p, int y, double scale) {
+    auto dLossDp = [&](Eigen::Index c) {
+        const double pc = p[c], t = c == y ? 1.0 : 0.0;
+        return scale * (pc - t) / std::max(pc * (1.0 - pc), 1e-12);
+    };
+    double loss = 0, gp = 0;
+    for (Eigen::Index c = 0; c < p.size(); ++c) {
+        loss -= c == y ? std::max(std::log(p[c]), -100.0) : std::max(std::log1p(-p[c]), -100.0);
+        gp += dLossDp(c) * p[c];
+    }
+    for (Eigen::Index c = 0; c < p.size(); ++c) p[c] = p[c] * (dLossDp(c) - gp);
+    return scale * loss;
+}
 
 } // namespace
 
@@ -179,8 +215,8 @@ Stage2Result Stage2Trainer::run(const ClassifierInput& start, const Stage2Settin
                          std::to_string(C) + " classes");
 
     Stage2Result result;
-    result.class_weights = s.loss == Stage2Loss::ClassBalanced ? classBalancedWeights(counts_, s.cb_beta)
-                                                               : std::vector<double>(static_cast<std::size_t>(C), 1.0);
+    result.class_weights = s.loss != Stage2Loss::CrossEntropy ? classBalancedWeights(counts_, s.cb_beta)
+                                                              : std::vector<double>(static_cast<std::size_t>(C), 1.0);
     if (s.maxnorm) result.maxnorm_threshold = s.maxnorm_threshold ? *s.maxnorm_threshold
                                                                   : maxNormThreshold(start.weight, s.maxnorm_factor);
     const double threshold = result.maxnorm_threshold.value_or(0);
@@ -200,7 +236,8 @@ Stage2Result Stage2Trainer::run(const ClassifierInput& start, const Stage2Settin
     const double wd = s.weight_decay, mu = s.momentum;
     const std::int64_t batches = (N + B - 1) / B;
     const bool weight_sum = s.loss == Stage2Loss::ClassBalanced && s.cb_reduction == CbReduction::WeightSum;
-    const bool balanced = s.loss == Stage2Loss::ClassBalanced;
+    const bool balanced = s.loss != Stage2Loss::CrossEntropy;
+    const bool bce = s.loss == Stage2Loss::ClassBalancedBce;
 
     // The two products of a step (logits and the weight gradient, 4 B C D
     // flops) are split by classes over the cores: each thread multiplies its
@@ -228,7 +265,7 @@ Stage2Result Stage2Trainer::run(const ClassifierInput& start, const Stage2Settin
             const Eigen::Index nb = static_cast<Eigen::Index>(std::min<std::int64_t>(B, N - r0));
             const std::int64_t* rows = order_.data() + r0;
             // Per-sample scale: w_y / B (batch), w_y / sum_i w_y (weight-sum), 1 / B (cross-entropy).
-            double denominator = double(nb);
+            double denominator = bce ? double(nb) * double(C) : double(nb);
             if (weight_sum) {
                 denominator = 0;
                 for (Eigen::Index i = 0; i < nb; ++i) denominator += weights[labels_[static_cast<std::size_t>(rows[i])]];
@@ -262,6 +299,11 @@ Stage2Result Stage2Trainer::run(const ClassifierInput& start, const Stage2Settin
                     z = (z - m).exp();
                     const double sum = z.sum();
                     const double scale = (balanced ? weights[y] : 1.0) / denominator;
+                    if (bce) {
+                        z /= sum;
+                        sample_loss_[i] = bceSoftmaxStep(z, y, scale);
+                        continue;
+                    }
                     sample_loss_[i] = scale * (std::log(sum) - zy); // scale * (log-sum-exp - z_y), both shifted by m
                     z *= scale / sum;                             // scale * softmax
                     z[y] -= scale;                                // minus scale * one-hot
@@ -399,6 +441,8 @@ SnapshotData stage2Snapshot(const Stage2Source& source, const Stage2Settings& se
     if (settings.loss == Stage2Loss::ClassBalanced)
         std::snprintf(loss, sizeof loss, "class-balanced (beta %g, %s)", settings.cb_beta,
                       cbReductionName(settings.cb_reduction).c_str());
+    else if (settings.loss == Stage2Loss::ClassBalancedBce)
+        std::snprintf(loss, sizeof loss, "class-balanced BCE of the softmax (beta %g, the CVPR code)", settings.cb_beta);
     else
         std::snprintf(loss, sizeof loss, "cross-entropy");
     std::snprintf(label, sizeof label, "stage 2 from %s: %s, weight decay %g%s, %lld epochs, lr %g",

@@ -110,10 +110,10 @@ SplitFeatures evaluateSplit(const std::string& name, Network& net, const Data& d
 // and all of val and test. The per-epoch train metrics of /history are those
 // of these rows, so they equal `ltlab analyze --split train` of the epoch's
 // snapshot; a full pass over a large train split every epoch would cost as
-// much as training (issue 13).
-EvaluationPlan evaluationPlan(const Data& data, const TrainConfig& c) {
-    return {cappedRows(data.train, c.train_feature_cap, data.classes(), c.seed), cappedRows(data.val, -1, 0, 0),
-            cappedRows(data.test, -1, 0, 0)};
+// much as training (issue 13). A stage's last epoch evaluates every train row.
+EvaluationPlan evaluationPlan(const Data& data, const TrainConfig& c, bool all_train) {
+    return {cappedRows(data.train, all_train ? -1 : c.train_feature_cap, data.classes(), c.seed),
+            cappedRows(data.val, -1, 0, 0), cappedRows(data.test, -1, 0, 0)};
 }
 
 Evaluation evaluate(Network& net, const Data& data, const EvaluationPlan& plan, torch::Device device,

@@ -72,8 +72,9 @@ struct EvaluationPlan {
 
 // What each training epoch evaluates: the train rows that the snapshots
 // store (at most train_feature_cap per class, the same seeded rows every
-// epoch; all with -1), and all of val and test.
-EvaluationPlan evaluationPlan(const Data& data, const TrainConfig& c);
+// epoch; all with -1, or with all_train: the epochs that end a stage, whose
+// snapshots stage 2 and the sandbox retrain on), and all of val and test.
+EvaluationPlan evaluationPlan(const Data& data, const TrainConfig& c, bool all_train = false);
 
 struct Evaluation {
     SplitFeatures train, val, test;

@@ -176,7 +176,7 @@ public:
     TrainingRun(const TrainConfig& c, const std::string& out_path, const TrainingCallbacks& cb, TrainingControl& control,
                 bool resume, torch::Device device)
         : c_(c), out_path_(out_path), cb_(cb), control_(control), device_(device), data_(loadData(c)),
-          plan_(evaluationPlan(data_, c)), net_(buildNetwork()), recorder_(out_path, data_, c, !resume),
+          plan_(evaluationPlan(data_, c)), stage_end_plan_(evaluationPlan(data_, c, true)), net_(buildNetwork()), recorder_(out_path, data_, c, !resume),
           two_stage_(c.recipe == "wb"), total_epochs_(c.epochs + (two_stage_ ? c.stage2_epochs : 0)),
           checkpoint_(checkpointPath(out_path)) {
         summary_.out_path = out_path;
@@ -245,9 +245,12 @@ private:
 
     ClassifierInput classifier() { return classifierOf(net_, data_); }
 
-    void reevaluate() {
+    // The features of the plan's rows; every train row at a stage's end, so
+    // that the stage-end snapshots (stage1_final, final) hold the whole train
+    // split, and /history's train metrics of that epoch are of it too.
+    void reevaluate(bool stage_end) {
         const auto started = Clock::now();
-        eval_ = evaluate(net_, data_, plan_, device_);
+        eval_ = evaluate(net_, data_, stage_end ? stage_end_plan_ : plan_, device_);
         eval_seconds_ = Seconds(Clock::now() - started).count();
     }
 
@@ -275,7 +278,7 @@ private:
         epochs_ = done;
         summary_.epochs_done = done;
         if (two_stage_ && done >= total_epochs_) final_snapshot_ = "stage2_final";
-        reevaluate();
+        reevaluate(done >= c_.epochs); // stage 2 and the logit adjustment start from stage 1's end
         last_test_ = analyzeSplit(eval_.test, classifier(), data_);
         if (done >= total_epochs_) {
             log(out_path_ + ": all " + std::to_string(total_epochs_) + " epochs are done; nothing to resume");
@@ -315,6 +318,7 @@ private:
         report.data_seconds = r.data_seconds;
         report.eval_seconds = eval_seconds_;
         for (const auto& [name, value] : epochMetrics(train, last_test_)) report.metrics[name] = value;
+        report.metrics["train_rows"] = double(eval_.train.labels.size()); // what the train metrics are of
         std::optional<SnapshotData> snapshot;
         if (r.stage_end || epochs_ % std::max<std::int64_t>(1, c_.snapshot_every) == 0) {
             char name[32];
@@ -379,7 +383,7 @@ private:
             }
             if (control_.cancelled) break;
             const double step_seconds = Seconds(Clock::now() - started).count();
-            reevaluate();
+            reevaluate(e + 1 == c_.epochs);
             finishEpoch({1, loss_sum / double(seen), double(correct) / double(seen), lr, step_seconds, data_seconds,
                          e + 1 == c_.epochs});
             saveCheckpoint(checkpoint_, net_, optimizer, {epochs_, 0.0});
@@ -411,9 +415,11 @@ private:
         };
         // Every train sample, once: the backbone is frozen from here on, so
         // neither these features nor the evaluated ones change in stage 2.
-        std::vector<std::int64_t> all(static_cast<std::size_t>(data_.train.size()));
-        std::iota(all.begin(), all.end(), 0);
-        const torch::Tensor H = computeFeatures(net_, data_, data_.train, all, device_);
+        // They are stage 1's last evaluation (every train row, in order).
+        if (static_cast<std::int64_t>(eval_.train.labels.size()) != data_.train.size()) reevaluate(true);
+        const RowMatrixF h = eval_.train.h.cast<float>(); // the float32 features, exactly
+        const torch::Tensor H =
+            torch::from_blob(const_cast<float*>(h.data()), {h.rows(), h.cols()}, torch::kFloat32).to(device_).clone();
         const torch::Tensor Y = data_.train.y.to(device_);
         const std::int64_t N = H.size(0);
         std::vector<std::int64_t> order_rows;
@@ -516,7 +522,7 @@ private:
     TrainingControl& control_;
     const torch::Device device_;
     const Data data_;
-    const EvaluationPlan plan_;
+    const EvaluationPlan plan_, stage_end_plan_; // each epoch; the last of a stage (every train row)
     Network net_;
     RunRecorder recorder_;
     const bool two_stage_;

@@ -12,6 +12,7 @@
 #include "ltlab/cone.h"
 #include "ltlab/geometry.h"
 #include "ltlab/error.h"
+#include "ltlab/fdr.h"
 
 using namespace ltlab;
 
@@ -109,6 +110,38 @@ TEST(ClosedForm, FisherRatioOfTwoSymmetricClassesAndTheConstantDimensionRule) {
     const double nc1 = (delta[0] * delta[0] * 4 * a * a / 8 + delta[1] * delta[1] * 4 * b * b / 8) /
                        (delta.squaredNorm() * delta.squaredNorm()) / 2;
     EXPECT_NEAR(*r.nc1, nc1, 1e-12);
+}
+
+TEST(ClosedForm, FisherRatioAloneEqualsTheEnginesOnFullAndRankDeficientScatter) {
+    // fisherDiscriminantRatio (ltlab/fdr.h) is the engine's FDR without the rest of the analysis.
+    std::mt19937_64 rng(3);
+    std::normal_distribution<double> normal;
+    struct Case { int n, d, classes; bool constant_dim, absent_class; };
+    for (const Case k : {Case{400, 20, 5, false, false}, Case{30, 50, 4, false, false}, Case{200, 12, 6, true, true},
+                         Case{60, 8, 3, false, false}}) {
+        Dataset d;
+        d.features.resize(k.n, k.d);
+        for (int r = 0; r < k.n; ++r) {
+            int y = r % k.classes;
+            if (k.absent_class && y == 1) y = 0;
+            d.labels.push_back(y);
+            for (int j = 0; j < k.d; ++j) d.features(r, j) = std::max(0.0, normal(rng) + 0.5 * y * (j % 3 == 0));
+            if (k.constant_dim) d.features(r, 2) = 4.0;
+        }
+        const Analysis a = run(d, Eigen::MatrixXd::Zero(k.classes, k.d), std::vector<std::int64_t>(k.classes, 1));
+        const FisherRatio f = fisherDiscriminantRatio(d.features, d.labels, k.classes);
+        ASSERT_TRUE(a.fdr && f.fdr);
+        EXPECT_NEAR(*f.fdr, *a.fdr, 1e-10 * std::abs(*a.fdr)) << k.n << "x" << k.d;
+        EXPECT_NEAR(*f.trace_sw, *a.trace_sw, 1e-10 * *a.trace_sw);
+        EXPECT_NEAR(*f.trace_sb, *a.trace_sb, 1e-10 * *a.trace_sb);
+        EXPECT_EQ(f.dims_kept, a.fdr_dims_kept);
+    }
+    // One class present: no FDR (never NaN).
+    Dataset one;
+    one.features = RowMatrix::Random(10, 3);
+    one.labels.assign(10, 2);
+    EXPECT_FALSE(fisherDiscriminantRatio(one.features, one.labels, 3).fdr);
+    EXPECT_THROW(fisherDiscriminantRatio(one.features, std::vector<std::int32_t>(10, 3), 3), UsageError);
 }
 
 TEST(ClosedForm, FisherRatioOfTwoGaussianClassesApproachesTheMahalanobisDistance) {

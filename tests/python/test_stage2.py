@@ -200,6 +200,53 @@ class Stage2Engine(unittest.TestCase):
                 if not settings.get("train_bias", True):
                     np.testing.assert_array_equal(bl, b0.astype(np.float64))
 
+    def test_cvpr_bce_form_equals_torch_autograd(self):
+        """The CVPR code's loss: F.binary_cross_entropy(softmax(z), onehot, weight=w_y), gradients by autograd."""
+        import torch
+        import torch.nn.functional as F
+        H, y, counts, W0, b0, test = small_problem(2)
+        src = self.path("run.h5")
+        write_run(src, H, y, counts, W0, b0, test)
+        epochs, lr, batch, seed, wd, beta, mom = 3, 0.5, 16, 5, 0.02, 0.99, 0.9
+        W = torch.tensor(W0, dtype=torch.float64, requires_grad=True)
+        b = torch.tensor(b0, dtype=torch.float64, requires_grad=True)
+        Ht, yt = torch.tensor(H, dtype=torch.float64), torch.tensor(y)
+        w = torch.tensor(cb_weights(counts, beta))
+        norms = np.linalg.norm(W0.astype(np.float64), axis=1)
+        threshold = norms.min() + 0.1 * (norms.max() - norms.min())
+        opt = torch.optim.SGD([W, b], lr=lr, momentum=mom)
+        for e in range(epochs):
+            for g in opt.param_groups:
+                g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * e / epochs))
+            order = torch.tensor(permutation(len(y), seed, e))
+            for k in range(0, len(y), batch):
+                idx = order[k:k + batch]
+                z = Ht[idx] @ W.T + b
+                onehot = F.one_hot(yt[idx], len(counts)).double()
+                weight = w[yt[idx]].unsqueeze(1).repeat(1, len(counts))
+                loss = F.binary_cross_entropy(z.softmax(1), onehot, weight=weight)
+                loss = loss + 0.5 * wd * (W.pow(2).sum() + b.pow(2).sum())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                with torch.no_grad():  # MaxNorm after every step
+                    n = W.norm(dim=1, keepdim=True)
+                    W.mul_(torch.where(n > threshold, threshold / n, torch.ones_like(n)))
+        out = self.path("bce.h5")
+        self.run_stage2(src, out, "--loss", "cb-bce", "--epochs", str(epochs), "--lr", str(lr), "--batch-size",
+                        str(batch), "--seed", str(seed), "--weight-decay", str(wd), "--cb-beta", str(beta),
+                        "--name", "s2")
+        with h5py.File(out, "r") as f:
+            g = f["snapshots/s2"]
+            Wl, bl = g["classifier_weight"][:], g["classifier_bias"][:]
+            config = json.loads(g.attrs["config"])
+            label = g.attrs["label"]
+        self.assertEqual(config["stage2"]["loss"], "cb-bce")
+        self.assertIn("CVPR", label if isinstance(label, str) else label.decode())
+        self.assertGreater(np.abs(W.detach().numpy() - W0).max(), 1e-3)  # it did train
+        self.assertLess(np.abs(Wl - W.detach().numpy()).max(), 1e-8)
+        self.assertLess(np.abs(bl - b.detach().numpy()).max(), 1e-8)
+
     def test_command_line_records_appends_and_refuses(self):
         H, y, counts, W0, b0, test = small_problem(1)
         src = self.path("run.h5")
@@ -444,22 +491,31 @@ class Stage2AgainstTraining(unittest.TestCase):
 
     def test_a_capped_train_sample_is_said_plainly(self):
         capped = os.path.join(self.tmp.name, "capped.h5")
-        p = run_ltlab("train", "--recipe", "ce-wd", "--epochs", "1", *GAUSS, "--train-feature-cap", "10",
-                      "--out", capped, timeout=300)
+        p = run_ltlab("train", "--recipe", "ce-wd", "--epochs", "2", *GAUSS, "--train-feature-cap", "10",
+                      "--snapshot-every", "1", "--out", capped, timeout=300)
         self.assertEqual(p.returncode, 0, describe(p))
-        p = run_ltlab("stage2", capped, "--out", capped, "--epochs", "1")
-        self.assertEqual(p.returncode, 0, describe(p))
-        self.assertIn("note: the train split holds", p.stderr)
-        self.assertIn("train_feature_cap 10 per class", p.stderr)
+        # The snapshot of epoch 1 holds the capped sample; the stage's end, every train row.
         with h5py.File(capped, "r") as f:
-            config = json.loads(f["snapshots/final_stage2"].attrs["config"])
-        self.assertTrue(config["train_is_sample"])
-        self.assertLess(config["train_rows"], config["training_set_size"])
+            total = int(f["classes/train_counts"][:].sum())
+            self.assertEqual(f["snapshots/final/train/labels"].shape[0], total)
+            capped_rows = f["snapshots/epoch_0001/train/labels"].shape[0]
+            self.assertLessEqual(capped_rows, 10 * len(f["classes/train_counts"]))
+            # /history's train metrics are of the rows the epoch's snapshot holds.
+            self.assertEqual(list(f["history/train_rows"][:]), [capped_rows, total])
+        for snapshot, sample in (("epoch_0001", True), ("final", False)):
+            p = run_ltlab("stage2", capped, "--snapshot", snapshot, "--out", capped, "--epochs", "1")
+            self.assertEqual(p.returncode, 0, describe(p))
+            self.assertEqual("note: the train split holds" in p.stderr, sample, p.stderr)
+            self.assertEqual("train_feature_cap 10 per class" in p.stderr, sample, p.stderr)
+            with h5py.File(capped, "r") as f:
+                config = json.loads(f["snapshots/%s_stage2" % snapshot].attrs["config"])
+            self.assertEqual(config["train_is_sample"], sample)
+            self.assertEqual(config["train_rows"] < config["training_set_size"], sample)
         # A ce-wd run goes on to stage 2 with the wb recipe's stage-2 defaults.
         wb = os.path.join(self.tmp.name, "capped-wb.h5")
         p = run_ltlab("train", "--recipe", "wb", "--from", capped, "--stage2-epochs", "2", "--out", wb, timeout=300)
         self.assertEqual(p.returncode, 0, describe(p))
-        self.assertIn("snapshot final (epoch 1)", p.stderr)
+        self.assertIn("snapshot final (epoch 2)", p.stderr)
         with h5py.File(wb, "r") as f:
             config = json.loads(f.attrs["config"])
             self.assertEqual((config["recipe"], config["stage2_weight_decay"], config["cb_reduction"]), ("wb", 0.1, "batch"))

@@ -19,6 +19,7 @@
 #include "main_window.h"
 #include "geometry_view.h"
 #include "training_dock.h"
+#include "cone_lab_view.h"
 #include "weight_norm_view.h"
 #include "training_curves_view.h"
 
@@ -403,6 +404,23 @@ private slots:
         QVERIFY(args.contains("--stage2-epochs 5"));
         dock.applyPreset(1);
         QVERIFY(!dock.trainArguments("/tmp/out.h5").contains("--stage2-weight-decay")); // ce-wd has no stage 2
+    }
+
+    void theConeLabPresetOpensTheConeLabWithThePapersSetting() {
+        ltlab::ui::MainWindow window;
+        auto* combo = window.trainingDock()->findChild<QComboBox*>("preset");
+        QVERIFY(combo);
+        const int index = combo->findText("The cone effect without training (Cone lab tab)");
+        QVERIFY(index > 0);
+        combo->setCurrentIndex(index);
+        auto* tabs = window.findChild<QTabWidget*>();
+        auto* lab = qobject_cast<ltlab::ui::ConeLabView*>(tabs->currentWidget());
+        QVERIFY2(lab, qPrintable(tabs->tabText(tabs->currentIndex())));
+        const ltlab::ConeLabSettings want = ltlab::coneLabPreset(2), got = lab->settings();
+        QCOMPARE(got.gamma_mean, want.gamma_mean);
+        QCOMPARE(got.gamma_std, want.gamma_std);
+        QCOMPARE(got.layers, want.layers);
+        QTRY_VERIFY_WITH_TIMEOUT(lab->computations() >= 1, 30000); // and it computes
     }
 
     void pauseFreezesTheTrainerAndStopKeepsTheFinishedEpochs() {

@@ -26,8 +26,18 @@
 
 namespace ltlab {
 
-enum class Stage2Loss { CrossEntropy, ClassBalanced };
-// How the per-sample losses of a batch are averaged (class-balanced loss only):
+// CrossEntropy; ClassBalanced: the ICLR code's class-balanced softmax
+// cross-entropy, w_{y_i} CE_i; ClassBalancedBce: the CVPR code's form, binary
+// cross-entropy of the softmax outputs against the one-hot labels, each
+// sample's C terms weighted by w_{y_i} and averaged over the B x C entries
+// (PyTorch's binary_cross_entropy(softmax(z), onehot, weight), whose log is
+// clamped at -100 and whose gradient divides by max(p (1 - p), 1e-12)).
+enum class Stage2Loss { CrossEntropy, ClassBalanced, ClassBalancedBce };
+// "ce", "cb", "cb-bce"; parseStage2Loss throws UsageError for anything else.
+Stage2Loss parseStage2Loss(const std::string& name);
+std::string stage2LossName(Stage2Loss loss);
+// How the per-sample losses of a batch are averaged (class-balanced softmax
+// cross-entropy only; the BCE form always averages over B x C):
 // Batch: (1/B) sum_i w_{y_i} CE_i, the papers' code; WeightSum:
 // sum_i w_{y_i} CE_i / sum_i w_{y_i}, PyTorch's cross_entropy(weight=w).
 enum class CbReduction { Batch, WeightSum };
