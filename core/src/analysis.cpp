@@ -253,6 +253,7 @@ struct PassOneSums {
     Eigen::RowVectorXd max_dev_from_first, first_row;
     std::vector<std::int32_t> prediction;
     std::vector<std::int64_t> confusion;
+    std::vector<double> loss_sum; // per class: sum of the samples' cross-entropy
     std::int64_t recomputed = 0;
 };
 
@@ -356,6 +357,16 @@ void computeLogits(const Block& H, const RowMatrixT<T>& weight, const VectorXd& 
     }
 }
 
+// Each row's cross-entropy -log softmax(z_i)_{y_i} = logsumexp(z_i) - z_{i,y_i},
+// with the largest logit taken out first so that exp never overflows.
+void crossEntropy(const RowMatrix::RowsBlockXpr& Z, const std::int32_t* labels, VectorXd& out) {
+#pragma omp parallel for schedule(static)
+    for (Index i = 0; i < Z.rows(); ++i) {
+        const double top = Z.row(i).maxCoeff();
+        out[i] = top + std::log((Z.row(i).array() - top).exp().sum()) - Z(i, labels[i]);
+    }
+}
+
 // Predictions and the logit-adjustment sweep of independent rows, on all threads.
 // Rows whose decisions the logits' error bound leaves open are marked in `undecided`.
 void predictAndSweep(const RowMatrix::RowsBlockXpr& Z, const VectorXd& errors, const std::int32_t* labels, bool sweep,
@@ -413,6 +424,7 @@ PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjus
     s.shift_sum = s.max_dev_from_first = Eigen::RowVectorXd::Zero(D);
     s.prediction.assign(static_cast<std::size_t>(N), 0);
     s.confusion.assign(Cs * Cs, 0);
+    s.loss_sum.assign(Cs, 0.0);
 
     const bool stored_logits = ctx.source.hasLogits();
     const RowMatrixT<T> weight = ctx.classifier.weight.cast<T>();
@@ -424,7 +436,7 @@ PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjus
     RowMatrixT<T> V_buffer(chunk, D), logit_tile(std::is_same_v<T, float> && !stored_logits ? chunk : 0, C);
     RowMatrix Z_buffer(chunk, C);
     Eigen::MatrixXf gram_tile(std::is_same_v<T, float> ? D : 0, std::is_same_v<T, float> ? D : 0);
-    VectorXd norms(chunk), unit_sq(chunk), errors = VectorXd::Zero(chunk);
+    VectorXd norms(chunk), unit_sq(chunk), errors = VectorXd::Zero(chunk), cross_entropy(chunk);
     std::vector<char> undecided(static_cast<std::size_t>(chunk));
     for (Index row0 = 0; row0 < N; row0 += chunk) {
         const Index R = std::min(chunk, N - row0);
@@ -456,10 +468,12 @@ PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjus
         std::int32_t* prediction = s.prediction.data() + row0;
         predictAndSweep(Z, errors, labels, sweep, thread_sweepers, prediction, undecided);
         s.recomputed += redoUndecided(H, undecided, ctx.classifier, labels, sweep, thread_sweepers[0], prediction);
+        if (sweep) crossEntropy(Z, labels, cross_entropy);
         for (Index i = 0; i < R; ++i) {
             const auto y = static_cast<std::size_t>(labels[i]);
             ++s.confusion[y * Cs + static_cast<std::size_t>(prediction[i])];
             if (prediction[i] == labels[i]) ++s.correct[y];
+            if (sweep) s.loss_sum[y] += cross_entropy[i];
         }
         progress(0.5 * static_cast<double>(row0 + R) / static_cast<double>(N));
     }
@@ -651,6 +665,7 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     pc.feature_norm.assign(Cs, std::nullopt);
     pc.mean_norm.assign(Cs, std::nullopt);
     pc.accuracy.assign(Cs, std::nullopt);
+    pc.loss.assign(Cs, std::nullopt);
     pc.group.resize(Cs);
     for (std::size_t c = 0; c < Cs; ++c) {
         const auto ci = static_cast<Index>(c);
@@ -664,6 +679,7 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
         pc.feature_norm[c] = norm_sum[c] / static_cast<double>(count[c]);
         pc.mean_norm[c] = (means.row(ci) - mean_of_means).norm();
         pc.accuracy[c] = static_cast<double>(correct[c]) / static_cast<double>(count[c]);
+        if (std::isfinite(sums.loss_sum[c])) pc.loss[c] = sums.loss_sum[c] / static_cast<double>(count[c]);
     }
     const ShotAccuracy shots = shotAccuracy(pc.accuracy, pc.group);
     result.accuracy = shots.all;
@@ -704,6 +720,13 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
 
     result.class_means = means;
     result.classifier_weight = classifier.weight;
+    // Mean unit features per class, for the sample-pair and feature-weight cosines.
+    result.unit_class_means = RowMatrix::Zero(C, D);
+    result.unit_count = nonzero;
+    for (std::size_t c = 0; c < Cs; ++c)
+        if (nonzero[c] > 0)
+            result.unit_class_means.row(static_cast<Index>(c)) =
+                unit_class_sum.row(static_cast<Index>(c)) / static_cast<double>(nonzero[c]);
 
     // Cosines between the (uncentred) class means: their mean, and the C x C
     // matrix for the heatmap views.

@@ -100,6 +100,7 @@ std::string analysisToJson(const Analysis& a, int indent) {
                      {"additive", sweepJson(a.la_additive)},
                      {"multiplicative", sweepJson(a.la_multiplicative)}};
     // Additions beyond the spec's keys.
+    j["per_class"]["loss"] = array(pc.loss);
     j["many_threshold"] = a.many_threshold;
     j["few_threshold"] = a.few_threshold;
     j["fdr_dims_kept"] = a.fdr_dims_kept;

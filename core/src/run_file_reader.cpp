@@ -291,6 +291,7 @@ void RunFile::validate() {
             if (snap.stage && *snap.stage != 1 && *snap.stage != 2)
                 fail(spath, "attribute 'stage' is " + std::to_string(*snap.stage) + " (expected 1 or 2)");
             snap.label = check.stringAttribute(sgroup.get(), spath, "label").value_or("");
+            snap.config = check.stringAttribute(sgroup.get(), spath, "config");
 
             const std::string wpath = spath + "/classifier_weight";
             check.dataset(wpath, h5::ValueKind::Float, 2, shape, true);

@@ -147,6 +147,9 @@ struct Analysis {
         std::vector<std::int64_t> train_count, count;
         std::vector<double> weight_norm, bias;
         std::vector<Nullable> feature_norm, mean_norm, accuracy;
+        // Mean cross-entropy -log softmax(z_i)_c over the class's samples, from
+        // the same logits as the predictions (an addition to the spec's JSON).
+        std::vector<Nullable> loss;
         std::vector<ShotGroup> group;
     } per_class;
 
@@ -160,6 +163,11 @@ struct Analysis {
     RowMatrix classifier_weight;
     // class_mean_cosine[c * C + c']: cos(mu_c, mu_c') (uncentred), null where a class is absent.
     std::vector<Nullable> class_mean_cosine;
+    // The mean unit feature of each class, (1/m_c) sum u_i over its m_c samples
+    // with ||h_i|| > 0 (C x D; zero rows where m_c = 0), and m_c: the
+    // sample-pair and feature-weight cosine heatmaps (figure_data.h).
+    RowMatrix unit_class_means;
+    std::vector<std::int64_t> unit_count;
 
     // Work done, for benchmarks: BLAS floating-point operations and seconds.
     double blas_flops = 0;

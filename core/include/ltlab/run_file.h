@@ -49,6 +49,7 @@ struct SnapshotInfo {
     std::optional<std::int64_t> epoch;
     std::optional<std::int64_t> stage;
     std::string label;
+    std::optional<std::string> config; // the snapshot's `config` attribute (JSON), when present
     std::int64_t feature_dim = 0;
     bool has_bias = false;
     std::vector<SplitInfo> splits; // in the order train, val, test
