@@ -19,6 +19,21 @@ std::shared_ptr<const Analysis> stageOneComparison(const std::shared_ptr<const R
     return nullptr;
 }
 
+std::shared_ptr<const Analysis> analyzeBaseline(const RunFile& run, const std::shared_ptr<const RunFile>& baseline,
+                                                const std::string& snapshot_name, const std::string& split,
+                                                QString* label) {
+    requireComparableBaseline(run, *baseline);
+    const SnapshotInfo& snap = snapshot_name.empty() ? baseline->latestSnapshot() : baseline->snapshot(snapshot_name);
+    const SplitInfo& s = snap.split(split) ? *snap.split(split) : snap.defaultSplit();
+    auto analysis = std::make_shared<Analysis>(
+        analyzeSnapshot(baseline, snap, s, defaultOptionsFor(*baseline, std::nullopt, std::nullopt)));
+    if (label)
+        *label = QStringLiteral("%1: %2 (%3)")
+                     .arg(QFileInfo(QString::fromStdString(baseline->path())).fileName(),
+                          QString::fromStdString(snap.name), QString::fromStdString(s.name));
+    return analysis;
+}
+
 QFuture<OpenedRun> openRunAsync(const QString& path) {
     return QtConcurrent::run([path] {
         OpenedRun run{path, nullptr, std::nullopt, {}};
@@ -121,6 +136,26 @@ AnalysisOutcome analyzeForViews(const std::shared_ptr<const RunFile>& file, cons
         } else if ((out.compare = stageOneComparison(file, snap, *s))) {
             out.compare_label = QObject::tr("end of stage 1");
         }
+        // The figure set: every snapshot's classifier norms (or /history's), and the baseline run.
+        if (previous && previous->evolution && previous->file == file)
+            out.evolution = previous->evolution;
+        else
+            out.evolution = std::make_shared<WeightNormEvolution>(weightNormEvolution(*file, file->history()));
+        out.baseline_key = request.baseline_file
+                               ? QString::fromStdString(request.baseline_file->path()) + "\n" + request.baseline_snapshot
+                               : QString();
+        if (same_data && previous->baseline_key == out.baseline_key) {
+            out.baseline = previous->baseline;
+            out.baseline_label = previous->baseline_label;
+        } else if (request.baseline_file) {
+            try {
+                out.baseline = analyzeBaseline(*file, request.baseline_file, request.baseline_snapshot.toStdString(),
+                                               s->name, &out.baseline_label);
+            } catch (const InputError& e) { // other classes: the rest is shown
+                if (!out.warning.isEmpty()) out.warning += "; ";
+                out.warning += QObject::tr("no baseline: %1").arg(QString::fromStdString(e.what()));
+            }
+        }
         out.analysis = std::move(analysis);
         report(1.0);
     } catch (const Cancelled&) {
@@ -134,7 +169,14 @@ AnalysisOutcome analyzeForViews(const std::shared_ptr<const RunFile>& file, cons
 
 ViewData viewDataFor(const AnalysisOutcome& out, std::optional<History> history) {
     ViewData data{QFileInfo(out.path).fileName(), out.analysis, out.file->classes(), std::move(history), out.cone,
-                  out.geometry, out.compare, out.compare_label, {}, out.path, out.snapshot};
+                  out.geometry, out.compare, out.compare_label, {}, out.path, out.snapshot,
+                  out.evolution, out.baseline, out.baseline_label, std::nullopt};
+    if (out.file && !out.snapshot.isEmpty()) {
+        try {
+            data.weight_decay = recordedWeightDecay(*out.file, out.file->snapshot(out.snapshot.toStdString()));
+        } catch (const std::exception&) { // a snapshot that went away: no recorded weight decay
+        }
+    }
     return data;
 }
 

@@ -36,6 +36,10 @@ struct AnalysisOutcome {
     std::shared_ptr<const Analysis> compare;
     QString compare_label;
     QString compare_key;                      // what was asked for: "" (automatic) or "path\nsnapshot"
+    // The figure set: the weight-norm evolution of the run, and the baseline run's analysis.
+    std::shared_ptr<const WeightNormEvolution> evolution;
+    std::shared_ptr<const Analysis> baseline;
+    QString baseline_label, baseline_key;     // key: "path\nsnapshot" asked for ("" none)
     QString error;
     QString warning;                          // a part that could not be done (the rest is shown)
     bool cancelled = false;
@@ -55,12 +59,23 @@ struct AnalysisRequest {
     GeometryOptions geometry;
     std::shared_ptr<const RunFile> compare_file; // null: the automatic stage-1 comparison
     QString compare_snapshot;
+    // A baseline run for the per-class comparison (null: none); it must have the run's classes.
+    std::shared_ptr<const RunFile> baseline_file;
+    QString baseline_snapshot;                // empty: its last snapshot
 };
 
 // For a weight-balancing stage-2 snapshot, stage 1's final analysis of the
 // same split (stage 2 retrains only the classifier); null otherwise.
 std::shared_ptr<const Analysis> stageOneComparison(const std::shared_ptr<const RunFile>& file,
                                                    const SnapshotInfo& snapshot, const SplitInfo& split);
+
+// A baseline run's analysis for the per-class comparison: its snapshot
+// `snapshot_name` (empty: its last), on the split named `split` when it has
+// one, else its default split. Throws InputError naming the baseline file
+// when its classes differ from the run's (figure_data.h).
+std::shared_ptr<const Analysis> analyzeBaseline(const RunFile& run, const std::shared_ptr<const RunFile>& baseline,
+                                                const std::string& snapshot_name, const std::string& split,
+                                                QString* label);
 
 QFuture<OpenedRun> openRunAsync(const QString& path);
 // Everything the views show for one snapshot, computed by core: the analysis,

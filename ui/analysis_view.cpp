@@ -6,6 +6,8 @@
 #include <QToolTip>
 
 #include <algorithm>
+#include <tuple>
+#include <vector>
 #include <numeric>
 
 #include <qcustomplot.h>
@@ -40,7 +42,7 @@ QCustomPlot* makePlot(QWidget* parent, const QString& title) {
 
 namespace {
 
-constexpr int kWidthPt = 360, kHeightPt = 259; // 5 x 3.6 inches at 72 points per inch
+FigureSize g_figure_size = FigureSize::Column;
 
 // As many legend columns as the figure's width holds for the longest entry.
 void fitLegendColumns(QCustomPlot* plot, int width) {
@@ -55,6 +57,15 @@ void fitLegendColumns(QCustomPlot* plot, int width) {
 }
 
 } // namespace
+
+void setFigureSize(FigureSize size) { g_figure_size = size; }
+FigureSize figureSize() { return g_figure_size; }
+
+QSize figureSizePoints(FigureShape shape) {
+    const bool page = g_figure_size == FigureSize::Page;
+    if (shape == FigureShape::Square) return page ? QSize(504, 432) : QSize(252, 230);
+    return page ? QSize(504, 259) : QSize(252, 187);
+}
 
 void setPlotFontScale(QCustomPlot* plot, double scale) {
     // The base sizes are kept on the plot, so scaling twice never compounds.
@@ -91,7 +102,79 @@ void replot(QCustomPlot* plot) {
     if (!plot->size().isEmpty()) plot->replot();
 }
 
-bool exportPlot(QCustomPlot* plot, const QString& path, double dpi) {
+namespace {
+
+// A paper's type sizes while a plot is exported (tick labels and legend 7 pt,
+// axis labels 8 pt: readable at a column's width, the same at the page's),
+// and a smaller legend icon; the screen's fonts come back afterwards.
+class PaperStyle {
+public:
+    explicit PaperStyle(QCustomPlot* plot) : plot_(plot), icon_(plot->legend->iconSize()) {
+        for (QCPLayoutElement* element : plot->plotLayout()->elements(true)) {
+            if (!element) continue; // an empty cell of the grid
+            std::vector<QCPAxis*> axes;
+            if (auto* rect = qobject_cast<QCPAxisRect*>(element))
+                for (QCPAxis* axis : rect->axes()) axes.push_back(axis);
+            if (auto* scale = qobject_cast<QCPColorScale*>(element)) axes.push_back(scale->axis());
+            for (QCPAxis* axis : axes) {
+                if (!axis) continue;
+                axes_.push_back({axis, axis->labelFont(), axis->tickLabelFont()});
+                axis->setLabelFont(sized(axis->labelFont(), 8));
+                axis->setTickLabelFont(sized(axis->tickLabelFont(), 7));
+            }
+            if (auto* text = qobject_cast<QCPTextElement*>(element)) {
+                texts_.push_back({text, text->font()});
+                text->setFont(sized(text->font(), 7.5));
+            }
+        }
+        legend_ = plot->legend->font();
+        plot->legend->setFont(sized(legend_, 7));
+        for (int i = 0; i < plot->legend->itemCount(); ++i)
+            if (QCPAbstractLegendItem* item = plot->legend->item(i)) {
+                items_.push_back({item, item->font()});
+                item->setFont(sized(item->font(), 7));
+            }
+        for (int i = 0; i < plot->itemCount(); ++i)
+            if (auto* text = qobject_cast<QCPItemText*>(plot->item(i))) {
+                item_texts_.push_back({text, text->font()});
+                text->setFont(sized(text->font(), 7));
+            }
+        plot->legend->setIconSize(16, 9);
+    }
+    ~PaperStyle() {
+        for (const auto& [axis, label, ticks] : axes_) {
+            axis->setLabelFont(label);
+            axis->setTickLabelFont(ticks);
+        }
+        for (const auto& [text, font] : texts_) text->setFont(font);
+        for (const auto& [item, font] : items_) item->setFont(font);
+        for (const auto& [text, font] : item_texts_) text->setFont(font);
+        plot_->legend->setFont(legend_);
+        plot_->legend->setIconSize(icon_);
+        replot(plot_);
+    }
+
+private:
+    static QFont sized(QFont font, double points) {
+        font.setPointSizeF(points);
+        font.setHintingPreference(QFont::PreferNoHinting);
+        return font;
+    }
+    QCustomPlot* plot_;
+    QSize icon_;
+    QFont legend_;
+    std::vector<std::tuple<QCPAxis*, QFont, QFont>> axes_;
+    std::vector<std::pair<QCPTextElement*, QFont>> texts_;
+    std::vector<std::pair<QCPAbstractLegendItem*, QFont>> items_;
+    std::vector<std::pair<QCPItemText*, QFont>> item_texts_;
+};
+
+} // namespace
+
+bool exportPlot(QCustomPlot* plot, const QString& path, double dpi, FigureShape shape) {
+    const QSize size = figureSizePoints(shape);
+    const int kWidthPt = size.width(), kHeightPt = size.height();
+    const PaperStyle style(plot);
     fitLegendColumns(plot, kWidthPt);
     const QString suffix = QFileInfo(path).suffix().toLower();
     if (suffix == "pdf") return plot->savePdf(path, kWidthPt, kHeightPt, QCP::epNoCosmetic, "ltlab", plot->objectName());

@@ -14,6 +14,7 @@
 
 #include "ltlab/analysis.h"
 #include "ltlab/cone.h"
+#include "ltlab/figure_data.h"
 #include "ltlab/geometry.h"
 #include "ltlab/run_file.h"
 
@@ -37,6 +38,13 @@ struct ViewData {
     // Where it comes from (empty for a checkpoint's weights before import): for
     // views that read more of the snapshot themselves (the stage-2 sandbox).
     QString path, snapshot;
+    // The papers' figure set (figure_data.h): the run's weight-norm evolution,
+    // a baseline run's analysis of the same split (per-class accuracy against
+    // it), and the weight decay the run recorded for this snapshot.
+    std::shared_ptr<const WeightNormEvolution> evolution;
+    std::shared_ptr<const Analysis> baseline;
+    QString baseline_label;
+    std::optional<WeightDecayChoice> weight_decay;
 };
 
 class AnalysisView : public QWidget {
@@ -65,9 +73,21 @@ void setPlotFontScale(QCustomPlot* plot, double scale);
 // QCustomPlot when it first gets its size (drawing into a 0x0 buffer fails).
 void replot(QCustomPlot* plot);
 
-// Saves a plot as PDF or SVG (vector) or PNG (raster at `dpi`), at a size fit
-// for a paper column: 5 x 3.6 inches.
-bool exportPlot(QCustomPlot* plot, const QString& path, double dpi);
+// The size every figure is exported at (`ltlab figures --size`, the
+// workbench's export): one column of a two-column paper, 3.5 inches wide, or
+// the whole page, 7 inches. Fonts keep their point sizes, so they read the
+// same in both. Column is the default.
+enum class FigureSize { Column, Page };
+void setFigureSize(FigureSize size);
+FigureSize figureSize();
+// Plots are wide (3.5 x 2.6 in, page 7 x 3.6 in) or nearly square for
+// heatmaps (3.5 x 3.2 in, page 7 x 6 in); in points (1/72 in).
+enum class FigureShape { Wide, Square };
+QSize figureSizePoints(FigureShape shape = FigureShape::Wide);
+
+// Saves a plot as PDF or SVG (vector) or PNG (raster at `dpi`), at the
+// figure size above.
+bool exportPlot(QCustomPlot* plot, const QString& path, double dpi, FigureShape shape = FigureShape::Wide);
 
 // Shows the numbers under the cursor as a tooltip: the nearest point of a
 // graph or bar within a few pixels (its name, the key and the value, with the

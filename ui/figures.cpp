@@ -8,6 +8,7 @@
 #include <QElapsedTimer>
 #include <QWindow>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "analysis_task.h"
 #include "analysis_view.h"
 #include "cone_view.h"
+#include "figure_set_view.h"
 #include "geometry_view.h"
 #include "vtk_widget.h"
 #include "per_class_view.h"
@@ -28,7 +30,8 @@
 
 extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* snapshot_name, const char* split_name,
                                               const char* out_dir, const char* formats, double dpi,
-                                              long long samples_per_class) {
+                                              long long samples_per_class, const char* baseline_path,
+                                              const char* baseline_snapshot, const char* size, double weight_decay) {
     if (!std::getenv("DISPLAY") && !std::getenv("QT_QPA_PLATFORM")) setenv("QT_QPA_PLATFORM", "offscreen", 1);
     static int argc = 1;
     static char name[] = "ltlab";
@@ -43,13 +46,24 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* 
         const SplitInfo* split = split_name ? snap.split(split_name) : &snap.defaultSplit();
         if (!split) file->fail(snapshotPath(snap), std::string("has no split '") + split_name + "'");
         const bool display = std::getenv("DISPLAY") != nullptr;
+        ui::setFigureSize(size && std::string(size) == "page" ? ui::FigureSize::Page : ui::FigureSize::Column);
+        // The baseline is checked before anything is written: other classes are refused, naming its file.
+        std::shared_ptr<const Analysis> baseline;
+        QString baseline_label;
+        if (baseline_path) {
+            const auto other = RunFile::open(baseline_path);
+            baseline = ui::analyzeBaseline(*file, other, baseline_snapshot ? baseline_snapshot : "", split->name,
+                                           &baseline_label);
+        }
         ui::AnalysisRequest request; // what the window computes for a snapshot, here in this thread
         request.snapshot = QString::fromStdString(snap.name);
         request.split = QString::fromStdString(split->name);
         request.geometry.samples_per_class = display ? samples_per_class : 0;
         const ui::AnalysisOutcome outcome = ui::analyzeForViews(file, request);
         if (!outcome.error.isEmpty()) throw std::runtime_error(outcome.error.toStdString());
-        const ui::ViewData data = ui::viewDataFor(outcome, file->history());
+        ui::ViewData data = ui::viewDataFor(outcome, file->history());
+        data.baseline = baseline;
+        data.baseline_label = baseline_label;
         QDir dir(QString::fromLocal8Bit(out_dir));
         if (!dir.mkpath(".")) throw InputError(out_dir, "", "cannot create the output folder");
         const QStringList wanted = QString(formats).split(',', Qt::SkipEmptyParts);
@@ -82,9 +96,22 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* 
             view->resize(1000, 700);
             write(*view);
         }
+        // The papers' figure set, one figure at a time (the baseline comparison only with a baseline).
+        ui::FigureSetView figure_set;
+        figure_set.resize(1000, 700);
+        if (!std::isnan(weight_decay)) figure_set.setWeightDecayOverride(weight_decay);
+        for (const auto figure : ui::FigureSetView::allFigures()) {
+            if (figure == ui::FigureSetView::Figure::AccuracyVsBaseline && !baseline) continue;
+            figure_set.setFigure(figure);
+            write(figure_set);
+        }
         if (display) {
             ui::GeometryView view; // a QOpenGLWidget gets its context only when shown
-            view.resize(1000, 700);
+            // The raster's shape follows --size: a column's 4:3, a page's 2:1.
+            if (ui::figureSize() == ui::FigureSize::Page)
+                view.resize(1000, 520);
+            else
+                view.resize(800, 600);
             view.show();
             QElapsedTimer waited;
             waited.start();

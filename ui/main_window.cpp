@@ -47,6 +47,7 @@
 #include "training_dock.h"
 #include "training_curves_view.h"
 #include "weight_norm_view.h"
+#include "figure_set_view.h"
 
 namespace ltlab::ui {
 
@@ -74,6 +75,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     weight_norms_ = new WeightNormView(this);
     auto* logit_adjustment = new LogitAdjustmentView(this);
     auto* per_class = new PerClassView(this);
+    auto* figure_set = new FigureSetView(this);
     views_ = {report_,
               geometry_,
               new ConeView(this),
@@ -81,6 +83,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
               logit_adjustment,
               per_class,
               new TrainingCurvesView(this),
+              figure_set,
               new Stage2View(this),
               new ConeLabView(this)};
     for (AnalysisView* v : views_) tabs_->addTab(v, v->title());
@@ -89,6 +92,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     // Choices that change what core computes ask for a new analysis.
     connect(geometry_, &GeometryView::optionsChanged, this, &MainWindow::reanalyzeCurrent);
     connect(weight_norms_, &WeightNormView::compareChanged, this, &MainWindow::reanalyzeCurrent);
+    connect(figure_set, &FigureSetView::baselineChanged, this, &MainWindow::reanalyzeCurrent);
     // The tau slider's per-class accuracies also appear in the per-class view.
     connect(logit_adjustment, &LogitAdjustmentView::tauChanged, per_class, &PerClassView::setLogitAdjustment);
     for (AnalysisView* v : views_)
@@ -621,6 +625,14 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
     } else if (!compare.first.isEmpty()) { // that run is being re-read (training): next time
         compare_note = tr("the overlay %1 is being re-read").arg(QFileInfo(compare.first).fileName());
     }
+    for (AnalysisView* v : views_) // the figure set's baseline run
+        if (auto* figure_set = qobject_cast<FigureSetView*>(v)) {
+            const QPair<QString, QString> baseline = figure_set->baselineChoice();
+            if (const auto other = runs_by_path_.find(baseline.first); other != runs_by_path_.end() && other->second.file) {
+                request.baseline_file = other->second.file;
+                request.baseline_snapshot = baseline.second;
+            }
+        }
     // Only the newest analysis is shown: stop the one running before it.
     if (analysis_progress_) analysis_progress_->cancel = true;
     analysis_progress_ = request.progress = std::make_shared<AnalysisProgress>();
@@ -690,6 +702,8 @@ void MainWindow::updateCompareChoices() {
         }
     }
     weight_norms_->setCompareChoices(choices, labels);
+    for (AnalysisView* v : views_)
+        if (auto* figure_set = qobject_cast<FigureSetView*>(v)) figure_set->setBaselineChoices(choices, labels);
 }
 
 void MainWindow::rememberRecent(const QString& path) {
