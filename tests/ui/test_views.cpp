@@ -14,6 +14,8 @@
 #include "analysis_task.h"
 #include "cone_lab_view.h"
 #include "cone_view.h"
+#include "figure_set_view.h"
+#include "ltlab/figure_data.h"
 #include "stage2_view.h"
 #include <QTableWidget>
 #include "ltlab/run_file.h"
@@ -214,7 +216,7 @@ private slots:
         QVERIFY(svg_root);
         const QImage image(png);
         QVERIFY(!image.isNull());
-        QCOMPARE(image.width(), 750); // 5 inches at 150 dpi
+        QCOMPARE(image.width(), 525); // 3.5 inches (a paper's column, the default size) at 150 dpi
         QVERIFY(!view.exportFigure(dir_.filePath("w.bmp"), 300)); // unknown format: refused
     }
 
@@ -428,6 +430,143 @@ private slots:
         const ltlab::SnapshotInfo& info = file->snapshot(name.toStdString());
         QCOMPARE(file->classifierWeight(info), sandbox.result()->classifier.weight);
         QCOMPARE(info.stage.value_or(0), std::int64_t(2));
+    }
+
+    // The figure set draws core's numbers (figure_data.h), checked here also
+    // against direct computations from the run file's features and weights.
+    void figureSetViewShowsTheEnginesNumbers() {
+        const auto file = RunFile::open(dir_.filePath("run.h5").toStdString());
+        const SnapshotInfo& snap = file->latestSnapshot();
+        const SplitInfo& split = snap.defaultSplit();
+        ViewData data = data_;
+        data.evolution = std::make_shared<WeightNormEvolution>(weightNormEvolution(*file, file->history()));
+        FigureSetView view;
+        view.resize(900, 600);
+        view.showData(data);
+        const Analysis& a = *data.analysis;
+        const int C = static_cast<int>(a.num_classes);
+        const auto order = classesByCount(a.per_class.train_count);
+        QCOMPARE(view.classOrder(), order);
+        auto same = [](double x, const Nullable& v) { return v ? qAbs(x - *v) <= 1e-12 * std::max(1.0, qAbs(*v)) : std::isnan(x); };
+
+        // The split's features, to recompute cells directly.
+        RowMatrix H(split.num_samples, snap.feature_dim);
+        file->readFeatureRows(snap, split, 0, H);
+        const auto labels = file->labels(snap, split);
+        const Eigen::MatrixXd W = file->classifierWeight(snap);
+        auto rows_of = [&](int c) {
+            std::vector<Eigen::Index> rows;
+            for (Eigen::Index i = 0; i < H.rows(); ++i)
+                if (labels[static_cast<std::size_t>(i)] == c) rows.push_back(i);
+            return rows;
+        };
+        for (auto [figure, kind] : {std::pair{FigureSetView::Figure::FeatureCosine, ClassHeatmap::FeatureCosine},
+                                    std::pair{FigureSetView::Figure::FeatureWeightCosine, ClassHeatmap::FeatureWeightCosine},
+                                    std::pair{FigureSetView::Figure::FeatureWeightNorm, ClassHeatmap::FeatureWeightNorm},
+                                    std::pair{FigureSetView::Figure::WeightCosine, ClassHeatmap::WeightCosine}}) {
+            view.setFigure(figure);
+            QCOMPARE(view.heatmapPlot()->isVisible() || !view.isVisible(), true);
+            QCPColorMap* map = view.colorMap();
+            QVERIFY(map);
+            QCOMPARE(map->data()->keySize(), C);
+            QCOMPARE(map->data()->valueSize(), C);
+            const ClassMatrix m = classHeatmap(a, kind);
+            for (int r = 0; r < C; ++r)
+                for (int c = 0; c < C; ++c)
+                    QVERIFY2(same(map->data()->cell(c, r), m.at(order[static_cast<std::size_t>(r)], order[static_cast<std::size_t>(c)])),
+                             qPrintable(FigureSetView::stemOf(figure)));
+            // One tick per class on both axes, with the class names head to tail.
+            auto ticker = view.heatmapPlot()->xAxis->ticker().dynamicCast<QCPAxisTickerText>();
+            QVERIFY(ticker);
+            QCOMPARE(ticker->ticks().size(), C);
+            QCOMPARE(ticker->ticks().value(0), QString::fromStdString(data.classes.names[static_cast<std::size_t>(order[0])]));
+            QCOMPARE(view.heatmapPlot()->yAxis->ticker().dynamicCast<QCPAxisTickerText>()->ticks().size(), C);
+        }
+        // Direct: mean over sample pairs of two classes' cosines, and mean cos(h_i, w_c').
+        const int r0 = order[0], c0 = order[static_cast<std::size_t>(C - 1)];
+        double pair_sum = 0, fw_sum = 0, pairs = 0;
+        for (auto i : rows_of(r0)) {
+            for (auto j : rows_of(c0)) {
+                pair_sum += H.row(i).dot(H.row(j)) / (H.row(i).norm() * H.row(j).norm());
+                ++pairs;
+            }
+            fw_sum += H.row(i).dot(W.row(c0)) / (H.row(i).norm() * W.row(c0).norm());
+        }
+        QVERIFY(qAbs(*classHeatmap(a, ClassHeatmap::FeatureCosine).at(r0, c0) - pair_sum / pairs) < 1e-10);
+        QVERIFY(qAbs(*classHeatmap(a, ClassHeatmap::FeatureWeightCosine).at(r0, c0) - fw_sum / double(rows_of(r0).size())) < 1e-10);
+
+        // Weight-norm evolution: one row per snapshot, ||w_c|| of each.
+        view.setFigure(FigureSetView::Figure::WeightNormEvolution);
+        QCPColorMap* evolution = view.colorMap();
+        QVERIFY(evolution);
+        QCOMPARE(evolution->data()->valueSize(), 3);
+        QCOMPARE(evolution->data()->keySize(), C);
+        for (int r = 0; r < 3; ++r) {
+            const Eigen::MatrixXd Wr = file->classifierWeight(file->snapshots()[static_cast<std::size_t>(r)]);
+            for (int c = 0; c < C; ++c)
+                QVERIFY(qAbs(evolution->data()->cell(c, r) - Wr.row(order[static_cast<std::size_t>(c)]).norm()) < 1e-12);
+        }
+
+        // Per-class mean feature norm: C bars of the engine's numbers.
+        view.setFigure(FigureSetView::Figure::FeatureNorms);
+        auto* bars = qobject_cast<QCPBars*>(view.barsPlot()->plottable(0));
+        QVERIFY(bars);
+        QCOMPARE(bars->data()->size(), C);
+        for (auto it = bars->data()->constBegin(); it != bars->data()->constEnd(); ++it)
+            QCOMPARE(it->value, *a.per_class.feature_norm[static_cast<std::size_t>(order[static_cast<std::size_t>(it->key)])]);
+
+        // Loss composition with a given lambda: the penalty bars point down.
+        view.setWeightDecayOverride(0.01);
+        view.setFigure(FigureSetView::Figure::PerClassLoss);
+        QCOMPARE(view.barsPlot()->plottableCount(), 2);
+        auto* loss = qobject_cast<QCPBars*>(view.barsPlot()->plottable(0));
+        auto* penalty = qobject_cast<QCPBars*>(view.barsPlot()->plottable(1));
+        for (auto it = loss->data()->constBegin(); it != loss->data()->constEnd(); ++it)
+            QCOMPARE(it->value, *a.per_class.loss[static_cast<std::size_t>(order[static_cast<std::size_t>(it->key)])]);
+        for (auto it = penalty->data()->constBegin(); it != penalty->data()->constEnd(); ++it) {
+            const auto c = static_cast<std::size_t>(order[static_cast<std::size_t>(it->key)]);
+            const double w = a.per_class.weight_norm[c], b = a.per_class.bias[c];
+            QVERIFY(qAbs(it->value + 0.005 * (w * w + b * b)) < 1e-15);
+        }
+        QCOMPARE(view.weightDecay().first, 0.01);
+
+        // Baseline: unavailable without one; with one, its bars and the count curve.
+        QVERIFY(!view.available(FigureSetView::Figure::AccuracyVsBaseline));
+        data.baseline = std::make_shared<Analysis>(analyzeSnapshot(file, file->snapshots()[0], split,
+                                                                   defaultOptionsFor(*file, std::nullopt, std::nullopt)));
+        data.baseline_label = "first epoch";
+        view.showData(data);
+        view.setFigure(FigureSetView::Figure::AccuracyVsBaseline);
+        QVERIFY(view.available(FigureSetView::Figure::AccuracyVsBaseline));
+        auto* base = qobject_cast<QCPBars*>(view.barsPlot()->plottable(1));
+        QVERIFY(base);
+        QCOMPARE(base->name(), QString("first epoch"));
+        for (auto it = base->data()->constBegin(); it != base->data()->constEnd(); ++it) {
+            const auto rank = static_cast<std::size_t>(std::lround(it->key - 0.2));
+            QCOMPARE(it->value, 100 * *data.baseline->per_class.accuracy[static_cast<std::size_t>(order[rank])]);
+        }
+        QCOMPARE(view.barsPlot()->graphCount(), 1);
+        QCOMPARE(view.barsPlot()->graph(0)->dataCount(), C);
+        QVERIFY(view.barsPlot()->yAxis2->visible());
+
+        // Grouped confusion: the 3 x 3 fractions.
+        view.setFigure(FigureSetView::Figure::ConfusionGrouped);
+        QCPColorMap* grouped = view.colorMap();
+        QCOMPARE(grouped->data()->keySize(), 3);
+        const GroupedConfusion g = groupedConfusion(a);
+        for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) QVERIFY(same(grouped->data()->cell(j, i), g.fraction[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)]));
+
+        // Exports at the column and page widths.
+        for (auto [size, width] : {std::pair{FigureSize::Column, 252}, std::pair{FigureSize::Page, 504}}) {
+            setFigureSize(size);
+            const QString png = dir_.filePath(QStringLiteral("grouped-%1.png").arg(width));
+            QVERIFY(view.exportFigure(png, 144));
+            QCOMPARE(QImage(png).width(), width * 2);
+            QVERIFY(view.exportFigure(dir_.filePath("grouped.pdf"), 144));
+        }
+        setFigureSize(FigureSize::Column);
+        QVERIFY(view.csv().startsWith("true_group,classes,many,medium,few"));
     }
 
     void reportIsTheEnginesText() {
