@@ -408,6 +408,7 @@ private slots:
 
     void theConeLabPresetOpensTheConeLabWithThePapersSetting() {
         ltlab::ui::MainWindow window;
+        window.show(); // the lab computes once it is on screen
         auto* combo = window.trainingDock()->findChild<QComboBox*>("preset");
         QVERIFY(combo);
         const int index = combo->findText("The cone effect without training (Cone lab tab)");
