@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <optional>
 
 #include "ltlab/error.h"
@@ -106,6 +107,27 @@ std::string resolvedModel(const std::string& model, std::int64_t channels, std::
 
 namespace {
 
+// f applied to x in slices of `chunk` samples, into one output: a block's
+// intermediate activations exist for one slice at a time, so the layer-wise
+// analysis of a 2000-sample batch holds about two layers' outputs, not a
+// whole block's internals (eval mode: each sample's output is the same).
+torch::Tensor inChunks(const torch::Tensor& x, const std::function<torch::Tensor(const torch::Tensor&)>& f,
+                       std::int64_t chunk = 128) {
+    const std::int64_t n = x.size(0);
+    if (n <= chunk) return f(x);
+    torch::Tensor first = f(x.narrow(0, 0, chunk));
+    std::vector<std::int64_t> shape = first.sizes().vec();
+    shape[0] = n;
+    torch::Tensor out = torch::empty(shape, first.options());
+    out.narrow(0, 0, chunk).copy_(first);
+    first = torch::Tensor();
+    for (std::int64_t i = chunk; i < n; i += chunk) {
+        const std::int64_t b = std::min(chunk, n - i);
+        out.narrow(0, i, b).copy_(f(x.narrow(0, i, b)));
+    }
+    return out;
+}
+
 nn::Conv2d conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride = 1, std::int64_t groups = 1) {
     return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).groups(groups).bias(false));
 }
@@ -156,8 +178,10 @@ public:
     void forwardBlocks(torch::Tensor x, bool, const BlockCallback& emit) override {
         emit({"input", {}, x});
         for (int i = 0; i < 3; ++i) {
-            x = torch::relu(norms_[i](convs_[i](x)));
-            if (i < 2) x = torch::max_pool2d(x, 2);
+            x = inChunks(x, [&](const torch::Tensor& t) {
+                torch::Tensor y = torch::relu(norms_[i](convs_[i](t)));
+                return i < 2 ? torch::max_pool2d(y, 2) : y;
+            });
             const std::string n = std::to_string(i + 1);
             emit({"block" + n, {"conv" + n, "bn" + n}, x});
         }
@@ -272,18 +296,21 @@ public:
     // Each output after its ReLU (the papers' ResnetEncoder.forward with outAllFeatures).
     void forwardBlocks(torch::Tensor x, bool residual_blocks, const BlockCallback& emit) override {
         emit({"input", {}, x});
-        x = bn1_(conv1_(x)).relu_();
-        if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
+        x = inChunks(x, [&](const torch::Tensor& t) {
+            torch::Tensor y = bn1_(conv1_(t)).relu_();
+            return imagenet_stem_ ? torch::max_pool2d(y, 3, 2, 1) : y;
+        });
         emit({"stem", {"conv1", "bn1"}, x});
         for (std::size_t s = 0; s < stages_.size(); ++s) {
             const std::string stage = "layer" + std::to_string(s + 1);
             if (!residual_blocks) {
-                x = stages_[s]->forward(x);
+                x = inChunks(x, [&](const torch::Tensor& t) { return stages_[s]->forward(t); });
                 emit({stage, {stage}, x});
                 continue;
             }
             for (std::size_t b = 0; b < stages_[s]->size(); ++b) {
-                x = std::dynamic_pointer_cast<BlockImpl>(stages_[s]->ptr(b))->forward(x);
+                auto residual = std::dynamic_pointer_cast<BlockImpl>(stages_[s]->ptr(b));
+                x = inChunks(x, [&](const torch::Tensor& t) { return residual->forward(t); });
                 const std::string block = stage + "." + std::to_string(b);
                 emit({block, {block}, x});
             }
