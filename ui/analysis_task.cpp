@@ -36,12 +36,18 @@ std::shared_ptr<const Analysis> analyzeBaseline(const RunFile& run, const std::s
 
 QFuture<OpenedRun> openRunAsync(const QString& path) {
     return QtConcurrent::run([path] {
-        OpenedRun run{path, nullptr, std::nullopt, {}};
+        OpenedRun run;
+        run.path = path;
         try {
             run.file = RunFile::open(path.toStdString());
             run.history = run.file->history();
         } catch (const std::exception& e) {
             run.error = QString::fromStdString(e.what());
+        }
+        if (run.file) try { // the Layers tab's results: a bad /layers group does not keep the run closed
+            run.layers = std::make_shared<const std::vector<LayerRun>>(readLayerResults(path.toStdString()));
+        } catch (const std::exception& e) {
+            run.layers_error = QString::fromStdString(e.what());
         }
         return run;
     });
@@ -170,7 +176,7 @@ AnalysisOutcome analyzeForViews(const std::shared_ptr<const RunFile>& file, cons
 ViewData viewDataFor(const AnalysisOutcome& out, std::optional<History> history) {
     ViewData data{QFileInfo(out.path).fileName(), out.analysis, out.file->classes(), std::move(history), out.cone,
                   out.geometry, out.compare, out.compare_label, {}, out.path, out.snapshot,
-                  out.evolution, out.baseline, out.baseline_label, std::nullopt};
+                  out.evolution, out.baseline, out.baseline_label, std::nullopt, {}};
     if (out.file && !out.snapshot.isEmpty()) {
         try {
             data.weight_decay = recordedWeightDecay(*out.file, out.file->snapshot(out.snapshot.toStdString()));

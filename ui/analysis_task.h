@@ -23,6 +23,9 @@ struct OpenedRun {
     std::shared_ptr<const RunFile> file; // null when opening failed
     std::optional<History> history;
     QString error;
+    // /layers (readLayerResults), read here on the worker thread; never null.
+    std::shared_ptr<const std::vector<LayerRun>> layers = std::make_shared<const std::vector<LayerRun>>();
+    QString layers_error;                // /layers could not be read (the run itself opened)
 };
 
 struct AnalysisOutcome {

@@ -16,6 +16,7 @@
 #include "ltlab/cone.h"
 #include "ltlab/figure_data.h"
 #include "ltlab/geometry.h"
+#include "ltlab/layer_stats.h"
 #include "ltlab/run_file.h"
 
 class QCPAbstractPlottable;
@@ -45,6 +46,14 @@ struct ViewData {
     std::shared_ptr<const Analysis> baseline;
     QString baseline_label;
     std::optional<WeightDecayChoice> weight_decay;
+    // The layer-wise results (/layers, readLayerResults) of every open run,
+    // in the Runs tree's order, for the Layers tab: read where the run is opened.
+    struct LayerResults {
+        QString name, path;                               // file name, path
+        std::shared_ptr<const std::vector<LayerRun>> runs; // never null; empty without /layers
+        QString error;                                    // /layers could not be read (the rest of the run is shown)
+    };
+    std::vector<LayerResults> layer_results;
 };
 
 class AnalysisView : public QWidget {

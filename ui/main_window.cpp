@@ -48,6 +48,7 @@
 #include "training_curves_view.h"
 #include "weight_norm_view.h"
 #include "figure_set_view.h"
+#include "layers_view.h"
 
 namespace ltlab::ui {
 
@@ -76,6 +77,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     auto* logit_adjustment = new LogitAdjustmentView(this);
     auto* per_class = new PerClassView(this);
     auto* figure_set = new FigureSetView(this);
+    auto* layers = new LayersView(this);
     views_ = {report_,
               geometry_,
               new ConeView(this),
@@ -84,6 +86,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
               per_class,
               new TrainingCurvesView(this),
               figure_set,
+              layers,
               new Stage2View(this),
               new ConeLabView(this)};
     for (AnalysisView* v : views_) tabs_->addTab(v, v->title());
@@ -93,6 +96,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     connect(geometry_, &GeometryView::optionsChanged, this, &MainWindow::reanalyzeCurrent);
     connect(weight_norms_, &WeightNormView::compareChanged, this, &MainWindow::reanalyzeCurrent);
     connect(figure_set, &FigureSetView::baselineChanged, this, &MainWindow::reanalyzeCurrent);
+    connect(layers, &LayersView::computed, this, &MainWindow::refreshRun); // its new /layers group appears
     // The tau slider's per-class accuracies also appear in the per-class view.
     connect(logit_adjustment, &LogitAdjustmentView::tauChanged, per_class, &PerClassView::setLogitAdjustment);
     for (AnalysisView* v : views_)
@@ -417,7 +421,7 @@ void MainWindow::openFiles(const QStringList& paths) {
             watcher->deleteLater();
             opening_.remove(QFileInfo(opened.path).absoluteFilePath());
             if (opened.file) {
-                addRun(opened.path, Run{opened.file, std::move(opened.history), nullptr});
+                addRun(opened.path, Run{opened.file, std::move(opened.history), nullptr, opened.layers, opened.layers_error});
                 rememberRecent(opened.path);
                 statusBar()->showMessage(tr("Opened %1").arg(opened.path), 5000);
             } else {
@@ -502,7 +506,7 @@ void MainWindow::refreshRun(const QString& path) {
         OpenedRun opened = watcher->result();
         watcher->deleteLater();
         if (opened.file) {
-            Run run{opened.file, std::move(opened.history), nullptr};
+            Run run{opened.file, std::move(opened.history), nullptr, opened.layers, opened.layers_error};
             if (runs_by_path_.count(opened.path))
                 updateRun(opened.path, std::move(run));
             else
@@ -537,6 +541,7 @@ void MainWindow::updateRun(const QString& path, Run run) {
         runs_->setCurrentItem(top->child(top->childCount() - 1));
     else
         syncTimeline(runs_->currentItem());
+    updateLayerResults();
 }
 
 void MainWindow::closeRun(const QString& path) {
@@ -555,6 +560,7 @@ void MainWindow::closeRun(const QString& path) {
         timeline_->setEnabled(false);
         timeline_label_->setText(tr("no run"));
     }
+    updateLayerResults();
     statusBar()->showMessage(tr("Closed %1").arg(path), 5000);
 }
 
@@ -586,6 +592,31 @@ void MainWindow::addRun(const QString& path, Run run) {
     updateCompareChoices();
     top->setExpanded(true);
     if (last) runs_->setCurrentItem(last); // the latest snapshot, as `ltlab analyze` picks
+    updateLayerResults();
+}
+
+std::vector<ViewData::LayerResults> MainWindow::layerResults() const {
+    std::vector<ViewData::LayerResults> out;
+    auto add = [&](const QString& path) {
+        const auto it = runs_by_path_.find(path);
+        if (it == runs_by_path_.end()) return;
+        out.push_back({QFileInfo(path).fileName(), path,
+                       it->second.layers ? it->second.layers : std::make_shared<const std::vector<LayerRun>>(),
+                       it->second.layers_error});
+    };
+    // (the tree's order, not the selected run first: each line keeps its colour when another run is selected)
+    for (int i = 0; i < runs_->topLevelItemCount(); ++i) add(runs_->topLevelItem(i)->data(0, kPathRole).toString());
+    return out;
+}
+
+void MainWindow::updateLayerResults() {
+    if (!view_data_) return; // the first analysis brings them
+    auto data = std::make_shared<ViewData>(*view_data_);
+    data->layer_results = layerResults();
+    view_data_ = std::move(data);
+    for (AnalysisView* v : views_)
+        if (qobject_cast<LayersView*>(v)) stale_.insert(v);
+    deliver(qobject_cast<AnalysisView*>(tabs_->currentWidget()));
 }
 
 void MainWindow::syncTimeline(QTreeWidgetItem* item) {
@@ -662,6 +693,7 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
                 for (const auto& [path, other] : runs_by_path_)
                     if (path != out.path && other.history)
                         data.other_histories.emplace_back(QFileInfo(path).fileName(), *other.history);
+                data.layer_results = layerResults();
                 view_data_ = std::make_shared<const ViewData>(std::move(data));
                 stale_ = {views_.begin(), views_.end()};
                 deliver(qobject_cast<AnalysisView*>(tabs_->currentWidget()));
@@ -768,6 +800,8 @@ void MainWindow::dropEvent(QDropEvent* event) {
 void MainWindow::setExecutable(const QString& path) {
     executable_ = path;
     training_->setExecutable(path);
+    for (AnalysisView* v : views_)
+        if (auto* layers = qobject_cast<LayersView*>(v)) layers->setExecutable(path);
 }
 
 bool MainWindow::importRunning() const { return import_ && import_->state() != QProcess::NotRunning; }

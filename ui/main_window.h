@@ -104,7 +104,13 @@ private:
         std::shared_ptr<const RunFile> file;
         std::optional<History> history;
         QTreeWidgetItem* item = nullptr;
+        std::shared_ptr<const std::vector<LayerRun>> layers; // /layers, read with the file (OpenedRun)
+        QString layers_error;
     };
+    // Every open run's /layers results, in the Runs tree's order.
+    std::vector<ViewData::LayerResults> layerResults() const;
+    // The Layers tab follows a run re-read or closed without a new analysis.
+    void updateLayerResults();
 
     void openDialog();
     void importDialog();
