@@ -47,6 +47,8 @@ int runFigures(const std::vector<std::string>& argv) {
                          "  per_class.FMT, .csv                per-class accuracy with the training counts\n"
                          "  per_class_confusion.FMT, .csv      the row-normalised confusion matrix\n"
                          "  training_curves.FMT, .csv          the run's /history (when it has one)\n"
+                         "  layers.FMT, .csv                   layer-wise cosine mean +- std per /layers group; the CSV: every\n"
+                         "                                     statistic of every layer (when the run has /layers)\n"
                          "  weight_norm_evolution.FMT, .csv    ||w_c||: epochs x classes (snapshots or /history)\n"
                          "  features_cos_sim.FMT, .csv         class x class mean cosine of sample pairs\n"
                          "  features_weights_cos_sim.FMT, .csv class x class mean cos(h_i, w_c')\n"

@@ -6,6 +6,7 @@
 #include <QApplication>
 #include <QDir>
 #include <QElapsedTimer>
+#include <QFileInfo>
 #include <QWindow>
 
 #include <cmath>
@@ -18,6 +19,7 @@
 #include "cone_view.h"
 #include "figure_set_view.h"
 #include "geometry_view.h"
+#include "layers_view.h"
 #include "vtk_widget.h"
 #include "per_class_view.h"
 #include "logit_adjustment_view.h"
@@ -95,6 +97,14 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_figures(const char* run_path, const char* 
         for (ui::AnalysisView* view : std::initializer_list<ui::AnalysisView*>{&report, &cone, &weights, &la, &per_class, &curves}) {
             view->resize(1000, 700);
             write(*view);
+        }
+        // The layer-wise statistics (/layers, ltlab layers --out), when the run has them.
+        data.layer_results.push_back({QFileInfo(QString::fromLocal8Bit(run_path)).fileName(), QString::fromLocal8Bit(run_path),
+                                      std::make_shared<const std::vector<LayerRun>>(readLayerResults(run_path)), {}});
+        if (!data.layer_results.back().runs->empty()) {
+            ui::LayersView layers;
+            layers.resize(1000, 700);
+            write(layers);
         }
         // The papers' figure set, one figure at a time (the baseline comparison only with a baseline).
         ui::FigureSetView figure_set;
