@@ -99,7 +99,23 @@ std::string Args::optionsHelp() const {
         std::string left = "  --" + s.name + (s.value_name.empty() ? "" : " " + s.value_name);
         if (left.size() < 28) left.resize(28, ' ');
         else left += "\n" + std::string(28, ' ');
-        out += left + s.help + "\n";
+        // The help wrapped at word boundaries to 100 columns, continued under itself.
+        std::string line;
+        std::size_t start = 0;
+        bool first = true;
+        while (start < s.help.size()) {
+            std::size_t end = s.help.find(' ', start);
+            if (end == std::string::npos) end = s.help.size();
+            const std::string word = s.help.substr(start, end - start);
+            if (!line.empty() && 28 + line.size() + 1 + word.size() > 100) {
+                out += (first ? left : std::string(28, ' ')) + line + "\n";
+                first = false;
+                line.clear();
+            }
+            line += (line.empty() ? "" : " ") + word;
+            start = end + 1;
+        }
+        out += (first ? left : std::string(28, ' ')) + line + "\n";
     }
     return out;
 }

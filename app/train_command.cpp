@@ -18,6 +18,7 @@
 #include "ltlab/input_file.h"
 #include "ltlab/posthoc.h"
 #include "ltlab/run_file.h"
+#include "ltlab/run_writer.h"
 #include "ltlab/training.h"
 
 namespace ltlab::app {
@@ -47,6 +48,62 @@ std::string percent(double v) {
     char b[32];
     std::snprintf(b, sizeof b, "%.2f %%", 100.0 * v);
     return b;
+}
+
+// `--resume RUN --epochs N` (`--stage2-epochs N`): the run continues to N
+// epochs. Its cosine schedule is recomputed for the new total from the next
+// epoch on (the epochs done keep the rates they had); the stage-end snapshot
+// of the old total becomes an ordinary epoch_NNNN one, and what was derived
+// from it (the _la snapshot) is made again at the new end. The config records
+// the new totals and, under "extended", each extension.
+void extendRun(const std::string& run, const RunFile& file, TrainConfig& config, std::optional<std::int64_t> epochs,
+               std::optional<std::int64_t> stage2_epochs) {
+    const bool wb = config.recipe == "wb";
+    if (stage2_epochs && !wb) throw UsageError("--stage2-epochs: only the wb recipe has a stage 2");
+    const std::int64_t old1 = config.epochs, old2 = wb ? config.stage2_epochs : 0;
+    const std::int64_t new1 = epochs.value_or(old1), new2 = stage2_epochs.value_or(old2);
+    if (new1 < old1 || new2 < old2)
+        throw UsageError(run + " has " + std::to_string(old1) + (wb ? " + " + std::to_string(old2) : std::string()) +
+                         " epochs: --resume extends a run, it never cuts one (use a snapshot of it instead)");
+    if (new1 == old1 && new2 == old2) return;
+    const auto history = file.history();
+    const std::int64_t done = history ? history->numEpochs() : 0;
+    if (wb && new1 > old1 && done > old1)
+        throw UsageError(run + ": stage 1 ended at epoch " + std::to_string(old1) + " and stage 2 has begun, so stage 1 "
+                         "cannot grow; extend stage 2 with --stage2-epochs, or train stage 2 anew on a longer stage 1");
+    // The snapshots that ended the old stage and are no longer its end.
+    std::vector<std::pair<std::string, std::int64_t>> renamed; // name, its epoch
+    std::vector<std::string> removed;
+    auto stale = [&](const std::string& name, std::int64_t epoch) {
+        for (const SnapshotInfo& s : file.snapshots()) {
+            if (s.name == name && s.epoch == epoch) renamed.emplace_back(name, epoch);
+            if (s.name == name + "_la") removed.push_back(s.name);
+        }
+    };
+    if (new1 > old1 && done >= old1) stale(wb ? "stage1_final" : "final", old1);
+    if (wb && new2 > old2 && done >= old1 + old2) stale("stage2_final", old1 + old2);
+    nlohmann::json record = nlohmann::json::parse(*file.config(), nullptr, false);
+    nlohmann::json extended = record.is_object() && record.contains("extended") && record["extended"].is_array()
+                                  ? record["extended"] : nlohmann::json::array();
+    nlohmann::json entry{{"after_epoch", done}, {"epochs", {old1, new1}}};
+    if (wb) entry["stage2_epochs"] = {old2, new2};
+    extended.push_back(entry);
+    config.epochs = new1;
+    config.stage2_epochs = wb ? new2 : config.stage2_epochs;
+    nlohmann::json updated = nlohmann::json::parse(config.toJson());
+    updated["extended"] = extended;
+    updateRunFile(run, [&](RunFileWriter& writer) {
+        for (const auto& name : removed) writer.removeSnapshot(name);
+        for (const auto& [name, epoch] : renamed) {
+            char epoch_name[32];
+            std::snprintf(epoch_name, sizeof epoch_name, "epoch_%04lld", static_cast<long long>(epoch));
+            writer.renameSnapshot(name, epoch_name);
+        }
+        writer.setConfig(updated.dump());
+    });
+    std::cerr << "ltlab train: extending " << run << " to " << new1 << (wb ? " + " + std::to_string(new2) : std::string())
+              << " epochs after epoch " << done << "; the learning rate follows the cosine schedule of the new total "
+              << "from the next epoch on\n";
 }
 
 // The la recipe needs no training and no libtorch.
@@ -203,17 +260,21 @@ int runRecipes(const std::vector<std::string>& argv) {
 
 int runTrain(const std::vector<std::string>& argv) {
     return guarded("train", [&] {
-        std::vector<cli::OptionSpec> specs{{"recipe", "NAME", "ce, ce-wd, wb or wd-fr-etf (see ltlab recipes)"},
+        std::vector<cli::OptionSpec> specs{{"recipe", "NAME", "ce, ce-wd, wb, wd-fr-etf or la (post-hoc, with --from); see ltlab recipes"},
                                            {"config", "FILE", "JSON configuration (keys as in ltlab recipes --json)"},
                                            {"out", "FILE", "run file to write (required)"},
                                            {"from", "RUN", "recipe la: the finished run to adjust; wb: stage 2 on RUN's network (RUN.ckpt)"},
                                            {"snapshot", "NAME", "recipe la: the snapshot to adjust (default: the last one not already adjusted); wb: the "
                                                                 "stage-1 snapshot to start from (default: the last)"},
                                            {"overwrite", "", "replace an existing run file"},
-                                           {"resume", "RUN", "continue RUN.h5 after its last finished epoch (nothing else)"},
+                                           {"resume", "RUN", "continue RUN.h5 after its last finished epoch; with --epochs N (--stage2-epochs N), "
+                                                               "extend it to N epochs"},
                                            {"progress-json", "", "progress as JSON lines on stdout (for the workbench)"}};
         for (const auto& key : configKeys())
-            if (key != "recipe") specs.push_back({dashed(key), "VALUE", "config key " + key});
+            if (key != "recipe") {
+                const std::string meaning = configKeyHelp(key);
+                specs.push_back({dashed(key), "VALUE", (meaning.empty() ? "" : meaning + "; ") + "config key " + key});
+            }
         specs.push_back({"help", "", "show this help"});
         const cli::Args args(specs, argv);
         if (args.flag("help")) {
@@ -231,8 +292,9 @@ int runTrain(const std::vector<std::string>& argv) {
         args.integer("threads", 0); // its range, before any file is opened
         if (const auto run = args.value("resume")) {
             for (const auto& key : configKeys())
-                if (args.value(dashed(key)) && key != "threads")
-                    throw UsageError("--resume continues the run as it was configured; only --threads may change");
+                if (args.value(dashed(key)) && key != "threads" && key != "epochs" && key != "stage2_epochs")
+                    throw UsageError("--resume continues the run as it was configured; only --threads may change, "
+                                     "and --epochs / --stage2-epochs extend it");
             if (args.value("out") || args.value("config") || args.value("recipe"))
                 throw UsageError("--resume takes the run file alone");
             const auto file = RunFile::open(*run);
@@ -261,6 +323,8 @@ int runTrain(const std::vector<std::string>& argv) {
                     std::cerr << "ltlab train: " << *run << " predates cb_reduction: its stage 2 continues with "
                               << "the weight-sum form it was started with\n";
             }
+            const auto epochs = args.integer("epochs", 1), stage2_epochs = args.integer("stage2-epochs", 1);
+            if (epochs || stage2_epochs) extendRun(*run, *file, config, epochs, stage2_epochs);
             return trainAndReport(config, *run, true, args.flag("progress-json"));
         }
         const auto out = args.value("out");

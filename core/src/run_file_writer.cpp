@@ -273,6 +273,18 @@ void RunFileWriter::removeSnapshot(const std::string& name) {
         throw InputError(path_, path, "cannot remove: " + h5::lastLibraryError());
 }
 
+void RunFileWriter::renameSnapshot(const std::string& from, const std::string& to) {
+    h5::Lock lock(h5::hdf5Mutex());
+    const hid_t root = handles_->file.get();
+    const std::string a = "/snapshots/" + from, b = "/snapshots/" + to;
+    if (from.empty() || from.find('/') != std::string::npos || !h5::linkExists(root, a))
+        throw UsageError("no snapshot '" + from + "' to rename");
+    if (to.empty() || to.find('/') != std::string::npos || h5::linkExists(root, b))
+        throw UsageError("cannot rename snapshot '" + from + "' to '" + to + "': that name is taken or invalid");
+    if (H5Lmove(root, a.c_str(), root, b.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+        throw InputError(path_, a, "cannot rename: " + h5::lastLibraryError());
+}
+
 void RunFileWriter::close() {
     h5::Lock lock(h5::hdf5Mutex());
     if (!handles_ || !handles_->file) return;

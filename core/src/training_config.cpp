@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -182,7 +183,8 @@ TrainConfig TrainConfig::fromJson(const std::string& text, const TrainConfig& de
         if (j.contains(key)) readValue(j.at(key), key, field);
     });
     for (const auto& item : j.items())
-        if (std::find(known.begin(), known.end(), item.key()) == known.end())
+        if (item.key() != "extended" && // the record of `--resume --epochs N` extensions, not a setting
+            std::find(known.begin(), known.end(), item.key()) == known.end())
             throw UsageError("unknown config key '" + item.key() + "'");
     if (config.cb_reduction != "batch" && config.cb_reduction != "weight-sum")
         throw UsageError("config key 'cb_reduction' must be batch (the papers' mean over the batch) or weight-sum "
@@ -224,6 +226,53 @@ const std::vector<RecipeInfo>& recipes() {
          {"la_mode=additive", "tau=(val)"}},
     };
     return list;
+}
+
+std::string configKeyHelp(const std::string& key) {
+    static const std::map<std::string, std::string> help{
+        {"recipe", "ce, ce-wd, wb, wd-fr-etf or la (see ltlab recipes)"},
+        {"dataset", "fashion-mnist-lt (default, Debian's dataset-fashion-mnist), fashion-mnist, cifar10-lt, cifar10, "
+                    "cifar100-lt, cifar100 (need --data-dir with the CIFAR binary files), idx-lt, idx (IDX files in "
+                    "--data-dir), gaussian-lt (synthetic, fast)"},
+        {"data_dir", "folder of the dataset's files (CIFAR binaries, IDX files); default: Debian's Fashion-MNIST"},
+        {"imbalance", "-lt datasets: imbalance factor n_max / n_min, counts n_max IF^(-i/(C-1)) (default 100)"},
+        {"paper_split", "true: the ICLR code's CIFAR construction (file order, 20 per class held out as val) (default false)"},
+        {"val_per_class", "validation images held out per class (default 20)"},
+        {"gaussian_dim", "gaussian-lt: feature dimension (default 32)"},
+        {"gaussian_per_class", "gaussian-lt: samples of the largest class (default 500)"},
+        {"augment", "CIFAR: random crop 32 with padding 4 and horizontal flip in training (default true)"},
+        {"model", "auto (cnn for Fashion-MNIST, resnet32 for CIFAR, mlp for vectors), mlp, cnn, resnet32 (and the "
+                  "CIFAR resnet20, 44, ... of 6n+2 layers), resnet18, resnet34, resnet50, resnext50_32x4d; ResNets "
+                  "take -imagenet for the 7x7 stem (default auto)"},
+        {"classifier_bias", "the classifier has a bias (default true)"},
+        {"epochs", "epochs of stage 1 (the only stage of ce, ce-wd, wd-fr-etf); lr is cosine-annealed to 0 over them "
+                   "(default 10)"},
+        {"stage2_epochs", "wb: epochs of stage 2 (classifier only, frozen features) (default 10)"},
+        {"batch_size", "samples per SGD step (default 64)"},
+        {"lr", "initial learning rate of SGD, cosine-annealed to 0 over each stage (default 0.01)"},
+        {"momentum", "SGD momentum (default 0.9)"},
+        {"weight_decay", "lambda of the loss term lambda/2 sum ||theta||^2 over all trained parameters in stage 1 "
+                         "(default 5e-3; ce: 0)"},
+        {"stage2_weight_decay", "wb: lambda of stage 2's weight decay on the classifier (default 0.1, the CVPR demo's)"},
+        {"feature_reg", "wd-fr-etf: zeta of the feature regularisation zeta/2 mean ||h||^2 (default 1e-2)"},
+        {"cb_beta", "wb: beta of the class-balanced weights (1 - beta) / (1 - beta^n_c), normalised to sum to C "
+                    "(default 0.9999)"},
+        {"cb_reduction", "wb: batch (the papers' mean_i w_y CE_i, default) or weight-sum (PyTorch's "
+                         "cross_entropy(weight=w))"},
+        {"maxnorm", "wb: MaxNorm projection of the classifier rows in stage 2 (default true)"},
+        {"maxnorm_factor", "wb: MaxNorm threshold min + F (max - min) of the stage-1 row norms (default 0.1)"},
+        {"maxnorm_per_epoch", "wb: project once per epoch (the released code) instead of after every step (default false)"},
+        {"tau", "logit adjustment strength; default: chosen on the validation split (wd-fr-etf, la)"},
+        {"la_mode", "multiplicative z / pi^tau (default for wd-fr-etf) or additive z - tau log pi (default for la)"},
+        {"seed", "seed of the data's long-tailed choice, the shuffling and the initialisation (default 0)"},
+        {"threads", "CPU threads (default 0: all cores; at most 4 x the cores)"},
+        {"device", "auto (a CUDA GPU when present), cpu or cuda (default auto)"},
+        {"snapshot_every", "epochs between snapshots; the end of each stage always has one (default 1)"},
+        {"train_feature_cap", "train features stored per class in the snapshots during a stage (the stage-end "
+                              "snapshots hold every train row); -1: all (default 500)"},
+    };
+    const auto it = help.find(key);
+    return it == help.end() ? std::string() : it->second;
 }
 
 TrainConfig recipeDefaults(const std::string& recipe) {

@@ -2,6 +2,7 @@
 at a tiny budget on the synthetic Gaussian-mixture dataset."""
 
 import json
+import math
 import os
 import random
 import re
@@ -186,6 +187,69 @@ class TrainCli(unittest.TestCase):
             self.assertGreaterEqual(epochs, epochs_before - 1)
             epochs_before = epochs
         self.assertGreater(epochs_before, 1)
+
+    def test_resume_with_more_epochs_extends_the_run_and_its_schedule(self):
+        out = self.path("extend.h5")
+        p = run_ltlab("train", "--recipe", "ce", "--epochs", "2", *FAST, "--out", out, timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        p = run_ltlab("train", "--resume", out, "--epochs", "3", timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertIn("extending", p.stderr)
+        with h5py.File(out, "r") as f:
+            self.assertEqual(list(f["history/epoch"][()]), [1, 2, 3])
+            lr = list(f["history/lr"][()])
+            config = json.loads(f.attrs["config"])
+            snaps = {n: int(s.attrs["epoch"]) for n, s in f["snapshots"].items()}
+        # Epochs 1-2 kept the 2-epoch schedule; epoch 3 (e = 2) is on the 3-epoch one.
+        base = 0.05
+        self.assertAlmostEqual(lr[0], base, places=9)
+        self.assertAlmostEqual(lr[1], base * 0.5 * (1 + math.cos(math.pi * 1 / 2)), places=9)
+        self.assertAlmostEqual(lr[2], base * 0.5 * (1 + math.cos(math.pi * 2 / 3)), places=9)
+        self.assertEqual(config["epochs"], 3)
+        self.assertEqual(config["extended"], [{"after_epoch": 2, "epochs": [2, 3]}])
+        self.assertEqual(snaps["final"], 3)       # the new end
+        self.assertEqual(snaps["epoch_0002"], 2)  # the old end, renamed
+        # A second extension, then refusals: shrinking, stage 2 of a one-stage run.
+        self.assertEqual(run_ltlab("train", "--resume", out, "--epochs", "4", timeout=300).returncode, 0)
+        with h5py.File(out, "r") as f:
+            self.assertEqual(len(json.loads(f.attrs["config"])["extended"]), 2)
+            self.assertEqual(len(f["history/epoch"]), 4)
+        for args, text in ((["--epochs", "2"], "never cuts"), (["--stage2-epochs", "5"], "only the wb recipe"),
+                           (["--lr", "0.1"], "only --threads may change")):
+            p = run_ltlab("train", "--resume", out, *args)
+            self.assertEqual(p.returncode, 1, describe(p))
+            self.assertIn(text, p.stderr)
+        # wd-fr-etf: the logit adjustment is made again at the new end.
+        etf = self.path("etf.h5")
+        self.assertEqual(run_ltlab("train", "--recipe", "wd-fr-etf", "--epochs", "1", *FAST, "--out", etf,
+                                   timeout=300).returncode, 0)
+        p = run_ltlab("train", "--resume", etf, "--epochs", "2", timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        with h5py.File(etf, "r") as f:
+            self.assertEqual(int(f["snapshots/final_la"].attrs["epoch"]), 2)
+            self.assertEqual(int(f["snapshots/final"].attrs["epoch"]), 2)
+            self.assertNotIn("epoch_0001_la", f["snapshots"])
+        # wb: stage 2 grows; stage 1 cannot once stage 2 has begun.
+        wb = self.path("wb.h5")
+        self.assertEqual(run_ltlab("train", "--recipe", "wb", "--epochs", "1", "--stage2-epochs", "1", *FAST,
+                                   "--out", wb, timeout=300).returncode, 0)
+        p = run_ltlab("train", "--resume", wb, "--epochs", "2")
+        self.assertEqual(p.returncode, 1, describe(p))
+        self.assertIn("stage 2 has begun", p.stderr)
+        p = run_ltlab("train", "--resume", wb, "--stage2-epochs", "2", timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        with h5py.File(wb, "r") as f:
+            self.assertEqual(list(f["history/stage"][()]), [1, 2, 2])
+            self.assertEqual(int(f["snapshots/stage2_final"].attrs["epoch"]), 3)
+
+    def test_help_gives_each_option_its_meaning(self):
+        p = run_ltlab("train", "--help")
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertIn("cifar100-lt", p.stdout)           # --dataset lists the datasets
+        self.assertIn("resnext50_32x4d", p.stdout)       # --model lists the models
+        self.assertIn("or la", p.stdout)                 # --recipe lists la
+        self.assertIn("(default 0.01)", p.stdout)        # --lr its default
+        self.assertTrue(all(len(line) <= 100 for line in p.stdout.splitlines()), p.stdout)
 
     def test_benchmark_training_prints_a_rate(self):
         p = run_ltlab("benchmark-training", "--model", "mlp", "--steps", "3", "--batch-size", "16")

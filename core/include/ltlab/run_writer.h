@@ -61,6 +61,9 @@ public:
     // the first `epochs` entries of every /history series, removes a snapshot.
     void truncateHistory(std::int64_t epochs);
     void removeSnapshot(const std::string& name);
+    // Renames /snapshots/<from> to /snapshots/<to> (UsageError when from is
+    // absent or to exists); its data and attributes are unchanged.
+    void renameSnapshot(const std::string& from, const std::string& to);
     // Writes /layers/<run.name> (replacing a group of that name): the layer-wise
     // statistics of `ltlab layers` (docs/run-format.md).
     void writeLayerRun(const LayerRun& run);

@@ -71,6 +71,10 @@ const std::vector<RecipeInfo>& recipes();
 // The recipe's defaults over the generic ones (e.g. ce has no weight decay).
 TrainConfig recipeDefaults(const std::string& recipe);
 
+// What a configuration key means, its values and its default, in one line
+// (`ltlab train --help`, the Training dock's tooltips); "" for unknown keys.
+std::string configKeyHelp(const std::string& key);
+
 struct EpochReport {
     int stage = 1;
     std::int64_t epoch = 0;                    // counted over both stages, from 1
