@@ -4,10 +4,13 @@
 
 #include "ltlab/training.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QCoreApplication>
 #include <QDateTime>
 #include <QDir>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QSettings>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
@@ -97,6 +100,56 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
     seed_->setRange(0, 1 << 30);
     device_ = new QComboBox(body);
     device_->addItems({"auto", "cpu", "cuda"});
+    cb_beta_ = new QDoubleSpinBox(body);
+    cb_beta_->setDecimals(5);
+    cb_beta_->setRange(0, 1);
+    cb_beta_->setSingleStep(0.0001);
+    cb_beta_->setValue(0.9999);
+    maxnorm_ = new QCheckBox(tr("MaxNorm"), body);
+    maxnorm_->setChecked(true);
+    maxnorm_factor_ = new QDoubleSpinBox(body);
+    maxnorm_factor_->setDecimals(3);
+    maxnorm_factor_->setRange(0, 10);
+    maxnorm_factor_->setSingleStep(0.05);
+    maxnorm_factor_->setValue(0.1);
+    maxnorm_per_epoch_ = new QCheckBox(tr("once per epoch"), body);
+    tau_ = new QDoubleSpinBox(body);
+    tau_->setDecimals(2);
+    tau_->setRange(-0.01, 5); // -0.01: chosen on the validation split
+    tau_->setSingleStep(0.05);
+    tau_->setSpecialValueText(tr("auto (on val)"));
+    tau_->setValue(-0.01);
+    la_mode_ = new QComboBox(body);
+    la_mode_->addItems({"multiplicative", "additive"});
+    snapshot_every_ = new QSpinBox(body);
+    snapshot_every_->setRange(1, 10000);
+    out_ = new QLineEdit(body);
+    out_->setPlaceholderText(tr("a new file under %1").arg(
+        QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + "/runs"));
+    auto* browse = new QPushButton(tr("…"), body);
+    browse->setToolTip(tr("Choose the run file"));
+    browse->setMaximumWidth(36);
+    connect(browse, &QPushButton::clicked, this, [this] {
+        const QString path = QFileDialog::getSaveFileName(this, tr("Run file"), defaultOutputPath(),
+                                                          tr("Run files (*.h5)"));
+        if (!path.isEmpty()) out_->setText(path.endsWith(".h5") ? path : path + ".h5");
+    });
+    // Each field says what its config key means (core's one list, as ltlab train --help).
+    const std::pair<QWidget*, const char*> keyed[] = {
+        {dataset_, "dataset"}, {data_dir_, "data_dir"}, {imbalance_, "imbalance"}, {model_, "model"},
+        {epochs_, "epochs"}, {stage2_epochs_, "stage2_epochs"}, {lr_, "lr"}, {weight_decay_, "weight_decay"},
+        {stage2_weight_decay_, "stage2_weight_decay"}, {cb_beta_, "cb_beta"}, {maxnorm_, "maxnorm"},
+        {maxnorm_factor_, "maxnorm_factor"}, {maxnorm_per_epoch_, "maxnorm_per_epoch"}, {tau_, "tau"},
+        {la_mode_, "la_mode"}, {seed_, "seed"}, {device_, "device"}, {snapshot_every_, "snapshot_every"}};
+    for (const auto& [widget, key] : keyed)
+        widget->setToolTip(QString::fromStdString(configKeyHelp(key)) + tr(" (--%1)").arg(QString(key).replace('_', '-')));
+    // Long entries (the presets' titles) must not widen the dock past a laptop's side panel.
+    for (QComboBox* box : {preset_, dataset_, model_, recipe_, device_, la_mode_}) {
+        box->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+        box->setMinimumContentsLength(10);
+    }
+        preset_->setToolTip(tr("Classroom presets: each shows one mechanism of the paper on Fashion-MNIST-LT in minutes"));
+    out_->setToolTip(tr("The run file training writes; empty: a new file named after the recipe and the time"));
     start_ = new QPushButton(tr("Start"), body);
     pause_ = new QPushButton(tr("Pause"), body);
     stop_ = new QPushButton(tr("Stop"), body);
@@ -109,18 +162,37 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
     status_->setWordWrap(true);
 
     auto* form = new QFormLayout;
+    auto section = [&](const QString& title) {
+        auto* label = new QLabel("<b>" + title + "</b>", body);
+        form->addRow(label);
+    };
     form->addRow(tr("Preset"), preset_);
+    form->addRow(tr("Recipe"), recipe_);
+    section(tr("Data and model"));
     form->addRow(tr("Dataset"), dataset_);
     form->addRow(tr("Data folder"), data_dir_);
     form->addRow(tr("Imbalance factor"), imbalance_);
     form->addRow(tr("Model"), model_);
-    form->addRow(tr("Recipe"), recipe_);
+    section(tr("Stage 1"));
     form->addRow(tr("Epochs"), epochs_);
-    form->addRow(tr("Stage-2 epochs (wb)"), stage2_epochs_);
     form->addRow(tr("Learning rate"), lr_);
     form->addRow(tr("Weight decay"), weight_decay_);
-    form->addRow(tr("Stage-2 weight decay (wb)"), stage2_weight_decay_);
+    section(tr("Stage 2 (wb)"));
+    form->addRow(tr("Epochs"), stage2_epochs_);
+    form->addRow(tr("Weight decay"), stage2_weight_decay_);
+    form->addRow(tr("CB beta"), cb_beta_);
+    form->addRow(maxnorm_, maxnorm_factor_);
+    form->addRow(QString(), maxnorm_per_epoch_);
+    section(tr("Logit adjustment (wd-fr-etf)"));
+    form->addRow(tr("tau"), tau_);
+    form->addRow(tr("Mode"), la_mode_);
+    section(tr("Run"));
+    auto* out_row = new QHBoxLayout;
+    out_row->addWidget(out_, 1);
+    out_row->addWidget(browse);
+    form->addRow(tr("Run file"), out_row);
     form->addRow(tr("Seed"), seed_);
+    form->addRow(tr("Snapshot every"), snapshot_every_);
     form->addRow(tr("Device"), device_);
     auto* buttons = new QHBoxLayout;
     buttons->addWidget(start_);
@@ -141,6 +213,9 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
     setWidget(scroll);
 
     connect(preset_, &QComboBox::currentIndexChanged, this, &TrainingDock::applyPreset);
+    connect(recipe_, &QComboBox::currentIndexChanged, this, &TrainingDock::updateEnabled);
+    connect(maxnorm_, &QCheckBox::toggled, this, &TrainingDock::updateEnabled);
+    updateEnabled();
     connect(start_, &QPushButton::clicked, this, &TrainingDock::start);
     connect(pause_, &QPushButton::clicked, this, &TrainingDock::togglePause);
     connect(stop_, &QPushButton::clicked, this, &TrainingDock::stop);
@@ -190,18 +265,46 @@ QStringList TrainingDock::trainArguments(const QString& out_path) const {
                      "--seed", QString::number(seed_->value()), "--device", device_->currentText(),
                      "--out", out_path, "--overwrite", "--progress-json"};
     if (recipe_->currentText() != "ce") args << "--weight-decay" << QString::number(weight_decay_->value());
-    if (recipe_->currentText() == "wb")
+    const QString recipe = recipe_->currentText();
+    if (recipe == "wb")
         args << "--stage2-epochs" << QString::number(stage2_epochs_->value()) << "--stage2-weight-decay"
-             << QString::number(stage2_weight_decay_->value());
+             << QString::number(stage2_weight_decay_->value()) << "--cb-beta" << QString::number(cb_beta_->value(), 'g', 8)
+             << "--maxnorm" << (maxnorm_->isChecked() ? "true" : "false") << "--maxnorm-factor"
+             << QString::number(maxnorm_factor_->value()) << "--maxnorm-per-epoch"
+             << (maxnorm_per_epoch_->isChecked() ? "true" : "false");
+    if (recipe == "wd-fr-etf") {
+        args << "--la-mode" << la_mode_->currentText();
+        if (tau_->value() >= 0) args << "--tau" << QString::number(tau_->value());
+    }
+    if (snapshot_every_->value() != 1) args << "--snapshot-every" << QString::number(snapshot_every_->value());
     if (!data_dir_->text().isEmpty()) args << "--data-dir" << data_dir_->text();
     return args;
 }
 
+QString TrainingDock::defaultOutputPath() const {
+    if (!out_->text().trimmed().isEmpty()) return out_->text().trimmed();
+    const QString dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + "/runs";
+    return dir + "/" + recipe_->currentText() + "-" + QDateTime::currentDateTime().toString("yyyyMMdd-HHmmss") + ".h5";
+}
+
+void TrainingDock::setOutputPath(const QString& path) { out_->setText(path); }
+
+void TrainingDock::updateEnabled() {
+    const QString recipe = recipe_->currentText();
+    recipe_->setToolTip(recipe_->currentData(Qt::ToolTipRole).toString()); // what the chosen recipe does
+    for (QWidget* w : std::initializer_list<QWidget*>{stage2_epochs_, stage2_weight_decay_, cb_beta_, maxnorm_})
+        w->setEnabled(recipe == "wb");
+    maxnorm_factor_->setEnabled(recipe == "wb" && maxnorm_->isChecked());
+    maxnorm_per_epoch_->setEnabled(recipe == "wb" && maxnorm_->isChecked());
+    tau_->setEnabled(recipe == "wd-fr-etf");
+    la_mode_->setEnabled(recipe == "wd-fr-etf");
+    weight_decay_->setEnabled(recipe != "ce");
+}
+
 void TrainingDock::start() {
     if (running()) return;
-    const QString dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + "/runs";
-    QDir().mkpath(dir);
-    out_path_ = dir + "/" + recipe_->currentText() + "-" + QDateTime::currentDateTime().toString("yyyyMMdd-HHmmss") + ".h5";
+    out_path_ = defaultOutputPath();
+    QDir().mkpath(QFileInfo(out_path_).absolutePath());
     delete process_;
     process_ = new QProcess(this);
     process_->setProcessChannelMode(QProcess::SeparateChannels);
@@ -281,6 +384,13 @@ void TrainingDock::saveSettings() const {
     settings.setValue("stage2_weight_decay", stage2_weight_decay_->value());
     settings.setValue("seed", seed_->value());
     settings.setValue("device", device_->currentText());
+    settings.setValue("cb_beta", cb_beta_->value());
+    settings.setValue("maxnorm", maxnorm_->isChecked());
+    settings.setValue("maxnorm_factor", maxnorm_factor_->value());
+    settings.setValue("maxnorm_per_epoch", maxnorm_per_epoch_->isChecked());
+    settings.setValue("tau", tau_->value());
+    settings.setValue("la_mode", la_mode_->currentText());
+    settings.setValue("snapshot_every", snapshot_every_->value());
 }
 
 void TrainingDock::restoreSettings() {
@@ -303,6 +413,14 @@ void TrainingDock::restoreSettings() {
     stage2_weight_decay_->setValue(settings.value("stage2_weight_decay", stage2_weight_decay_->value()).toDouble());
     seed_->setValue(settings.value("seed", seed_->value()).toInt());
     choose(device_, "device");
+    cb_beta_->setValue(settings.value("cb_beta", cb_beta_->value()).toDouble());
+    maxnorm_->setChecked(settings.value("maxnorm", maxnorm_->isChecked()).toBool());
+    maxnorm_factor_->setValue(settings.value("maxnorm_factor", maxnorm_factor_->value()).toDouble());
+    maxnorm_per_epoch_->setChecked(settings.value("maxnorm_per_epoch", maxnorm_per_epoch_->isChecked()).toBool());
+    tau_->setValue(settings.value("tau", tau_->value()).toDouble());
+    choose(la_mode_, "la_mode");
+    snapshot_every_->setValue(settings.value("snapshot_every", snapshot_every_->value()).toInt());
+    updateEnabled();
 }
 
 } // namespace ltlab::ui

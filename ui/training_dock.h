@@ -13,6 +13,7 @@
 #include <QElapsedTimer>
 #include <QProcess>
 
+class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
@@ -44,6 +45,7 @@ public:
     // Form fields, for tests and scripted demos.
     void setDataset(const QString& dataset, const QString& model);
     void setRecipe(const QString& recipe, int epochs);
+    void setOutputPath(const QString& path);
 
 public slots:
     void start();
@@ -60,10 +62,16 @@ signals:
 private:
     void readOutput();
 
-    QComboBox *preset_, *dataset_, *model_, *recipe_, *device_;
-    QLineEdit* data_dir_;
-    QDoubleSpinBox *imbalance_, *lr_, *weight_decay_, *stage2_weight_decay_;
-    QSpinBox *epochs_, *stage2_epochs_, *seed_;
+    // The run file a new run goes to: the field's text, or a fresh name under
+    // the application's data folder when it is empty.
+    QString defaultOutputPath() const;
+    void updateEnabled(); // the settings that apply to the chosen recipe
+
+    QComboBox *preset_, *dataset_, *model_, *recipe_, *device_, *la_mode_;
+    QLineEdit *data_dir_, *out_;
+    QDoubleSpinBox *imbalance_, *lr_, *weight_decay_, *stage2_weight_decay_, *cb_beta_, *maxnorm_factor_, *tau_;
+    QSpinBox *epochs_, *stage2_epochs_, *seed_, *snapshot_every_;
+    QCheckBox *maxnorm_, *maxnorm_per_epoch_;
     QPushButton *start_, *pause_, *stop_;
     QProgressBar* progress_;
     QLabel* status_;

@@ -379,7 +379,8 @@ private:
                 seen += idx.size(0);
                 if (cb_.progress)
                     cb_.progress((double(epochs_) + double(b + idx.size(0)) / double(N)) / double(total_epochs_),
-                                 "stage 1 epoch " + std::to_string(e + 1));
+                                 (two_stage_ ? "stage 1, epoch " : "epoch ") + std::to_string(e + 1) + "/" +
+                                     std::to_string(c_.epochs));
             }
             if (control_.cancelled) break;
             const double step_seconds = Seconds(Clock::now() - started).count();
@@ -458,7 +459,9 @@ private:
             }
             if (control_.cancelled) break;
             if (c_.maxnorm && c_.maxnorm_per_epoch) project();
-            if (cb_.progress) cb_.progress(double(epochs_ + 1) / double(total_epochs_), "stage 2");
+            if (cb_.progress)
+                cb_.progress(double(epochs_ + 1) / double(total_epochs_),
+                             "stage 2, epoch " + std::to_string(e + 1) + "/" + std::to_string(c_.stage2_epochs));
             finishEpoch({2, loss_sum / double(N), double(correct) / double(N), lr, Seconds(Clock::now() - started).count(),
                          0.0, e + 1 == c_.stage2_epochs});
             saveCheckpoint(checkpoint_, net_, optimizer, {epochs_, threshold});

@@ -23,7 +23,9 @@
 #include "weight_norm_view.h"
 #include "training_curves_view.h"
 
+#include <QCheckBox>
 #include <QComboBox>
+#include <QDoubleSpinBox>
 #include <QMessageBox>
 #include <QDockWidget>
 #include <QScreen>
@@ -404,6 +406,36 @@ private slots:
         QVERIFY(args.contains("--stage2-epochs 5"));
         dock.applyPreset(1);
         QVERIFY(!dock.trainArguments("/tmp/out.h5").contains("--stage2-weight-decay")); // ce-wd has no stage 2
+    }
+
+    void theTrainingDocksFieldsReachTheCommandLine() {
+        ltlab::ui::TrainingDock dock;
+        dock.applyPreset(2); // wb
+        dock.setOutputPath("/tmp/chosen/run.h5");
+        auto* maxnorm = dock.findChild<QCheckBox*>();
+        QVERIFY(maxnorm && maxnorm->text() == "MaxNorm");
+        maxnorm->setChecked(false);
+        QStringList args = dock.trainArguments("/tmp/out.h5");
+        const QString line = args.join(' ');
+        QVERIFY2(line.contains("--cb-beta 0.9999"), qPrintable(line));
+        QVERIFY2(line.contains("--maxnorm false"), qPrintable(line));
+        QVERIFY2(line.contains("--maxnorm-factor 0.1"), qPrintable(line));
+        QVERIFY(!line.contains("--tau")); // wd-fr-etf only
+        dock.applyPreset(3); // wd-fr-etf: tau chosen on val unless set
+        QVERIFY(!dock.trainArguments("/tmp/out.h5").contains("--tau"));
+        QVERIFY(dock.trainArguments("/tmp/out.h5").join(' ').contains("--la-mode multiplicative"));
+        if (const QString dir = qEnvironmentVariable("LTLAB_SCREENSHOT_DIR"); !dir.isEmpty()) {
+            dock.applyPreset(2);
+            dock.resize(340, 900);
+            dock.show();
+            QTest::qWait(200);
+            dock.grab().save(dir + "/training_dock.png");
+        }
+                // Every field explains itself.
+        for (QWidget* w : dock.findChildren<QWidget*>())
+            if (qobject_cast<QSpinBox*>(w) || qobject_cast<QDoubleSpinBox*>(w) || qobject_cast<QComboBox*>(w))
+                if (w->isEnabled() && !w->objectName().startsWith("qt_"))
+                    QVERIFY2(!w->toolTip().isEmpty(), qPrintable(w->metaObject()->className()));
     }
 
     void theConeLabPresetOpensTheConeLabWithThePapersSetting() {
