@@ -47,6 +47,29 @@ class TestViews : public QObject {
         return out;
     }
 
+    // A weight-balancing-like history: 4 epochs of stage 1, 3 of stage 2.
+    static History wbHistory(double shift = 0) {
+        History h;
+        const std::vector<double> epochs{1, 2, 3, 4, 5, 6, 7};
+        h.series["epoch"] = epochs;
+        h.series["stage"] = {1, 1, 1, 1, 2, 2, 2};
+        h.series["seconds"] = {1, 1, 1, 1, 1, 1, 1};
+        for (double e : epochs) {
+            h.series["train_loss"].push_back(2.3 / e + shift);
+            h.series["train_accuracy"].push_back(0.1 * e + shift);
+            h.series["test_accuracy"].push_back(0.08 * e + shift);
+            h.series["accuracy_many"].push_back(0.1 + 0.1 * e);
+            h.series["accuracy_medium"].push_back(0.05 * e);
+            h.series["accuracy_few"].push_back(e < 5 ? 0.0 : 0.02 * e);
+            h.series["lr"].push_back(e < 5 ? 0.05 * (1 - e / 8) + shift : 1e-4 * (8 - e));
+            h.series["implicit_la_tau"].push_back(-0.3 + 0.1 * e);
+            h.series["nc1"].push_back(40 / (e * e));
+            h.series["nc2_equinorm_means"].push_back(0.2 / e);
+        }
+        h.series["train_accuracy"][2] = NAN; // an epoch without it: left out
+        return h;
+    }
+
 private slots:
     void initTestCase() {
         const std::string path = dir_.filePath("run.h5").toStdString();
@@ -190,9 +213,181 @@ private slots:
         view.plot()->replot();
         const QPointF at(view.plot()->xAxis->coordToPixel(nc1[1].x()), view.plot()->yAxis->coordToPixel(nc1[1].y()));
         const QString text = hoverTextAt(view.plot(), at);
-        QVERIFY2(text.startsWith("nc1\n"), qPrintable(text));
+        QVERIFY2(text.startsWith("NC1: ") && text.contains("run.h5 \u00b7 nc1\n"), qPrintable(text)); // title, run and key
         QVERIFY2(text.contains(QString::number(nc1[1].y(), 'g', 5)), qPrintable(text));
         QVERIFY(hoverTextAt(view.plot(), QPointF(2, 2)).isEmpty());
+    }
+
+    // Small multiples: one panel per metric of the group with its own y
+    // axis, the history's values (accuracies in %), the stage-2 line, the
+    // shown snapshot's epoch, a log scale where possible, the other runs in
+    // one colour each with one legend entry per run.
+    void trainingCurvesAreOnePanelPerMetricWithStageAndEpochLines() {
+        ViewData data = data_;
+        data.run_name = "wb.h5";
+        data.history = wbHistory();
+        auto analysis = std::make_shared<Analysis>(*data_.analysis);
+        analysis->epoch = 6;
+        data.analysis = analysis;
+        TrainingCurvesView view;
+        view.resize(1000, 700);
+        view.showData(data);
+
+        struct Expect {
+            const char* key;
+            double scale;
+        };
+        const std::vector<std::vector<Expect>> expected{
+            {{"train_loss", 1}, {"train_accuracy", 100}, {"test_accuracy", 100}, {"accuracy_many", 100},
+             {"accuracy_medium", 100}, {"accuracy_few", 100}},
+            {{"nc1", 1}, {"nc2_equinorm_means", 1}},
+            {},
+            {},
+            {{"implicit_la_tau", 1}, {"lr", 1}}};
+        for (int g = 0; g < view.groupBox()->count(); ++g) {
+            view.groupBox()->setCurrentIndex(g);
+            const auto& want = expected[static_cast<std::size_t>(g)];
+            QCOMPARE(view.panelCount(), static_cast<int>(want.size()));
+            QCOMPARE(view.plot()->axisRectCount(), std::max<int>(1, static_cast<int>(want.size())));
+            for (int i = 0; i < static_cast<int>(want.size()); ++i) {
+                const QString key = want[static_cast<std::size_t>(i)].key;
+                QCOMPARE(view.panelKey(i), key);
+                QCPAxisRect* rect = view.panel(i);
+                QVERIFY(rect);
+                QCOMPARE(rect->graphs().size(), 1); // no other metric shares its axis
+                QCPGraph* graph = rect->graphs().first();
+                QCOMPARE(graph->name(), key);
+                QCOMPARE(graph->valueAxis(), rect->axis(QCPAxis::atLeft));
+                const auto& values = data.history->series.at(key.toStdString());
+                auto it = graph->data()->constBegin();
+                for (std::size_t e = 0; e < values.size(); ++e) {
+                    if (!std::isfinite(values[e])) continue;
+                    QVERIFY(it != graph->data()->constEnd());
+                    QCOMPARE(it->key, data.history->series.at("epoch")[e]);
+                    QCOMPARE(it->value, want[static_cast<std::size_t>(i)].scale * values[e]);
+                    ++it;
+                }
+                QVERIFY(it == graph->data()->constEnd());
+                // The stage-2 line at epoch 5 and the shown snapshot's at 6, in this panel.
+                std::map<QString, double> lines;
+                for (int k = 0; k < view.plot()->itemCount(); ++k)
+                    if (auto* line = qobject_cast<QCPItemStraightLine*>(view.plot()->item(k)))
+                        if (line->clipAxisRect() == rect) {
+                            lines[line->objectName()] = line->point1->coords().x();
+                            QCOMPARE(line->point2->coords().x(), line->point1->coords().x());
+                        }
+                QCOMPARE(lines.size(), std::size_t(2));
+                QCOMPARE(lines.at("stage boundary"), 5.0);
+                QCOMPARE(lines.at("current epoch"), 6.0);
+            }
+            // Groups the history lacks say so in an empty panel.
+            if (want.empty()) QVERIFY(view.plot()->graphCount() == 0);
+        }
+        QVERIFY(view.stageBoundary() == 5.0);
+        QVERIFY(view.currentEpoch() == 6.0);
+
+        // Human titles, the key on hover.
+        view.groupBox()->setCurrentIndex(0);
+        QCOMPARE(view.panelTitle(2), QString("balanced test accuracy (%)"));
+        view.groupBox()->setCurrentIndex(1);
+        QCOMPARE(view.panelTitle(0), QString("NC1: tr(\u03a3_W \u03a3_B\u207a)/C"));
+        view.groupBox()->setCurrentIndex(4);
+        QCOMPARE(view.panelTitle(1), QString("learning rate"));
+        int titles = 0;
+        for (QCPLayoutElement* element : view.plot()->plotLayout()->elements(true))
+            if (auto* text = qobject_cast<QCPTextElement*>(element)) {
+                QVERIFY(text->property("tip").toString().contains(text->property("key").toString()));
+                ++titles;
+            }
+        QCOMPARE(titles, 2);
+        int labels = 0;
+        for (int k = 0; k < view.plot()->itemCount(); ++k)
+            if (auto* text = qobject_cast<QCPItemText*>(view.plot()->item(k))) labels += text->text() == "stage 2";
+        QCOMPARE(labels, 2);
+
+        // The timeline moves: the marker follows the snapshot.
+        analysis = std::make_shared<Analysis>(*data_.analysis);
+        analysis->epoch = 3;
+        data.analysis = analysis;
+        view.showData(data);
+        for (int k = 0; k < view.plot()->itemCount(); ++k)
+            if (auto* line = qobject_cast<QCPItemStraightLine*>(view.plot()->item(k)))
+                if (line->objectName() == "current epoch") QCOMPARE(line->point1->coords().x(), 3.0);
+        QVERIFY(view.currentEpoch() == 3.0);
+
+        // Log scale: the positive learning rate turns logarithmic, tau (negative here) stays linear.
+        auto scale = [&](int i) { return view.panel(i)->axis(QCPAxis::atLeft)->scaleType(); };
+        QCOMPARE(scale(1), QCPAxis::stLinear);
+        view.logBox()->setChecked(true);
+        QCOMPARE(view.panelKey(1), QString("lr"));
+        QCOMPARE(scale(1), QCPAxis::stLogarithmic);
+        QCOMPARE(scale(0), QCPAxis::stLinear);
+        view.setPanelLogScale("lr", false); // one panel alone
+        QCOMPARE(scale(1), QCPAxis::stLinear);
+        view.logBox()->setChecked(false);
+        view.setPanelLogScale("lr", true);
+        QCOMPARE(scale(1), QCPAxis::stLogarithmic);
+        view.setPanelLogScale("lr", false);
+
+        // Overlaid runs: one colour per run in every panel, one legend entry per run.
+        QVERIFY(!view.plot()->legend->visible()); // one run: the titles say it all
+        data.other_histories.emplace_back("ce.h5", wbHistory(0.01));
+        data.other_histories.emplace_back("ce-wd.h5", wbHistory(0.02));
+        view.showData(data);
+        view.groupBox()->setCurrentIndex(0);
+        const QStringList runs{"wb.h5", "ce.h5", "ce-wd.h5"};
+        std::vector<QColor> colours;
+        for (int i = 0; i < view.panelCount(); ++i) {
+            const auto graphs = view.panel(i)->graphs();
+            QCOMPARE(graphs.size(), 3);
+            QCOMPARE(graphs[1]->name(), "ce.h5: " + view.panelKey(i));
+            for (int r = 0; r < 3; ++r) {
+                QCOMPARE(graphs[r]->property("run").toString(), runs[r]);
+                if (i == 0)
+                    colours.push_back(graphs[r]->pen().color());
+                else
+                    QCOMPARE(graphs[r]->pen().color(), colours[static_cast<std::size_t>(r)]);
+            }
+        }
+        QVERIFY(colours[0] != colours[1] && colours[1] != colours[2] && colours[0] != colours[2]);
+        QVERIFY(view.plot()->legend->visible());
+        QCOMPARE(view.plot()->legend->itemCount(), 3);
+        for (int r = 0; r < 3; ++r) QCOMPARE(view.plot()->legend->item(r)->property("run").toString(), runs[r]);
+        view.overlayBox()->setChecked(false);
+        QCOMPARE(view.panel(0)->graphs().size(), 1);
+        QVERIFY(!view.plot()->legend->visible());
+        view.overlayBox()->setChecked(true);
+
+        // Shown: a point's tooltip names the metric, the run and the key; the
+        // legend lies below every panel and inside the plot.
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        view.plot()->replot();
+        QCPGraph* graph = view.panel(2)->graphs().first();
+        const auto point = graph->data()->constBegin() + 1;
+        const QPointF at(graph->keyAxis()->coordToPixel(point->key), graph->valueAxis()->coordToPixel(point->value));
+        const QString text = hoverTextAt(view.plot(), at);
+        QVERIFY2(text.startsWith("balanced test accuracy (%)\nwb.h5"), qPrintable(text));
+        QVERIFY2(text.contains("test_accuracy"), qPrintable(text));
+        const QRect legend = view.plot()->legend->outerRect();
+        QVERIFY(view.plot()->rect().contains(legend));
+        for (int i = 0; i < view.panelCount(); ++i) QVERIFY(view.panel(i)->outerRect().bottom() <= legend.top());
+
+        // One export holds the whole grid, at a column's and the page's width.
+        for (const FigureSize size : {FigureSize::Column, FigureSize::Page}) {
+            setFigureSize(size);
+            const QString stem = dir_.filePath(size == FigureSize::Column ? "curves_column" : "curves_page");
+            QVERIFY(view.exportFigure(stem + ".pdf", 300));
+            QVERIFY(view.exportFigure(stem + ".svg", 300));
+            QVERIFY(view.exportFigure(stem + ".png", 100));
+            const QImage image(stem + ".png");
+            QCOMPARE(image.width(), size == FigureSize::Column ? 350 : 700);
+            QVERIFY(image.height() > 200);
+            QVERIFY(!view.exportFigure(stem + ".bmp", 100));
+        }
+        setFigureSize(FigureSize::Column);
+        QCOMPARE(view.panelCount(), 6); // the screen's grid again
+        QVERIFY(view.csv().startsWith("accuracy_few,accuracy_many,accuracy_medium,epoch,"));
     }
 
     void exportsValidPdfSvgPngAndCsv() {
