@@ -48,6 +48,7 @@
 #include "training_curves_view.h"
 #include "weight_norm_view.h"
 #include "figure_set_view.h"
+#include "help.h"
 #include "layers_view.h"
 
 namespace ltlab::ui {
@@ -208,6 +209,18 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     presentation_->setCheckable(true);
     presentation_->setShortcut(QKeySequence(Qt::Key_F5));
     normal_font_ = QApplication::font();
+    auto* help_menu = menuBar()->addMenu(tr("&Help"));
+    help_menu->addAction(tr("Guide to this &view"), QKeySequence::HelpContents, this, [this] {
+        auto* view = qobject_cast<AnalysisView*>(tabs_->currentWidget());
+        showHelpWindow(this, tr("ltlab: the views"), viewGuideHtml(), view ? guideAnchor(view->fileStem()) : QString());
+    });
+    help_menu->addAction(tr("&Keyboard shortcuts"), this,
+                         [this] { showHelpWindow(this, tr("ltlab: keyboard shortcuts"), shortcutsHtml()); });
+    help_menu->addAction(tr("&About ltlab"), this, [this] { showHelpWindow(this, tr("About ltlab"), aboutHtml()); });
+    // Each tab's tooltip: its first line of the guide.
+    for (int i = 0; i < tabs_->count(); ++i)
+        if (auto* view = qobject_cast<AnalysisView*>(tabs_->widget(i)))
+            tabs_->setTabToolTip(i, tr("%1 — F1 for the guide to this view").arg(view->title()));
 
     progress_ = new QProgressBar(this);
     progress_->setRange(0, 0);

@@ -20,6 +20,8 @@
 #include "geometry_view.h"
 #include "training_dock.h"
 #include "cone_lab_view.h"
+#include "help.h"
+#include <QDialog>
 #include "weight_norm_view.h"
 #include "training_curves_view.h"
 
@@ -436,6 +438,40 @@ private slots:
             if (qobject_cast<QSpinBox*>(w) || qobject_cast<QDoubleSpinBox*>(w) || qobject_cast<QComboBox*>(w))
                 if (w->isEnabled() && !w->objectName().startsWith("qt_"))
                     QVERIFY2(!w->toolTip().isEmpty(), qPrintable(w->metaObject()->className()));
+    }
+
+    void theHelpMenuGuidesEveryViewListsShortcutsAndVersions() {
+        ltlab::ui::MainWindow window;
+        window.show();
+        auto* tabs = window.findChild<QTabWidget*>();
+        // Every tab is in the guide, under its file stem.
+        const QStringList guided = ltlab::ui::guidedViews();
+        const QString guide = ltlab::ui::viewGuideHtml();
+        for (int i = 0; i < tabs->count(); ++i) {
+            auto* view = qobject_cast<ltlab::ui::AnalysisView*>(tabs->widget(i));
+            QVERIFY(view);
+            const QString anchor = ltlab::ui::guideAnchor(view->fileStem());
+            QVERIFY2(guided.contains(anchor), qPrintable(view->fileStem()));
+            QVERIFY(guide.contains("name=\"" + anchor + "\""));
+            QVERIFY(!tabs->tabToolTip(i).isEmpty());
+        }
+        QVERIFY(ltlab::ui::aboutHtml().contains(qVersion()));
+        QVERIFY(ltlab::ui::shortcutsHtml().contains("F5"));
+        // F1 opens the guide, non-modal, beside the window.
+        tabs->setCurrentIndex(3);
+        QAction* guide_action = nullptr;
+        for (QAction* a : window.findChildren<QAction*>())
+            if (a->text().contains("Guide to this")) guide_action = a;
+        QVERIFY(guide_action && guide_action->shortcut() == QKeySequence(QKeySequence::HelpContents));
+        guide_action->trigger();
+        QDialog* dialog = nullptr;
+        for (QDialog* d : window.findChildren<QDialog*>())
+            if (d->objectName().startsWith("help:")) dialog = d;
+        QVERIFY(dialog && dialog->isVisible() && !dialog->isModal());
+        if (const QString dir = qEnvironmentVariable("LTLAB_SCREENSHOT_DIR"); !dir.isEmpty()) {
+            QTest::qWait(200);
+            dialog->grab().save(dir + "/help_guide.png");
+        }
     }
 
     void theConeLabPresetOpensTheConeLabWithThePapersSetting() {
