@@ -6,8 +6,9 @@ channel-pooled FDR, ReLU-FDR and traces, the sample-space pseudo-inverse FDR
 of flattened maps against a direct D x D computation, mean, variance, Hoyer
 sparsity and the batch-norm statistics. The noise path is seeded and
 reproducible, label-free statistics are null on noise, --init differs from
-the trained weights, --out stores what the JSON says, a run of ltlab train is
-rebuilt, and bad inputs fail cleanly.
+the trained weights, --out stores what the JSON says, a run of ltlab train and
+a run of ltlab import are rebuilt, a traced TorchScript module's top-level
+submodules are its layers (against PyTorch), and bad inputs fail cleanly.
 
 Run: LTLAB_BIN=build/bin/ltlab /usr/bin/python3 -m unittest -v test_layers
 """
@@ -280,6 +281,59 @@ class Runs(LayersCase):
         proc = self.layers(run, code=2)
         self.assertIn(run + ".ckpt", proc.stderr)
         self.assertEqual(len(self.layers(run, "--init", "--samples", "16")), 5)  # no weights needed
+
+
+class TinyScripted(torch.nn.Module):
+    """Top-level submodules as a TorchScript user's model has them: two conv blocks, a pool, the head."""
+
+    def __init__(self):
+        super().__init__()
+        self.block1 = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
+        self.block2 = torch.nn.Sequential(torch.nn.Conv2d(4, 6, 3, padding=1, stride=2), torch.nn.BatchNorm2d(6),
+                                          torch.nn.ReLU())
+        self.fc = torch.nn.Linear(6, C)
+
+    def forward(self, x):
+        h = self.block2(self.block1(x)).mean(dim=(2, 3))
+        return self.fc(h)
+
+
+class TorchScriptAndImports(LayersCase):
+    def test_torchscript_top_level_submodules_against_pytorch(self):
+        # A TorchScript module's input shape is not in its weights: ltlab takes 3 channels
+        # (grey images are replicated), normalised as given.
+        torch.manual_seed(3)
+        x3 = self.x.repeat(1, 3, 1, 1)
+        model = TinyScripted()
+        models.calibrate(model, x3)
+        model.eval()
+        path = os.path.join(self.tmp.name, "scripted.pt")
+        torch.jit.trace(model, x3[:2]).save(path)
+        got = self.images(path, "--mean", ",".join([str(FMNIST[0])] * 3), "--std", ",".join([str(FMNIST[1])] * 3),
+                          "--resize", "28", "--crop", "28")
+        with torch.no_grad():
+            h1 = model.block1(x3)
+            h2 = model.block2(h1)
+            want = [("input", x3), ("block1", h1), ("block2", h2), ("pooled", h2.mean(dim=(2, 3)))]
+        self.assertEqual([g["name"] for g in got], [n for n, _ in want])
+        for g, (name, h) in zip(got, want):
+            self.assertEqual(g["dimension"], int(np.prod(h.shape[1:])), name)
+            self.assert_layer(g, layer_reference(h, self.y))
+
+    def test_an_imported_run_is_rebuilt_from_its_recorded_source(self):
+        run = os.path.join(self.tmp.name, "imported.h5")
+        counts = os.path.join(self.tmp.name, "counts.json")
+        with open(counts, "w") as f:
+            f.write("[40, 20, 10]")
+        proc = run_ltlab("import", self.cnn_path, "--dataset", "folder:" + self.folder, "--counts", counts,
+                         "--out", run, timeout=600)
+        self.assertEqual(proc.returncode, 0, tu.describe(proc))
+        from_run = self.layers(run, "--inputs", "test", "--samples", str(C * PER_CLASS))
+        from_file = self.images(self.cnn_path)
+        self.assertEqual([g["name"] for g in from_run], [g["name"] for g in from_file])
+        for a, b in zip(from_run, from_file):
+            self.assertAlmostEqual(a["cone_mean_cos"], b["cone_mean_cos"], places=9)
+            self.assertAlmostEqual(a["fdr"], b["fdr"], delta=1e-7 * abs(b["fdr"]))
 
 
 class BadInput(LayersCase):
