@@ -7,6 +7,7 @@
 // the sample-space FDR of the flattened maps), then the closed forms.
 
 #include "ltlab/layer_stats.h"
+#include "ltlab/fdr.h"
 
 #include <algorithm>
 #include <cmath>
@@ -172,14 +173,11 @@ void addMaxDeviation(const MatrixXd& block, Index col0, std::vector<double>& max
         max_dev[static_cast<std::size_t>(col0 + j)] = (block.col(j).array() - block(0, j)).abs().maxCoeff();
 }
 
-// The engine's FDR (analyze() on the matrix as a split; its classifier plays no part).
+// The engine's FDR definition, computed alone (ltlab/fdr.h: the same steps as
+// analyze(), agreeing to rounding), without the rest of the analysis.
 FdrValues engineFdr(const RowMatrix& X, const std::vector<std::int32_t>& labels, std::int64_t classes) {
-    AnalysisOptions options;
-    options.precision = AnalysisOptions::Precision::Float64;
-    const ClassifierInput none{MatrixXd::Zero(classes, X.cols()), VectorXd::Zero(classes),
-                               std::vector<std::int64_t>(static_cast<std::size_t>(classes), 1)};
-    const Analysis a = analyze(MemorySource(X, labels), none, options);
-    return {a.fdr, a.trace_sw, a.trace_sb};
+    const FisherRatio f = fisherDiscriminantRatio(X, labels, classes);
+    return {f.fdr, f.trace_sw, f.trace_sb};
 }
 
 // ---- the two passes -------------------------------------------------------------------------
