@@ -2,6 +2,7 @@
 
 #include <QApplication>
 #include <QCloseEvent>
+#include <QComboBox>
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QFile>
@@ -25,6 +26,8 @@
 #include <QDir>
 #include <QSettings>
 #include <QSlider>
+#include <QStackedWidget>
+#include <QStandardPaths>
 #include <QStatusBar>
 #include <QStyle>
 #include <QTabWidget>
@@ -50,6 +53,7 @@
 #include "figure_set_view.h"
 #include "help.h"
 #include "layers_view.h"
+#include "start_page.h"
 
 namespace ltlab::ui {
 
@@ -91,8 +95,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
               new Stage2View(this),
               new ConeLabView(this)};
     for (AnalysisView* v : views_) tabs_->addTab(v, v->title());
-    connect(tabs_, &QTabWidget::currentChanged, this,
-            [this] { deliver(qobject_cast<AnalysisView*>(tabs_->currentWidget())); });
+    // Behind the start page the tabs wait on the weight norms, the view a run opens on;
+    // choosing another tab (the Cone lab preset, a test) brings the tabs forward on it.
+    tabs_->setCurrentWidget(weight_norms_);
+    connect(tabs_, &QTabWidget::currentChanged, this, [this] {
+        deliver(qobject_cast<AnalysisView*>(tabs_->currentWidget()));
+        stack_->setCurrentWidget(tabs_);
+    });
     // Choices that change what core computes ask for a new analysis.
     connect(geometry_, &GeometryView::optionsChanged, this, &MainWindow::reanalyzeCurrent);
     connect(weight_norms_, &WeightNormView::compareChanged, this, &MainWindow::reanalyzeCurrent);
@@ -105,7 +114,17 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
             connect(sandbox, &Stage2View::snapshotSaved, this, [this](const QString& path, const QString& snapshot) {
                 if (!snapshot.isEmpty()) refreshRun(path); // the saved snapshot joins the Runs tree
             });
-    setCentralWidget(tabs_);
+    start_ = new StartPage(this);
+    stack_ = new QStackedWidget(this);
+    stack_->addWidget(start_);
+    stack_->addWidget(tabs_);
+    stack_->setCurrentWidget(start_);
+    setCentralWidget(stack_);
+    connect(start_, &StartPage::openRequested, this, &MainWindow::openDialog);
+    connect(start_, &StartPage::importRequested, this, &MainWindow::importDialog);
+    connect(start_, &StartPage::demoRequested, this, &MainWindow::openDemo);
+    connect(start_, &StartPage::recentRequested, this, [this](const QString& path) { openFiles({path}); });
+    connect(start_, &StartPage::presetRequested, this, &MainWindow::choosePreset);
 
     runs_ = new QTreeWidget(this);
     runs_->setHeaderLabels({tr("Run / snapshot"), tr("Epoch")});
@@ -183,7 +202,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         for (AnalysisView* v : views_)
             if (auto* lab = qobject_cast<ConeLabView*>(v)) {
                 lab->applyPreset(preset);
-                tabs_->setCurrentWidget(lab);
+                showView(lab);
             }
     });
 
@@ -211,7 +230,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     normal_font_ = QApplication::font();
     auto* help_menu = menuBar()->addMenu(tr("&Help"));
     help_menu->addAction(tr("Guide to this &view"), QKeySequence::HelpContents, this, [this] {
-        auto* view = qobject_cast<AnalysisView*>(tabs_->currentWidget());
+        auto* view = startPageShown() ? nullptr : qobject_cast<AnalysisView*>(tabs_->currentWidget());
         showHelpWindow(this, tr("ltlab: the views"), viewGuideHtml(), view ? guideAnchor(view->fileStem()) : QString());
     });
     help_menu->addAction(tr("&Keyboard shortcuts"), this,
@@ -277,7 +296,93 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         g.samples_per_class = settings.value("geometry/samples_per_class").toLongLong();
         geometry_->setOptions(g);
     }
+    if (auto* presets = training_->findChild<QComboBox*>("preset")) {
+        QStringList titles;
+        for (int i = 0; i < presets->count(); ++i) titles << presets->itemText(i);
+        start_->setPresets(titles);
+    }
     updateRecentMenu();
+}
+
+bool MainWindow::startPageShown() const { return stack_->currentWidget() == start_; }
+
+void MainWindow::showView(QWidget* view) {
+    tabs_->setCurrentWidget(view);
+    stack_->setCurrentWidget(tabs_);
+}
+
+void MainWindow::showStartPage() {
+    stack_->setCurrentWidget(start_);
+    tabs_->setCurrentWidget(weight_norms_); // where the next run opens (shown with it)
+    stack_->setCurrentWidget(start_);
+}
+
+void MainWindow::choosePreset(int index) {
+    training_->show();
+    training_->raise();
+    auto* presets = training_->findChild<QComboBox*>("preset");
+    if (!presets || index <= 0 || index >= presets->count()) return;
+    if (presets->currentIndex() == index) training_->applyPreset(index); // chosen again: its settings again
+    else presets->setCurrentIndex(index);                               // applies it
+    presets->setFocus();
+    statusBar()->showMessage(tr("Training dock: \"%1\" is set; Start trains it").arg(presets->itemText(index)), 10000);
+}
+
+namespace {
+const char* const kDemoFiles[] = {"synthetic-lt.h5", "fashion-mnist-lt-wb.h5"}; // tools/run-demo.sh's
+} // namespace
+
+void MainWindow::openDemo() {
+    if (demo_) return; // being written
+    QStringList folders;
+    if (const QString env = qEnvironmentVariable("LTLAB_DEMO_DIR"); !env.isEmpty()) folders << env;
+    folders << QDir::current().filePath("demo") << QDir(QCoreApplication::applicationDirPath()).filePath("../../demo")
+            << QDir(QCoreApplication::applicationDirPath()).filePath("../share/ltlab/demo");
+    const QString own = QDir(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation)).filePath("demo");
+    folders << own;
+    for (const QString& folder : folders) {
+        QStringList found;
+        for (const char* name : kDemoFiles)
+            if (QFileInfo::exists(QDir(folder).filePath(name))) found << QDir(folder).absoluteFilePath(name);
+        if (!found.isEmpty()) {
+            openFiles(found);
+            return;
+        }
+    }
+    // None yet: `ltlab synth` writes the synthetic one (a second or two), then it opens.
+    const QString folder = qEnvironmentVariable("LTLAB_DEMO_DIR").isEmpty() ? own : qEnvironmentVariable("LTLAB_DEMO_DIR");
+    QDir().mkpath(folder);
+    const QString out = QDir(folder).absoluteFilePath(kDemoFiles[0]);
+    demo_ = new QProcess(this);
+    demo_->setProcessChannelMode(QProcess::MergedChannels);
+    start_->setDemoBusy(true, tr("Writing the demo run %1…").arg(out));
+    beginWork(tr("Writing the demo run…"));
+    connect(demo_, &QProcess::finished, this, [this, out](int code, QProcess::ExitStatus status) {
+        const QString log = QString::fromLocal8Bit(demo_->readAll()).trimmed();
+        demo_->deleteLater();
+        demo_ = nullptr;
+        endWork();
+        if (status == QProcess::NormalExit && code == 0 && QFileInfo::exists(out)) {
+            start_->setDemoBusy(false);
+            openFiles({out});
+        } else {
+            const QString why = tr("Could not write the demo run %1: %2").arg(out, log.isEmpty() ? tr("ltlab synth failed") : log);
+            start_->setDemoBusy(false, why);
+            statusBar()->showMessage(why, 15000);
+        }
+    });
+    connect(demo_, &QProcess::errorOccurred, this, [this, out](QProcess::ProcessError error) {
+        if (error != QProcess::FailedToStart || !demo_) return;
+        const QString why = tr("Could not write the demo run %1: %2").arg(out, demo_->errorString());
+        demo_->deleteLater();
+        demo_ = nullptr;
+        endWork();
+        start_->setDemoBusy(false, why);
+        statusBar()->showMessage(why, 15000);
+    });
+    demo_->start(executable_.isEmpty() ? QCoreApplication::applicationFilePath() : executable_,
+                 {"synth", "--out", out, "--classes", "10", "--dim", "64", "--imbalance", "100", "--snapshots", "5",
+                  "--seed", "1"});
 }
 
 QString MainWindow::reportText() const {
@@ -318,7 +423,8 @@ void MainWindow::showEveryView() {
         tabs_->setCurrentIndex(i);
         QApplication::processEvents(); // lays out, draws the plots, renders the 3D view
     }
-    tabs_->setCurrentWidget(runs_by_path_.empty() ? static_cast<QWidget*>(report_) : geometry_);
+    if (runs_by_path_.empty()) showStartPage();
+    else tabs_->setCurrentWidget(geometry_);
     QApplication::processEvents();
 }
 
@@ -440,7 +546,7 @@ void MainWindow::openFiles(const QStringList& paths) {
             } else {
                 statusBar()->showMessage(opened.error);
                 report_->showMessage(tr("Could not open the run file.\n\n%1").arg(opened.error));
-                tabs_->setCurrentWidget(report_);
+                showView(report_);
             }
             endWork();
         });
@@ -574,6 +680,7 @@ void MainWindow::closeRun(const QString& path) {
         timeline_label_->setText(tr("no run"));
     }
     updateLayerResults();
+    if (runs_by_path_.empty() && !preview_item_) showStartPage(); // nothing open: the first screen again
     statusBar()->showMessage(tr("Closed %1").arg(path), 5000);
 }
 
@@ -601,9 +708,13 @@ void MainWindow::addRun(const QString& path, Run run) {
         last->setData(0, kSnapshotRole, QString::fromStdString(snap.name));
         if (!snap.label.empty()) last->setToolTip(0, QString::fromStdString(snap.label));
     }
+    const bool from_nothing = startPageShown();
     runs_by_path_[path] = std::move(run);
     updateCompareChoices();
     top->setExpanded(true);
+    // Opened from the start page: the view that tells the run's story, the
+    // classifier's weight norms head to tail (every run file has a classifier).
+    if (from_nothing) showView(weight_norms_);
     if (last) runs_->setCurrentItem(last); // the latest snapshot, as `ltlab analyze` picks
     updateLayerResults();
 }
@@ -725,7 +836,7 @@ void MainWindow::analyzeItem(QTreeWidgetItem* item) {
             } else {
                 stale_.erase(report_); // the error, not an older analysis, when it is shown
                 report_->showMessage(out.error);
-                tabs_->setCurrentWidget(report_);
+                showView(report_);
                 statusBar()->showMessage(out.error);
             }
         }
@@ -768,6 +879,7 @@ void MainWindow::updateRecentMenu() {
     for (const QString& path : recent)
         recent_menu_->addAction(path, this, [this, path] { openFiles({path}); });
     recent_menu_->setEnabled(!recent.isEmpty());
+    start_->setRecentFiles(recent);
 }
 
 void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
@@ -802,7 +914,7 @@ void MainWindow::dropEvent(QDropEvent* event) {
         statusBar()->showMessage(message, 15000);
         report_->showMessage(message);
         stale_.erase(report_);
-        tabs_->setCurrentWidget(report_);
+        showView(report_);
     }
     // After the drop has returned: a dialog opened inside it would run during the drag.
     if (!checkpoints.isEmpty()) QTimer::singleShot(0, this, [this, checkpoints] { showImportDialog(checkpoints); });
@@ -899,7 +1011,7 @@ void MainWindow::showPreview(const ImportPreview& preview) {
         analyzeItem(current);
         // The views that the weights fill, rather than an empty 3D view.
         AnalysisView* shown = qobject_cast<AnalysisView*>(tabs_->currentWidget());
-        if (shown != weight_norms_ && shown != view("logit_adjustment")) tabs_->setCurrentWidget(weight_norms_);
+        if (startPageShown() || (shown != weight_norms_ && shown != view("logit_adjustment"))) showView(weight_norms_);
     }
 }
 

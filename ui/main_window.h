@@ -25,6 +25,7 @@ class QLabel;
 class QProcess;
 class QProgressBar;
 class QSlider;
+class QStackedWidget;
 class QTabWidget;
 class QTimer;
 class QToolButton;
@@ -37,6 +38,7 @@ struct AnalysisOutcome;
 struct AnalysisProgress;
 class GeometryView;
 class ReportView;
+class StartPage;
 class WeightNormView;
 class TrainingDock;
 
@@ -66,6 +68,15 @@ public:
     WeightNormView* weightNormView() const;
     AnalysisView* view(const QString& file_stem) const;
     TrainingDock* trainingDock() const { return training_; }
+    // The first screen, in front of the tabs while no run is open (and again
+    // when the last run is closed); opening a run from it goes to the weight
+    // norms, the view that tells a long-tailed run's story.
+    StartPage* startPage() const { return start_; }
+    bool startPageShown() const;
+    // The demo runs: demo/*.h5 as tools/run-demo.sh writes them (LTLAB_DEMO_DIR,
+    // ./demo, beside the build), else a synthetic run that `ltlab synth` writes
+    // once into the application's data folder (in a child process).
+    void openDemo();
     // Re-reads a run that grows (training): new snapshots join the tree, and
     // the timeline follows the newest unless the user has moved away from it.
     void refreshRun(const QString& path);
@@ -128,9 +139,17 @@ private:
     void rememberRecent(const QString& path);
     void beginWork(const QString& message);
     void endWork();
+    // Brings the tabs in front of the start page, on `view`.
+    void showView(QWidget* view);
+    void showStartPage();
+    // A classroom preset from the start page: the Training dock, raised, with it chosen.
+    void choosePreset(int index);
 
     QTreeWidget* runs_ = nullptr;
     QTabWidget* tabs_ = nullptr;
+    QStackedWidget* stack_ = nullptr; // the start page, or the tabs
+    StartPage* start_ = nullptr;
+    QProcess* demo_ = nullptr;        // `ltlab synth` writing the demo run
     ReportView* report_ = nullptr;
     GeometryView* geometry_ = nullptr;
     WeightNormView* weight_norms_ = nullptr;

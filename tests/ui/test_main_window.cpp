@@ -24,6 +24,16 @@
 #include <QDialog>
 #include "weight_norm_view.h"
 #include "training_curves_view.h"
+#include "start_page.h"
+
+#include <QLabel>
+#include <QListWidget>
+#include <QMenu>
+#include <QPushButton>
+#include <QSettings>
+#include <QToolButton>
+#include <QScrollArea>
+#include <QScrollBar>
 
 #include <QCheckBox>
 #include <QComboBox>
@@ -528,6 +538,141 @@ private slots:
         QCOMPARE(finished.at(0).at(1).toInt(), 130);
         const auto file = ltlab::RunFile::open(dock->outputPath().toStdString());
         QVERIFY(file->history()->numEpochs() > at_pause);
+    }
+
+    // The first screen: what ltlab shows (a title, three sentences, a picture),
+    // the ways in, and the recent files; no tab of numbers.
+    void theStartPageIsShownFirstWithItsButtonsAndRecentFiles() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("recent-run.h5");
+        ltlab::writeSyntheticRun(path.toStdString(), smallRun(4, 6, 1));
+        QSettings().setValue("recentFiles", QStringList{path});
+        ltlab::ui::MainWindow window;
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        auto* start = window.startPage();
+        QVERIFY(start && window.startPageShown() && start->isVisible());
+        QVERIFY(!window.findChild<QTabWidget*>()->isVisible());
+        for (QAbstractButton* b : std::initializer_list<QAbstractButton*>{start->openButton(), start->importButton(),
+                                                                          start->trainButton(), start->demoButton()}) {
+            QVERIFY(b && b->isVisible() && b->isEnabled());
+            QVERIFY2(b->width() >= b->sizeHint().width(), qPrintable(b->text())); // the label is not cut
+        }
+        QVERIFY(start->trainButton()->menu() && start->trainButton()->menu()->actions().size() >= 3);
+        QCOMPARE(start->recentList()->count(), 1);
+        QCOMPARE(start->recentList()->item(0)->data(Qt::UserRole).toString(), path);
+        QVERIFY(start->recentList()->item(0)->text().contains("recent-run.h5"));
+        QVERIFY(start->findChild<QWidget*>("start_picture")->isVisible());
+        QVERIFY(start->findChild<QLabel*>("start_about")->text().count("<p>") == 3);
+        // Everything fits at the window's first size: the page does not scroll.
+        QTest::qWait(100);
+        auto* scroll = start->findChild<QScrollArea*>();
+        QVERIFY(scroll && !scroll->verticalScrollBar()->isVisible() && !scroll->horizontalScrollBar()->isVisible());
+        const QString shots = qEnvironmentVariable("LTLAB_SCREENSHOT_DIR");
+        if (!shots.isEmpty()) window.grab().save(shots + "/start_page.png");
+        // Presentation mode: the page still shows (it may scroll, but never cuts).
+        window.setPresentationMode(true);
+        QTRY_VERIFY(window.isFullScreen());
+        QTest::qWait(300);
+        QVERIFY(window.startPageShown());
+        QVERIFY(!scroll->horizontalScrollBar()->isVisible());
+        if (!shots.isEmpty()) window.grab().save(shots + "/start_page_presenting.png");
+        window.setPresentationMode(false);
+        QTRY_VERIFY(!window.isFullScreen());
+        // A recent file opens from the list.
+        emit start->recentList()->itemActivated(start->recentList()->item(0));
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && window.runsTree()->topLevelItemCount() == 1, 10000);
+        QVERIFY(!window.startPageShown());
+    }
+
+    // Opening a run from the start page goes to the weight norms (the story of
+    // a long-tailed run); closing the last run brings the start page back.
+    void openingARunShowsTheWeightNormsAndClosingAllShowsTheStartPage() {
+        QTemporaryDir dir;
+        const QString a = dir.filePath("a.h5"), b = dir.filePath("b.h5");
+        ltlab::writeSyntheticRun(a.toStdString(), smallRun(5, 6, 2));
+        ltlab::writeSyntheticRun(b.toStdString(), smallRun(5, 6, 1));
+        ltlab::ui::MainWindow window;
+        window.show();
+        QVERIFY(window.startPageShown());
+        auto* tabs = window.findChild<QTabWidget*>();
+        window.openFiles({a});
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && !window.reportText().isEmpty(), 10000);
+        QVERIFY(!window.startPageShown() && tabs->isVisible());
+        QCOMPARE(tabs->currentWidget(), static_cast<QWidget*>(window.weightNormView()));
+        QVERIFY(window.weightNormView()->plot()->plottableCount() > 0); // drawn, on screen
+        QVERIFY(window.startPage()->recentList()->item(0)->data(Qt::UserRole).toString().endsWith("a.h5"));
+        const QString shots = qEnvironmentVariable("LTLAB_SCREENSHOT_DIR");
+        if (!shots.isEmpty()) window.grab().save(shots + "/start_opened.png");
+        // A second run opened while one is shown keeps the tab the user is on.
+        tabs->setCurrentIndex(0);
+        window.openFiles({b});
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && window.runsTree()->topLevelItemCount() == 2, 10000);
+        QCOMPARE(tabs->currentIndex(), 0);
+        window.closeRun(a);
+        QVERIFY(!window.startPageShown()); // b is still open
+        window.closeRun(b);
+        QVERIFY(window.startPageShown() && window.startPage()->isVisible());
+        // And from it again: the weight norms.
+        window.openFiles({b});
+        QTRY_VERIFY_WITH_TIMEOUT(window.pendingWork() == 0 && window.runsTree()->topLevelItemCount() == 1, 10000);
+        QCOMPARE(tabs->currentWidget(), static_cast<QWidget*>(window.weightNormView()));
+    }
+
+    // "Train a classroom preset": the Training dock comes up with the first
+    // preset set (its menu: any other); Start is the user's.
+    void thePresetButtonRaisesTheTrainingDockWithAPresetChosen() {
+        ltlab::ui::MainWindow window;
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        auto* dock = window.trainingDock();
+        auto* runs_dock = window.findChild<QDockWidget*>("runs_dock");
+        runs_dock->raise(); // Runs in front, as at start
+        auto* combo = dock->findChild<QComboBox*>("preset");
+        QVERIFY(combo);
+        combo->setCurrentIndex(0);
+        window.startPage()->trainButton()->click();
+        QTRY_VERIFY(dock->isVisible());
+        QCOMPARE(combo->currentIndex(), 1);
+        QVERIFY(dock->trainArguments("x.h5").join(' ').contains("ce-wd"));
+        QVERIFY(window.startPageShown()); // nothing trained yet: the page stays
+        const QList<QAction*> menu = window.startPage()->trainButton()->menu()->actions();
+        QCOMPARE(menu.size(), combo->count() - 1);
+        menu.at(1)->trigger(); // the second preset: weight balancing
+        QCOMPARE(combo->currentIndex(), 2);
+        QVERIFY(dock->trainArguments("x.h5").join(' ').contains("--recipe wb"));
+        // Hidden (presentation mode, or closed): it comes back.
+        dock->hide();
+        window.startPage()->trainButton()->click();
+        QTRY_VERIFY(dock->isVisible());
+    }
+
+    // "Open the demo" without a demo folder: `ltlab synth` writes one in a child
+    // process (the window stays responsive) and it opens on the weight norms.
+    void theDemoButtonWritesAndOpensTheDemoRun() {
+        const QString bin = qEnvironmentVariable("LTLAB_BIN");
+        if (bin.isEmpty()) QSKIP("LTLAB_BIN is not set");
+        QTemporaryDir dir;
+        qputenv("LTLAB_DEMO_DIR", dir.filePath("demo").toLocal8Bit());
+        ltlab::ui::MainWindow window;
+        window.setExecutable(bin);
+        window.show();
+        window.startPage()->demoButton()->click();
+        QVERIFY(!window.startPage()->demoButton()->isEnabled()); // writing
+        QTRY_VERIFY_WITH_TIMEOUT(window.runsTree()->topLevelItemCount() == 1 && window.pendingWork() == 0, 30000);
+        qunsetenv("LTLAB_DEMO_DIR");
+        QVERIFY(QFileInfo::exists(dir.filePath("demo/synthetic-lt.h5")));
+        QVERIFY(window.startPage()->demoButton()->isEnabled());
+        QCOMPARE(window.findChild<QTabWidget*>()->currentWidget(), static_cast<QWidget*>(window.weightNormView()));
+        QCOMPARE(window.weightNormView()->plot()->plottableCount() > 0, true);
+        // Again: the file is there, it is not written twice, and the open run is shown.
+        window.closeRun(window.runsTree()->topLevelItem(0)->data(0, Qt::UserRole + 1).toString());
+        QVERIFY(window.startPageShown());
+        qputenv("LTLAB_DEMO_DIR", dir.filePath("demo").toLocal8Bit());
+        window.startPage()->demoButton()->click();
+        qunsetenv("LTLAB_DEMO_DIR");
+        QVERIFY(window.startPage()->demoButton()->isEnabled()); // found, opened at once
+        QTRY_VERIFY_WITH_TIMEOUT(window.runsTree()->topLevelItemCount() == 1 && window.pendingWork() == 0, 10000);
     }
 
     void reportsAFileThatCannotBeOpened() {
