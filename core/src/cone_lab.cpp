@@ -62,7 +62,11 @@ void pairStatistics(const RowMatrix& H, const std::vector<std::int32_t>& labels,
     for (Eigen::Index i = 0; i < H.rows(); ++i)
         if (H.row(i).squaredNorm() > 0) kept.push_back(i);
     const auto n = static_cast<Eigen::Index>(kept.size());
-    RowMatrix U(n, H.cols());
+    // Reused from layer to layer and run to run (a slider's every move):
+    // fresh pages for these megabytes would cost more than the products.
+    thread_local RowMatrix U;
+    thread_local Eigen::MatrixXd G;
+    U.resize(n, H.cols());
     std::vector<std::int32_t> y(static_cast<std::size_t>(n));
     for (Eigen::Index k = 0; k < n; ++k) {
         U.row(k) = H.row(kept[static_cast<std::size_t>(k)]).normalized();
@@ -75,7 +79,6 @@ void pairStatistics(const RowMatrix& H, const std::vector<std::int32_t>& labels,
     h.rows_used = n;
     double sum = 0, sq = 0, same_sum = 0, pairs = 0, same_pairs = 0;
     const Eigen::Index block = 256;
-    Eigen::MatrixXd G;
     for (Eigen::Index i0 = 0; i0 < n; i0 += block) {
         const Eigen::Index bi = std::min(block, n - i0);
         G.noalias() = U.middleRows(i0, bi) * U.bottomRows(n - i0).transpose(); // row i: pairs with j >= i0
