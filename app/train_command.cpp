@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "ltlab/input_file.h"
 #include "ltlab/posthoc.h"
+#include "ltlab/run_checkpoint.h"
 #include "ltlab/run_file.h"
 #include "ltlab/run_writer.h"
 #include "ltlab/training.h"
@@ -324,6 +325,12 @@ int runTrain(const std::vector<std::string>& argv) {
                               << "the weight-sum form it was started with\n";
             }
             const auto epochs = args.integer("epochs", 1), stage2_epochs = args.integer("stage2-epochs", 1);
+            // The checkpoint is verified (checksum, run id, epoch) before the
+            // run file changes in any way (extendRun, or the trainer's cut back).
+            const VerifiedCheckpoint checkpoint = verifyRunCheckpoint(*run, checkpointPath(*run));
+            if (!checkpoint.exists && file->history() && file->history()->numEpochs() > 0)
+                throw InputError(checkpointPath(*run), "", "no checkpoint to resume from (ltlab train keeps one beside the "
+                                                           "run while it trains)");
             if (epochs || stage2_epochs) extendRun(*run, *file, config, epochs, stage2_epochs);
             return trainAndReport(config, *run, true, args.flag("progress-json"));
         }

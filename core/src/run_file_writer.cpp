@@ -205,6 +205,22 @@ void RunFileWriter::setConfig(const std::string& config_json) {
     h5::writeStringAttribute(root, "config", config_json);
 }
 
+void RunFileWriter::setRootAttribute(const std::string& name, const std::string& value) {
+    h5::Lock lock(h5::hdf5Mutex());
+    const hid_t root = handles_->file.get();
+    if (H5Aexists(root, name.c_str()) > 0 && H5Adelete(root, name.c_str()) < 0)
+        throw InputError(path_, "/", "cannot replace the attribute '" + name + "': " + h5::lastLibraryError());
+    h5::writeStringAttribute(root, name, value);
+}
+
+void RunFileWriter::setRootAttribute(const std::string& name, std::int64_t value) {
+    h5::Lock lock(h5::hdf5Mutex());
+    const hid_t root = handles_->file.get();
+    if (H5Aexists(root, name.c_str()) > 0 && H5Adelete(root, name.c_str()) < 0)
+        throw InputError(path_, "/", "cannot replace the attribute '" + name + "': " + h5::lastLibraryError());
+    h5::writeIntAttribute(root, name, value);
+}
+
 void RunFileWriter::appendHistory(const std::vector<std::pair<std::string, double>>& values) {
     h5::Lock lock(h5::hdf5Mutex());
     const hid_t root = handles_->file.get();

@@ -6,14 +6,19 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <numeric>
+#include <sstream>
 #include <thread>
 
 #include "ltlab/analysis.h"
 #include "ltlab/error.h"
 #include "ltlab/posthoc.h"
+#include "ltlab/run_checkpoint.h"
 #include "ltlab/run_file.h"
 #include "ltlab/run_writer.h"
 #include "ltlab/stage2.h"
@@ -28,14 +33,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Model, optimiser, counters and the CPU generator's state, written to a
-// temporary file and renamed, so that a kill never leaves half a checkpoint.
+// Model, optimiser, counters and the CPU generator's state: libtorch's
+// archive inside ltlab's envelope (checksum, run id, epoch:
+// ltlab/run_checkpoint.h), written to a temporary file and renamed, so that a
+// kill never leaves half a checkpoint.
 struct CheckpointState {
     std::int64_t epochs_done = 0;
     double maxnorm_threshold = 0;
 };
 
-void saveCheckpoint(const std::string& path, Network& net, torch::optim::Optimizer& optimizer, const CheckpointState& state) {
+std::string checkpointArchive(Network& net, torch::optim::Optimizer& optimizer, const CheckpointState& state) {
     torch::serialize::OutputArchive archive, model, optim;
     net->save(model);
     optimizer.save(optim);
@@ -44,24 +51,44 @@ void saveCheckpoint(const std::string& path, Network& net, torch::optim::Optimiz
     archive.write("epochs_done", torch::tensor(state.epochs_done, torch::kInt64));
     archive.write("maxnorm_threshold", torch::tensor(state.maxnorm_threshold, torch::kFloat64));
     archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    return bytes.str();
+}
+
+void writeCheckpointFile(const std::string& path, const std::string& envelope) {
     const std::string tmp = path + ".tmp";
-    archive.save_to(tmp);
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out.write(envelope.data(), static_cast<std::streamsize>(envelope.size()));
+        out.close();
+        if (!out) throw InputError(tmp, "", "cannot write the checkpoint: " + std::string(std::strerror(errno)));
+    }
     replaceFileDurably(tmp, path); // fsync, rename, fsync the folder: durable like the run file
+}
+
+// A test-only hook (docs/reliability.md): LTLAB_TEST_STOP_AFTER=created|record
+// ends the process at that point of a run's commits, as a kill there would.
+void testStopAfter(const char* point) {
+    const char* stop = std::getenv("LTLAB_TEST_STOP_AFTER");
+    if (stop && std::strcmp(stop, point) == 0) std::_Exit(86);
 }
 
 // Tensors are mapped onto the device the network is on now, so that a run
 // trained on a GPU can be resumed on the CPU and the other way round.
-CheckpointState loadCheckpoint(const std::string& path, Network& net, torch::optim::Optimizer* optimizer) {
-    if (!std::filesystem::exists(path))
+// `checkpoint` has been read and checked (ltlab/run_checkpoint.h).
+CheckpointState loadCheckpoint(const VerifiedCheckpoint& checkpoint, const std::string& path, Network& net,
+                               torch::optim::Optimizer* optimizer) {
+    if (!checkpoint.exists)
         throw InputError(path, "", "no checkpoint to resume from (ltlab train keeps one beside the run while it trains)");
     torch::serialize::InputArchive archive, model, optim;
     try {
-        archive.load_from(path, net->parameters().front().device());
+        archive.load_from(checkpoint.archive.data(), checkpoint.archive.size(), net->parameters().front().device());
+        archive.read("model", model);
+        net->load(model);
     } catch (const c10::Error& e) {
-        throw InputError(path, "", std::string("not a readable checkpoint: ") + e.what_without_backtrace());
+        throw InputError(path, "", std::string("not a checkpoint of this run's network: ") + e.what_without_backtrace());
     }
-    archive.read("model", model);
-    net->load(model);
     if (optimizer) {
         archive.read("optimizer", optim);
         optimizer->load(optim);
@@ -73,24 +100,39 @@ CheckpointState loadCheckpoint(const std::string& path, Network& net, torch::opt
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
     generator.set_state(rng.to(torch::kCPU)); // mapped onto the GPU with the rest when resuming there
-    return {epochs.item<std::int64_t>(), threshold.item<double>()};
+    const std::int64_t done = epochs.item<std::int64_t>();
+    if (checkpoint.epoch && *checkpoint.epoch != done)
+        throw InputError(path, "", "damaged: its header says epoch " + std::to_string(*checkpoint.epoch) +
+                                       ", its archive " + std::to_string(done));
+    return {done, threshold.item<double>()};
+}
+
+// A checkpoint this run verified or wrote itself: its checksum is checked again.
+CheckpointState loadCheckpoint(const std::string& path, Network& net, torch::optim::Optimizer* optimizer) {
+    return loadCheckpoint(readCheckpointFile(path), path, net, optimizer);
 }
 
 class RunRecorder {
 public:
-    RunRecorder(const std::string& path, const Data& data, const TrainConfig& config, bool create) : path_(path) {
-        if (!create) return; // resuming: the file exists
+    explicit RunRecorder(const std::string& path) : path_(path) {}
+    // A new run: the file, with `fill` (the run id and checkpoint record) in the same transaction.
+    void create(const Data& data, const TrainConfig& config, const std::function<void(RunFileWriter&)>& fill) {
         ClassInfo classes;
         classes.train_counts = data.train_counts;
         classes.names = data.class_names;
         classes.many_threshold = data.many_threshold;
         classes.few_threshold = data.few_threshold;
-        createRunFile(path, classes, config.toJson(), {});
+        createRunFile(path_, classes, config.toJson(), fill);
     }
     // Each epoch is one transaction (updateRunFile): a kill at any moment
-    // leaves a complete file holding every finished epoch.
-    void epoch(const EpochReport& report, const std::optional<SnapshotData>& snapshot) {
-        updateRunFile(path_, [&](RunFileWriter& writer) { record(writer, report, snapshot); });
+    // leaves a complete file holding every finished epoch, and the
+    // checkpoint record (`also`) that goes with it.
+    void epoch(const EpochReport& report, const std::optional<SnapshotData>& snapshot,
+               const std::function<void(RunFileWriter&)>& also) {
+        updateRunFile(path_, [&](RunFileWriter& writer) {
+            record(writer, report, snapshot);
+            also(writer);
+        });
     }
     void snapshot(const SnapshotData& snapshot) {
         updateRunFile(path_, [&](RunFileWriter& writer) { writer.writeSnapshot(snapshot); });
@@ -176,7 +218,7 @@ public:
     TrainingRun(const TrainConfig& c, const std::string& out_path, const TrainingCallbacks& cb, TrainingControl& control,
                 bool resume, torch::Device device)
         : c_(c), out_path_(out_path), cb_(cb), control_(control), device_(device), data_(loadData(c)),
-          plan_(evaluationPlan(data_, c)), stage_end_plan_(evaluationPlan(data_, c, true)), net_(buildNetwork()), recorder_(out_path, data_, c, !resume),
+          plan_(evaluationPlan(data_, c)), stage_end_plan_(evaluationPlan(data_, c, true)), net_(buildNetwork()), recorder_(out_path),
           two_stage_(c.recipe == "wb"), total_epochs_(c.epochs + (two_stage_ ? c.stage2_epochs : 0)),
           checkpoint_(checkpointPath(out_path)) {
         summary_.out_path = out_path;
@@ -185,9 +227,14 @@ public:
 
     // --from: the source run's network with the snapshot's classifier becomes
     // this run's checkpoint after `epoch` (the stage-1 epochs it keeps).
-    void startFrom(const std::string& source_checkpoint, std::int64_t source_epochs, std::int64_t epoch,
-                   const Eigen::MatrixXd& weight, const Eigen::VectorXd& bias) {
-        const std::int64_t done = loadCheckpoint(source_checkpoint, net_, nullptr).epochs_done;
+    // `write_run` makes the new run file (a copy of the source's, cut back);
+    // it is called once the source checkpoint is verified and loaded.
+    void startFrom(const std::string& source_run, const std::string& source_checkpoint, std::int64_t source_epochs,
+                   std::int64_t epoch, const Eigen::MatrixXd& weight, const Eigen::VectorXd& bias,
+                   const std::function<void(const std::function<void(RunFileWriter&)>&)>& write_run) {
+        const VerifiedCheckpoint source = verifyRunCheckpoint(source_run, source_checkpoint);
+        if (!source.warning.empty()) log("warning: " + source_checkpoint + " " + source.warning);
+        const std::int64_t done = loadCheckpoint(source, source_checkpoint, net_, nullptr).epochs_done;
         if (done != source_epochs)
             throw InputError(source_checkpoint, "", "holds epoch " + std::to_string(done) + " but the run's /history has " +
                                                         std::to_string(source_epochs) +
@@ -207,11 +254,21 @@ public:
         }
         std::vector<torch::Tensor> params = net_->parameters();
         torch::optim::SGD optimizer(params, torch::optim::SGDOptions(c_.lr).momentum(c_.momentum));
-        saveCheckpoint(checkpoint_, net_, optimizer, {epoch, 0.0});
+        run_id_ = newRunId(); // a new run: its own id
+        mark_.reset();
+        const std::string archive = checkpointArchive(net_, optimizer, {epoch, 0.0});
+        const Mark next{epoch, sha256Hex(archive)};
+        std::error_code ec;
+        std::filesystem::remove(checkpoint_, ec); // an overwritten run's
+        write_run([&](RunFileWriter& writer) { recordCheckpoint(writer, next); });
+        testStopAfter("created");
+        writeCheckpointFile(checkpoint_, checkpointEnvelope(run_id_, epoch, archive));
+        mark_ = next;
         log("stage 2 from " + source_checkpoint + " with the classifier of epoch " + std::to_string(epoch));
     }
 
     TrainingSummary run(bool resume) {
+        if (!resume) startRun(true);
         if (resume && !resumeFromCheckpoint()) return finish();
         if (epochs_ < c_.epochs) trainStage1();
         if (two_stage_ && !control_.cancelled && c_.stage2_epochs > 0 && epochs_ < total_epochs_) trainStage2();
@@ -257,15 +314,27 @@ private:
     // ---- Resume: the checkpoint's state, and the run file cut back to it ------
     // Returns false when every epoch is done already.
     bool resumeFromCheckpoint() {
-        const std::int64_t done = loadCheckpoint(checkpoint_, net_, nullptr).epochs_done;
+        // Everything is checked before anything changes (docs/reliability.md).
+        const VerifiedCheckpoint checkpoint = verifyRunCheckpoint(out_path_, checkpoint_);
         const auto run = RunFile::open(out_path_);
         const auto history = run->history();
-        if (!history || history->numEpochs() < done)
+        const std::int64_t recorded = history ? history->numEpochs() : 0;
+        if (!checkpoint.exists && recorded == 0) {
+            // Killed after the run file was made, before its first checkpoint.
+            log(out_path_ + ": no epoch finished and no checkpoint yet: starting the run");
+            startRun(false);
+            return true;
+        }
+        if (!checkpoint.warning.empty()) log("warning: " + checkpoint_ + " " + checkpoint.warning);
+        const std::int64_t done = loadCheckpoint(checkpoint, checkpoint_, net_, nullptr).epochs_done;
+        run_id_ = readRunCheckpointRecord(out_path_).run_id.value_or(""); // "": a run from before run ids
+        if (!run_id_.empty()) mark_ = Mark{done, checkpoint.sha256};
+        if (recorded < done)
             throw InputError(out_path_, "/history", "has fewer epochs than its checkpoint (" + std::to_string(done) + ")");
-        if (history->numEpochs() > done) {
+        if (recorded > done) {
             // Killed after an epoch reached the run file but before its checkpoint:
             // that epoch is trained again, so its record goes.
-            log(out_path_ + ": dropping " + std::to_string(history->numEpochs() - done) +
+            log(out_path_ + ": dropping " + std::to_string(recorded - done) +
                 " epoch(s) recorded after the last checkpoint");
             std::vector<std::string> later;
             for (const SnapshotInfo& s : run->snapshots())
@@ -273,6 +342,7 @@ private:
             updateRunFile(out_path_, [&](RunFileWriter& writer) {
                 writer.truncateHistory(done);
                 for (const auto& name : later) writer.removeSnapshot(name);
+                if (mark_) recordCheckpoint(writer, *mark_, *mark_);
             });
         }
         epochs_ = done;
@@ -288,6 +358,54 @@ private:
         return true;
     }
 
+    // ---- The run's identity and its checkpoint record ---------------------------
+    struct Mark {
+        std::int64_t epoch;
+        std::string sha256;
+    };
+    // The run file's record of the checkpoint `next` (and of the one in place
+    // now, which a kill before `next` is in place leaves: docs/reliability.md).
+    void recordCheckpoint(RunFileWriter& writer, const Mark& next) { recordCheckpoint(writer, next, mark_.value_or(next)); }
+    void recordCheckpoint(RunFileWriter& writer, const Mark& next, const Mark& previous) {
+        if (run_id_.empty()) return; // a run from before run ids stays as it was
+        writer.setRootAttribute("run_id", run_id_);
+        writer.setRootAttribute("checkpoint_epoch", next.epoch);
+        writer.setRootAttribute("checkpoint_sha256", next.sha256);
+        writer.setRootAttribute("checkpoint_previous_epoch", previous.epoch);
+        writer.setRootAttribute("checkpoint_previous_sha256", previous.sha256);
+    }
+
+    // A new run (or one killed before its first checkpoint): a run id, and the
+    // checkpoint of epoch 0 in place before any epoch is recorded.
+    void startRun(bool create) {
+        run_id_ = newRunId();
+        mark_.reset();
+        std::vector<torch::Tensor> params = net_->parameters();
+        torch::optim::SGD initial(params, torch::optim::SGDOptions(c_.lr).momentum(c_.momentum)); // no state yet
+        const std::string archive = checkpointArchive(net_, initial, {0, 0.0});
+        const Mark first{0, sha256Hex(archive)};
+        std::error_code ec;
+        std::filesystem::remove(checkpoint_, ec); // an overwritten run's: never taken for this one's
+        auto fill = [&](RunFileWriter& writer) { recordCheckpoint(writer, first); };
+        if (create) recorder_.create(data_, c_, fill);
+        else updateRunFile(out_path_, fill);
+        testStopAfter("created");
+        writeCheckpointFile(checkpoint_, checkpointEnvelope(run_id_, 0, archive));
+        mark_ = first;
+        epochs_ = 0;
+    }
+
+    // The epoch's record with the record of its checkpoint, then the checkpoint.
+    void commitEpoch(const EpochReport& report, const std::optional<SnapshotData>& snapshot,
+                     torch::optim::Optimizer& optimizer, double threshold) {
+        const std::string archive = checkpointArchive(net_, optimizer, {epochs_, threshold});
+        const Mark next{epochs_, sha256Hex(archive)};
+        recorder_.epoch(report, snapshot, [&](RunFileWriter& writer) { recordCheckpoint(writer, next); });
+        testStopAfter("record");
+        writeCheckpointFile(checkpoint_, checkpointEnvelope(run_id_, epochs_, archive));
+        if (!run_id_.empty()) mark_ = next;
+    }
+
     bool waitIfPaused() const {
         while (control_.paused && !control_.cancelled) std::this_thread::sleep_for(std::chrono::milliseconds(50));
         return !control_.cancelled;
@@ -300,7 +418,7 @@ private:
         bool stage_end;
     };
 
-    void finishEpoch(const EpochResult& r) {
+    void finishEpoch(const EpochResult& r, torch::optim::Optimizer& optimizer, double threshold) {
         ++epochs_;
         const auto analysis_started = Clock::now();
         const ClassifierInput head = classifier();
@@ -332,7 +450,7 @@ private:
         }
         report.analysis_seconds = Seconds(Clock::now() - analysis_started).count();
         const auto commit_started = Clock::now();
-        recorder_.epoch(report, snapshot);
+        commitEpoch(report, snapshot, optimizer, threshold);
         report.commit_seconds = Seconds(Clock::now() - commit_started).count();
         summary_.epochs_done = epochs_;
         if (cb_.epoch) cb_.epoch(report);
@@ -386,8 +504,8 @@ private:
             const double step_seconds = Seconds(Clock::now() - started).count();
             reevaluate(e + 1 == c_.epochs);
             finishEpoch({1, loss_sum / double(seen), double(correct) / double(seen), lr, step_seconds, data_seconds,
-                         e + 1 == c_.epochs});
-            saveCheckpoint(checkpoint_, net_, optimizer, {epochs_, 0.0});
+                         e + 1 == c_.epochs},
+                        optimizer, 0.0);
         }
     }
 
@@ -463,8 +581,8 @@ private:
                 cb_.progress(double(epochs_ + 1) / double(total_epochs_),
                              "stage 2, epoch " + std::to_string(e + 1) + "/" + std::to_string(c_.stage2_epochs));
             finishEpoch({2, loss_sum / double(N), double(correct) / double(N), lr, Seconds(Clock::now() - started).count(),
-                         0.0, e + 1 == c_.stage2_epochs});
-            saveCheckpoint(checkpoint_, net_, optimizer, {epochs_, threshold});
+                         0.0, e + 1 == c_.stage2_epochs},
+                        optimizer, threshold);
         }
     }
 
@@ -531,6 +649,8 @@ private:
     const bool two_stage_;
     const std::int64_t total_epochs_;
     const std::string checkpoint_;
+    std::string run_id_;       // "" for a run written before run ids
+    std::optional<Mark> mark_; // the checkpoint in place, as the run file records it
     TrainingSummary summary_;
     std::int64_t epochs_ = 0; // finished, over both stages
     Evaluation eval_;
@@ -573,15 +693,19 @@ TrainingSummary TorchTrainer::stage2From(const Stage2FromPlan& plan, const std::
     torch::set_num_threads(threadsFor(c.threads));
     torch::manual_seed(c.seed);
     const torch::Device device = pickDevice(c.device);
-    // The new run: RUN.h5 up to the snapshot's epoch, with the wb configuration.
-    updateRunFileCopy(from, out, [&](RunFileWriter& writer) {
-        writer.truncateHistory(plan.epoch);
-        for (const auto& name : later) writer.removeSnapshot(name);
-        writer.setConfig(c.toJson());
-    });
+    // The source checkpoint is verified before anything is written; then the
+    // new run: RUN.h5 up to the snapshot's epoch, with the wb configuration.
+    TrainingRun run(c, out, cb, control, true, device);
     try {
-        TrainingRun run(c, out, cb, control, true, device);
-        run.startFrom(source_checkpoint, plan.history_epochs, plan.epoch, weight, bias);
+        run.startFrom(from, source_checkpoint, plan.history_epochs, plan.epoch, weight, bias,
+                      [&](const std::function<void(RunFileWriter&)>& record) {
+                          updateRunFileCopy(from, out, [&](RunFileWriter& writer) {
+                              writer.truncateHistory(plan.epoch);
+                              for (const auto& name : later) writer.removeSnapshot(name);
+                              writer.setConfig(c.toJson());
+                              record(writer);
+                          });
+                      });
         return run.run(true);
     } catch (...) {
         // Nothing trained yet: no half-made run is left behind. (Once stage 2

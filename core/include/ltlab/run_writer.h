@@ -54,6 +54,10 @@ public:
     void writeSnapshot(const SnapshotData& snapshot);
     // Replaces the root attribute `config` (import extends its list of sources).
     void setConfig(const std::string& config_json);
+    // Sets (replaces) a root attribute: a string, or an int64 (the run id and
+    // the checkpoint record of ltlab/run_checkpoint.h).
+    void setRootAttribute(const std::string& name, const std::string& value);
+    void setRootAttribute(const std::string& name, std::int64_t value);
     // Appends one epoch to /history: the datasets are chunked and unlimited,
     // created on first use; a series missing from an epoch gets NaN.
     void appendHistory(const std::vector<std::pair<std::string, double>>& values);
