@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -81,6 +82,9 @@ Dataset readIdx(const std::string& images_path, const std::string& labels_path, 
         throw InputError(labels_path, "", "not an IDX label file (expected magic 0x00000801, uint8, 1 dimension)");
     const std::uint64_t n = bigEndian32(images, 4), h = bigEndian32(images, 8), w = bigEndian32(images, 12);
     const std::uint64_t n_labels = bigEndian32(labels, 4);
+    if (h * w != 0 && n > (std::numeric_limits<std::uint64_t>::max() - 16) / (h * w)) // 16 + n h w would wrap
+        throw InputError(images_path, "", "header says " + std::to_string(n) + " images of " + std::to_string(h) + "x" +
+                                              std::to_string(w) + ": more than 2^64 bytes");
     if (images.size() != 16 + n * h * w)
         throw InputError(images_path, "", "truncated or oversized: header says " + std::to_string(n) + " images of " +
                                               std::to_string(h) + "x" + std::to_string(w) + " (" +

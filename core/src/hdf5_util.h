@@ -54,6 +54,19 @@ private:
 // reopen the file to see new epochs.
 Handle unlockedFileAccess();
 
+// HDF5 1.10 trusts the global heap that holds variable-length data (strings):
+// one damaged byte there makes it read out of bounds or loop forever. These
+// check that structure from the file's bytes before HDF5 touches it, and
+// return the problem ("" when sound).
+// checkGlobalHeaps: every collection ("GCOL") in the first `window` bytes of
+// the file (where HDF5 puts the small metadata-area heaps of attributes and
+// names) parses exactly as HDF5 will parse it.
+std::string checkGlobalHeaps(const std::string& path, std::uint64_t window = 1 << 20);
+// checkVlenReferences: the dataset's stored references (contiguous or
+// unfiltered chunked layout) point at existing objects of the stated length
+// in sound collections.
+std::string checkVlenReferences(hid_t dataset, const std::string& path);
+
 bool linkExists(hid_t loc, const std::string& path);   // every component checked
 bool isGroup(hid_t loc, const std::string& path);
 bool isDataset(hid_t loc, const std::string& path);

@@ -48,6 +48,7 @@ public:
         h5::Handle ds = dataset("name", layers);
         h5::Handle type(H5Dget_type(ds.get()));
         if (H5Tis_variable_str(type.get()) <= 0) fail(group_ + "/name", "must be variable-length strings");
+        if (const std::string heap = h5::checkVlenReferences(ds.get(), path_); !heap.empty()) fail(group_ + "/name", heap);
         std::vector<char*> ptrs(layers, nullptr);
         h5::Handle mem(H5Tcopy(H5T_C_S1));
         H5Tset_size(mem.get(), H5T_VARIABLE);

@@ -82,6 +82,8 @@ std::shared_ptr<const RunFile> RunFile::open(const std::string& path) {
         throw InputError(path, "", is_hdf5 == 0 ? "not an HDF5 file (no HDF5 signature)"
                                                 : "cannot be read as HDF5" + (why.empty() ? "" : ": " + why));
     }
+    // HDF5 1.10 reads a damaged global heap (variable-length strings) out of bounds.
+    if (const std::string heap = h5::checkGlobalHeaps(path); !heap.empty()) throw InputError(path, "", heap);
     std::shared_ptr<RunFile> file(new RunFile(path));
     file->handles_->file = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, h5::unlockedFileAccess().get()));
     if (!file->handles_->file) {
@@ -171,6 +173,7 @@ public:
         std::vector<std::string> out;
         out.reserve(count);
         if (H5Tis_variable_str(type.get()) > 0) {
+            if (const std::string heap = h5::checkVlenReferences(ds, file_.path()); !heap.empty()) file_.fail(path, heap);
             std::vector<char*> ptrs(count, nullptr);
             h5::Handle mem(H5Tcopy(H5T_C_S1));
             H5Tset_size(mem.get(), H5T_VARIABLE);

@@ -568,5 +568,71 @@ class Hardening(unittest.TestCase):
             self.assertAlmostEqual(huge[key], plain[key], places=6, msg=key)
 
 
+    def _damaged_heap_runs(self, name, damage):
+        """ltlab analyze on the base file with damage(bytearray, gcol) applied
+        to its bytes: (returncode, stderr); a signal or a hang fails."""
+        base = write_base(self.path(name + "_base.h5"))
+        with open(base, "rb") as fh:
+            data = bytearray(fh.read())
+        gcol = data.find(b"GCOL\x01\x00\x00\x00")
+        self.assertGreaterEqual(gcol, 0, "h5py wrote the names into a global heap")
+        damage(data, gcol)
+        p = self.path(name + ".h5")
+        with open(p, "wb") as fh:
+            fh.write(data)
+        proc = subprocess.run([tu.ltlab_bin(), "analyze", p], capture_output=True, text=True,
+                              errors="replace", timeout=60)
+        self.assertGreaterEqual(proc.returncode, 0, "killed by signal %d: %s" % (-proc.returncode, proc.stderr[-500:]))
+        self.assertIn(proc.returncode, (0, 2), proc.stderr[-500:])
+        return proc
+
+    def test_damaged_global_heap_object_size(self):
+        # issue 12: one byte of the first heap object's size (the variable-length
+        # strings of / attributes and /classes/names) made HDF5 1.10 crash or hang
+        for value in (0x00, 0x7F, 0x10, 0xFF):
+            for at in (24, 25, 26, 31):
+                def damage(d, gcol):
+                    d[gcol + at] = value
+                proc = self._damaged_heap_runs("heap_%d_%02x" % (at, value), damage)
+                if proc.returncode == 2:
+                    self.assertIn("heap_%d_%02x.h5" % (at, value), proc.stderr)
+                    self.assertLess(len(proc.stderr.splitlines()), 5, proc.stderr)
+
+    def test_damaged_global_heap_is_refused(self):
+        def damage(d, gcol):
+            d[gcol + 25] = 0xFF   # object 1 claims 64 KiB in a 4 KiB collection
+        proc = self._damaged_heap_runs("heap_size", damage)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertRegex(proc.stderr, re.compile("global heap|variable-length", re.I))
+        self.assertEqual(proc.stdout, "")
+
+    def test_damaged_global_heap_every_byte(self):
+        # each of the collection's first 128 bytes set to 0xFF: never a signal or a hang
+        for at in range(0, 128):
+            for value in (0xFF,):
+                def damage(d, gcol):
+                    d[gcol + at] = value
+                self._damaged_heap_runs("heap_every", damage)
+
+    def test_damaged_names_reference(self):
+        # the stored reference of a name points at a missing heap object
+        base = write_base(self.path("ref_base.h5"))
+        import h5py
+        with h5py.File(base, "r") as f:
+            offset = f["/classes/names"].id.get_offset()
+        self.assertIsNotNone(offset, "contiguous /classes/names")
+        with open(base, "rb") as fh:
+            data = bytearray(fh.read())
+        data[offset + 12] = 0x7F          # element 0's heap object index (4 + 8 bytes in)
+        p = self.path("ref_damaged.h5")
+        with open(p, "wb") as fh:
+            fh.write(data)
+        proc = subprocess.run([tu.ltlab_bin(), "analyze", p], capture_output=True, text=True,
+                              errors="replace", timeout=60)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("/classes/names", proc.stderr)
+        self.assertRegex(proc.stderr, re.compile("missing object|variable-length", re.I))
+
+
 if __name__ == "__main__":
     unittest.main()
