@@ -17,6 +17,7 @@
 #include "evaluation.h"
 #include "import_model.h"
 #include "ltlab/error.h"
+#include "ltlab/run_checkpoint.h"
 #include "ltlab/input_file.h"
 #include "ltlab/layers.h"
 #include "ltlab/run_file.h"
@@ -75,9 +76,12 @@ Model trainedRun(const std::string& path, const std::string& config_json, bool i
     if (!fs::is_regular_file(m.source))
         throw InputError(path, "", "no checkpoint beside it (" + m.source + ", which ltlab train keeps): the trained "
                                    "weights are needed (or use --init)");
+    // Verified as --resume verifies it (checksum, run id, epoch; docs/reliability.md),
+    // and read from memory past its header.
+    const VerifiedCheckpoint checkpoint = verifyRunCheckpoint(path, m.source);
     torch::serialize::InputArchive archive, model;
     try {
-        archive.load_from(m.source, torch::kCPU);
+        archive.load_from(checkpoint.archive.data(), checkpoint.archive.size(), torch::kCPU);
         archive.read("model", model);
         m.net->load(model);
     } catch (const c10::Error& e) {
