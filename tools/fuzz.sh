@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # libFuzzer harnesses of ltlab's readers (fuzz/, docs/reliability.md "Fuzzing").
 #   tools/fuzz.sh NAME SECONDS   build (build-fuzz/, clang) and fuzz one harness
-#   tools/fuzz.sh smoke [SECONDS] each harness for a few seconds (default 10): the CI check
+#   tools/fuzz.sh smoke [SECONDS] each harness for SECONDS (default 10); 0: each generated seed once,
+#                                no mutation (the CI check, deterministic: fuzzing's new findings
+#                                are for tools/fuzz.sh NAME SECONDS, not for a landing gate)
 #   tools/fuzz.sh build          build only
 # NAME: run_file, idx, cifar, config, checkpoint. Seeds are written by
 # fuzz/make_seeds.py into build-fuzz/seeds/NAME; the corpus grows in
@@ -48,9 +50,12 @@ fuzz() {
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
   local rc=0
-  nice "$BUILD/bin/fuzz_$name" -max_total_time="$seconds" -max_len="$(max_len "$name")" -timeout=10 \
+  # SECONDS 0: run each generated seed once, no mutation (deterministic: the CI check).
+  local mode=(-max_total_time="$seconds") dirs=("$corpus" "$BUILD/seeds/$name")
+  if [ "$seconds" = 0 ]; then mode=(-runs=0); dirs=("$BUILD/seeds/$name"); fi
+  nice "$BUILD/bin/fuzz_$name" "${mode[@]}" -max_len="$(max_len "$name")" -timeout=10 \
        -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$artifacts/" \
-       "$corpus" "$BUILD/seeds/$name" >"$log" 2>&1 || rc=$?
+       "${dirs[@]}" >"$log" 2>&1 || rc=$?
   local last
   last=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)
   local eps
