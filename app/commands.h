@@ -5,6 +5,13 @@
 #include <string>
 #include <vector>
 
+namespace ltlab {
+struct ImportConfig;
+namespace cli {
+class Args;
+}
+} // namespace ltlab
+
 namespace ltlab::app {
 
 constexpr int kExitOk = 0;
@@ -23,6 +30,11 @@ int runImport(const std::vector<std::string>& args);
 int runStage2(const std::vector<std::string>& args);
 int runConeLab(const std::vector<std::string>& args);
 int runLayers(const std::vector<std::string>& args);
+// The options that say how to build and feed a checkpoint's model, shared by
+// `ltlab import` and `ltlab layers`: --data-dir, --device, --threads,
+// --imbalance, --arch, --mean, --std, --resize, --crop, --features-module,
+// --classifier (import_command.cpp).
+void readModelOptions(const cli::Args& args, ImportConfig& config);
 // Loads the Qt workbench module and runs its event loop.
 int runWorkbench(int argc, char** argv);
 

@@ -134,30 +134,34 @@ ImportConfig configFrom(const cli::Args& args) {
     if (!dataset) throw UsageError("missing --dataset SPEC");
     if (!out) throw UsageError("missing --out RUN.h5");
     c.data.dataset = *dataset;
-    c.data.data_dir = args.value("data-dir").value_or("");
-    c.data.device = args.choice("device", {"auto", "cpu", "cuda"}, "auto");
-    c.data.threads = static_cast<int>(args.integer("threads", 1).value_or(0));
-    c.data.imbalance = args.number("imbalance").value_or(100.0);
+    readModelOptions(args, c);
     c.data.seed = static_cast<std::uint64_t>(args.integer("seed", 0).value_or(0));
     c.data.paper_split = args.flag("paper-split");
     c.data.val_per_class = args.integer("val-per-class", 0).value_or(20);
-    c.arch = args.value("arch").value_or("auto");
     c.splits = commaList(args.value("splits").value_or(""));
     if (const auto counts = args.value("counts")) c.counts = readCounts(*counts);
     c.out = *out;
     c.overwrite = args.flag("overwrite");
     c.logits = args.flag("logits");
     c.max_per_class = args.integer("max-per-class", 1).value_or(-1);
+    return c;
+}
+
+} // namespace
+
+void readModelOptions(const cli::Args& args, ImportConfig& c) {
+    c.data.data_dir = args.value("data-dir").value_or("");
+    c.data.device = args.choice("device", {"auto", "cpu", "cuda"}, "auto");
+    c.data.threads = static_cast<int>(args.integer("threads", 1).value_or(0));
+    c.data.imbalance = args.number("imbalance").value_or(100.0);
+    c.arch = args.value("arch").value_or("auto");
     if (const auto v = args.value("mean")) c.mean = floatList("mean", *v);
     if (const auto v = args.value("std")) c.std = floatList("std", *v);
     if (const auto v = args.integer("resize", 1)) c.resize = *v;
     if (const auto v = args.integer("crop", 1)) c.crop = *v;
     c.features_module = args.value("features-module").value_or("");
     c.classifier = args.value("classifier").value_or("");
-    return c;
 }
-
-} // namespace
 
 int runImport(const std::vector<std::string>& argv) {
     return guarded("import", [&] {

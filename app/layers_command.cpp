@@ -59,22 +59,6 @@ constexpr const char* kHelp =
     "source); MODEL: a checkpoint as ltlab import takes it. Definitions: docs/analysis.md.\n"
     "Exit status: 0 done, 1 usage error, 2 bad input.\n\n";
 
-std::vector<float> floats(const std::string& option, const std::string& text) {
-    std::vector<float> out;
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        const std::size_t end = std::min(text.find(',', start), text.size());
-        const std::string item = text.substr(start, end - start);
-        char* stop = nullptr;
-        const float v = std::strtof(item.c_str(), &stop);
-        if (item.empty() || *stop != '\0' || !std::isfinite(v))
-            throw UsageError("--" + option + " expects numbers separated by commas, got '" + text + "'");
-        out.push_back(v);
-        start = end + 1;
-    }
-    return out;
-}
-
 LayersConfig configFrom(const cli::Args& args) {
     if (args.positional().size() != 1) throw UsageError("give one MODEL or RUN.h5 (ltlab layers --help)");
     LayersConfig c;
@@ -89,18 +73,8 @@ LayersConfig configFrom(const cli::Args& args) {
     c.snapshot = args.value("snapshot").value_or("");
     ImportConfig& m = c.model;
     m.data.dataset = args.value("dataset").value_or("");
-    m.data.data_dir = args.value("data-dir").value_or("");
-    m.data.imbalance = args.number("imbalance").value_or(100.0);
     m.data.seed = c.seed;
-    m.data.device = args.choice("device", {"auto", "cpu", "cuda"}, "auto");
-    m.data.threads = static_cast<int>(args.integer("threads", 1).value_or(0));
-    m.arch = args.value("arch").value_or("auto");
-    if (const auto v = args.value("mean")) m.mean = floats("mean", *v);
-    if (const auto v = args.value("std")) m.std = floats("std", *v);
-    if (const auto v = args.integer("resize", 1)) m.resize = *v;
-    if (const auto v = args.integer("crop", 1)) m.crop = *v;
-    m.features_module = args.value("features-module").value_or("");
-    m.classifier = args.value("classifier").value_or("");
+    readModelOptions(args, m); // as ltlab import reads them
     return c;
 }
 

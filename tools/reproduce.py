@@ -44,12 +44,8 @@ def run(cmd, quiet=False):
     return res.stdout, time.perf_counter() - t0
 
 
-def pct(v):
-    return "n/a" if v is None else f"{100 * v:.1f}"
-
-
-def num(v, digits=3):
-    return "n/a" if v is None else f"{v:.{digits}g}"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_experiments import num, pct  # noqa: E402  (one formatting of the numbers for both documents)
 
 
 class Reproduction:
