@@ -105,26 +105,32 @@ int runStage2(const std::vector<std::string>& argv) {
         if (!same && std::filesystem::exists(*out, ec) && !args.flag("overwrite"))
             throw UsageError(*out + " exists; pass --overwrite to replace it, or --out " + in + " to append");
 
+        // The options, checked at the door (before the run file is read), then
+        // laid over the settings that the run's configuration gives.
+        auto apply_options = [&args](Stage2Settings& s) {
+            if (args.value("loss")) s.loss = parseStage2Loss(args.choice("loss", {"cb", "cb-bce", "ce"}, "cb"));
+            if (const auto v = args.number("cb-beta")) s.cb_beta = *v;
+            if (const auto v = args.value("cb-reduction")) s.cb_reduction = parseCbReduction(*v);
+            if (const auto v = args.number("weight-decay")) s.weight_decay = *v;
+            s.maxnorm = onOff(args, "maxnorm", s.maxnorm);
+            if (const auto v = args.number("maxnorm-threshold")) s.maxnorm_factor = *v;
+            s.maxnorm_per_epoch = onOff(args, "maxnorm-per-epoch", s.maxnorm_per_epoch);
+            if (const auto v = args.integer("epochs", 1)) s.epochs = *v;
+            if (const auto v = args.number("lr")) s.lr = *v;
+            if (const auto v = args.number("momentum")) s.momentum = *v;
+            if (const auto v = args.integer("batch-size", 1)) s.batch_size = *v;
+            if (const auto v = args.integer("seed", 0)) s.seed = static_cast<std::uint64_t>(*v);
+            if (args.flag("from-zero")) s.from_zero = true;
+            if (args.flag("freeze-bias")) s.train_bias = false;
+            s.validate();
+        };
+        Stage2Settings door;
+        apply_options(door);
+
         Stage2Source src = loadStage2Source(in, args.value("snapshot"));
         bool from_config = false;
         Stage2Settings s = stage2SettingsFor(src, &from_config);
-        if (const auto loss = args.value("loss")) {
-            s.loss = parseStage2Loss(args.choice("loss", {"cb", "cb-bce", "ce"}, "cb"));
-        }
-        if (const auto v = args.number("cb-beta")) s.cb_beta = *v;
-        if (const auto v = args.value("cb-reduction")) s.cb_reduction = parseCbReduction(*v);
-        if (const auto v = args.number("weight-decay")) s.weight_decay = *v;
-        s.maxnorm = onOff(args, "maxnorm", s.maxnorm);
-        if (const auto v = args.number("maxnorm-threshold")) s.maxnorm_factor = *v;
-        s.maxnorm_per_epoch = onOff(args, "maxnorm-per-epoch", s.maxnorm_per_epoch);
-        if (const auto v = args.integer("epochs", 1)) s.epochs = *v;
-        if (const auto v = args.number("lr")) s.lr = *v;
-        if (const auto v = args.number("momentum")) s.momentum = *v;
-        if (const auto v = args.integer("batch-size", 1)) s.batch_size = *v;
-        if (const auto v = args.integer("seed", 0)) s.seed = static_cast<std::uint64_t>(*v);
-        if (args.flag("from-zero")) s.from_zero = true;
-        if (args.flag("freeze-bias")) s.train_bias = false;
-        s.validate();
+        apply_options(s);
 
         std::vector<std::string> taken;
         {

@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake ninja-build ccache pkg-config git file dpkg-dev
   # libraries
-  qt6-base-dev qt6-base-dev-tools libqt6opengl6-dev libqt6svg6-dev
+  qt6-base-dev qt6-base-dev-tools libqt6opengl6-dev qt6-svg-dev
   libqcustomplot-dev libqcustomplot2.1-qt6 libvtk9-dev libhdf5-dev libeigen3-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libzip-dev
   # checkpoint import: PNG/JPEG decoding, SHA-256 of the source files
@@ -19,6 +19,8 @@ packages=(
   # tests, packaging and headless rendering
   xvfb xauth desktop-file-utils appstream
   python3-numpy python3-h5py python3-torch python3-torchvision python3-pil
+  # fuzzing (libFuzzer) and the sanitizers' symbolizer (docs/reliability.md)
+  clang libclang-rt-14-dev llvm
   # the embedded real dataset
   dataset-fashion-mnist
 )

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <sstream>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -46,18 +47,26 @@ std::string stage2LossName(Stage2Loss loss) {
 std::string cbReductionName(CbReduction reduction) { return reduction == CbReduction::Batch ? "batch" : "weight-sum"; }
 
 void Stage2Settings::validate() const {
-    auto need = [](bool ok, const std::string& what) {
-        if (!ok) throw UsageError(what);
+    // Each range names the setting as `ltlab stage2` spells it (and its key in the
+    // snapshot's config), the range and the value given (docs/stage2.md).
+    auto need = [](bool ok, const char* option, const char* range, double value) {
+        if (ok) return;
+        std::ostringstream got;
+        got << value;
+        throw UsageError(std::string("--") + option + " must be " + range + ", got " + got.str());
     };
-    need(cb_beta >= 0 && cb_beta <= 1, "cb_beta must be in [0, 1], got " + std::to_string(cb_beta));
-    need(std::isfinite(weight_decay) && weight_decay >= 0, "weight decay must be >= 0");
-    need(std::isfinite(maxnorm_factor) && maxnorm_factor >= 0, "the MaxNorm threshold factor must be >= 0");
-    need(!maxnorm_threshold || (std::isfinite(*maxnorm_threshold) && *maxnorm_threshold >= 0),
-         "the MaxNorm threshold must be >= 0");
-    need(epochs >= 1, "epochs must be at least 1");
-    need(std::isfinite(lr) && lr > 0, "the learning rate must be positive");
-    need(std::isfinite(momentum) && momentum >= 0 && momentum < 1, "momentum must be in [0, 1)");
-    need(batch_size >= 1, "the batch size must be at least 1");
+    auto finite_in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
+    need(finite_in(cb_beta, 0, 1), "cb-beta", "a number in [0, 1]", cb_beta);
+    need(finite_in(weight_decay, 0, 1e9), "weight-decay", "a finite number in [0, 1e9]", weight_decay);
+    need(finite_in(maxnorm_factor, 0, 1e9), "maxnorm-threshold", "a finite number in [0, 1e9]", maxnorm_factor);
+    if (maxnorm_threshold)
+        need(finite_in(*maxnorm_threshold, 0, 1e300), "maxnorm-threshold", "a finite number >= 0 (absolute threshold)",
+             *maxnorm_threshold);
+    need(epochs >= 1 && epochs <= 1000000, "epochs", "an integer in [1, 1000000]", static_cast<double>(epochs));
+    need(finite_in(lr, 0, 1e9) && lr > 0, "lr", "a finite number in (0, 1e9]", lr);
+    need(finite_in(momentum, 0, 1) && momentum < 1, "momentum", "a number in [0, 1)", momentum);
+    need(batch_size >= 1 && batch_size <= (std::int64_t{1} << 31), "batch-size", "an integer in [1, 2^31]",
+         static_cast<double>(batch_size));
 }
 
 std::string Stage2Settings::toJson() const {

@@ -408,6 +408,24 @@ class Hardening(unittest.TestCase):
                 self.run_bad(1, ["train"] + args + ["--out", out], re.escape(option), rng)
         self.assertFalse(os.path.exists(out))
 
+    def test_stage2_options_out_of_range(self):
+        """`ltlab stage2` names the option, its range and the value, exit 1, and writes nothing."""
+        out = self.path("stage2_opt_out.h5")
+        cases = [
+            (["--lr", "-1"], "--lr", r"\(0, 1e9\]", r"got -1"),
+            (["--lr", "1e300"], "--lr", r"\(0, 1e9\]", r"got 1e\+300"),
+            (["--momentum", "1"], "--momentum", r"\[0, 1\)", r"got 1"),
+            (["--weight-decay", "-1"], "--weight-decay", r"\[0, 1e9\]", r"got -1"),
+            (["--cb-beta", "1.5"], "--cb-beta", r"\[0, 1\]", r"got 1.5"),
+            (["--maxnorm-threshold", "-2"], "--maxnorm-threshold", r"\[0, 1e9\]", r"got -2"),
+            (["--epochs", "0"], "--epochs", r">= 1|at least 1", r""),
+            (["--batch-size", "0"], "--batch-size", r">= 1|at least 1", r""),
+        ]
+        for args, option, rng, got in cases:
+            with self.subTest(args=args):
+                self.run_bad(1, ["stage2", self.base] + args + ["--out", out], re.escape(option), rng, got)
+        self.assertFalse(os.path.exists(out))
+
     def test_config_file_values_checked(self):
         cfg = self.path("bad_values.json")
         with open(cfg, "w") as f:
