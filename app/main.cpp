@@ -10,7 +10,7 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(Usage: ltlab [FILE...]            open the workbench (with run files)
+constexpr const char* kUsage = R"(Usage: ltlab [FILE...]            open the workbench (with run files; none: the last session's)
        ltlab COMMAND [options]     run headless
 
 Commands:
@@ -32,6 +32,7 @@ Options:
   -h, --help     this text (COMMAND --help: that command's options)
   --version      print the version
   --screenshot FILE  (with run files) render the workbench once into FILE (PNG) and exit
+  --no-session   open the workbench without the last session's runs (files given open instead of them)
 
 Run files are HDF5; their layout is in docs/run-format.md (any framework can write them:
 tools/python/ltlab_export.py, docs/exporter.md).
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
     if (first == "stage2") return runStage2(rest);
     if (first == "cone-lab") return runConeLab(rest);
     if (first == "layers") return runLayers(rest);
-    if (first.rfind("-", 0) == 0 && first.rfind("--screenshot", 0) != 0) {
+    if (first.rfind("-", 0) == 0 && first.rfind("--screenshot", 0) != 0 && first != "--no-session") {
         std::cerr << "ltlab: unknown option '" << first << "' (see ltlab --help)\n";
         return kExitUsage;
     }

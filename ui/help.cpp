@@ -108,7 +108,26 @@ QStringList guidedViews() {
 
 QString viewGuideHtml() {
     QString html = "<h2>The views</h2><p>Each tab shows one side of the selected snapshot (Runs tree, timeline). "
-                   "Every view exports its figure and data (File &gt; Export current view, Ctrl+E).</p>";
+                   "Every view exports its figure and data (File &gt; Export current view, Ctrl+E).</p>"
+                   "<h3><a name=\"runs\"></a>Runs, the epoch timeline and the session</h3>"
+                   "<p><b>Runs tree:</b> the open runs in the order they were given, each with its snapshots. A click on "
+                   "a run shows its last snapshot; a file opened again is selected, not opened twice; right-click "
+                   "&gt; Close or Ctrl+W closes the selected run. The filter field above the tree (Ctrl+F) keeps the "
+                   "snapshots whose name contains its text (<i>stage2</i>, <i>_la</i>, <i>epoch_01</i>) and the "
+                   "runs that have one, for runs with hundreds of snapshots.</p>"
+                   "<p><b>Epoch timeline:</b> the slider steps through the selected run's snapshots; Play (Space) "
+                   "moves through them at the chosen speed (1x: a snapshot every 0.8 s, waiting for each analysis), "
+                   "and at the last one starts again (Loop ticked) or stops there.</p>"
+                   "<p><b>Session:</b> on quit the window keeps the open runs, the selected snapshot, the tab, the "
+                   "weight norms' overlay, the logit-adjustment mode and tau and the 3D options; <tt>ltlab</tt> "
+                   "without files reopens them (a run file that is gone is skipped and named in the status bar). "
+                   "Files given on the command line open instead of the session; <tt>ltlab --no-session</tt> "
+                   "starts empty.</p>"
+                   "<p><b>Training dock, the open run:</b> <i>Logit adjustment (la)</i> adjusts the selected run's "
+                   "last snapshot that is not itself adjusted, with the dock's tau and mode (auto: best on val), "
+                   "into RUN-la.h5 beside it (<tt>ltlab train --recipe la --from RUN</tt>); <i>Resume / extend</i> "
+                   "continues the run in its file to the epochs set (<tt>ltlab train --resume RUN --epochs N</tt>; "
+                   "more than the run had extends it, the cosine schedule following the new total).</p>";
     for (const Guide& g : kGuides)
         html += QStringLiteral("<h3><a name=\"%1\"></a>%2</h3><p><b>Shows:</b> %3</p><p><b>How to read it:</b> %4</p>"
                                "<p><b>In the papers:</b> %5</p>")
@@ -121,9 +140,10 @@ QString shortcutsHtml() {
                              {"Ctrl+I", "import checkpoints (PyTorch, TorchScript, safetensors)"},
                              {"Ctrl+E", "export the current view (PDF, SVG, PNG and its data as CSV)"},
                              {"Ctrl+W", "close the selected run"},
+                             {"Ctrl+F", "filter the Runs tree's snapshots"},
                              {"F5", "presentation mode (full screen, large type; F5 again to leave)"},
                              {"F1", "the guide to the current view"},
-                             {"Space", "play through the snapshots"},
+                             {"Space", "play through the snapshots (speed and loop beside the timeline)"},
                              {"Esc", "cancel the running analysis"},
                              {"Ctrl+Q", "quit"}};
     QString html = "<h2>Keyboard shortcuts</h2><table cellpadding=4>";

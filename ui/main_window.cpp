@@ -34,6 +34,7 @@
 #include <QTimer>
 #include <QToolButton>
 #include <QTreeWidget>
+#include <QVBoxLayout>
 
 #include "analysis_task.h"
 #include "import_dialog.h"
@@ -54,6 +55,9 @@
 #include "help.h"
 #include "layers_view.h"
 #include "start_page.h"
+#include "epoch_player.h"
+#include "runs_filter.h"
+#include "session.h"
 
 namespace ltlab::ui {
 
@@ -62,6 +66,13 @@ constexpr int kPathRole = Qt::UserRole + 1;
 constexpr int kSnapshotRole = Qt::UserRole + 2;
 constexpr int kPreviewRole = Qt::UserRole + 3; // the weights of a checkpoint being imported
 constexpr int kMaxRecent = 10;
+
+// One file, however it is spelled (relative, "./", a symbolic link).
+QString fileKey(const QString& path) {
+    const QFileInfo info(path);
+    const QString canonical = info.canonicalFilePath();
+    return canonical.isEmpty() ? QDir::cleanPath(info.absoluteFilePath()) : canonical;
+}
 } // namespace
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
@@ -126,12 +137,20 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     connect(start_, &StartPage::recentRequested, this, [this](const QString& path) { openFiles({path}); });
     connect(start_, &StartPage::presetRequested, this, &MainWindow::choosePreset);
 
-    runs_ = new QTreeWidget(this);
+    auto* runs_panel = new QWidget(this);
+    runs_ = new QTreeWidget(runs_panel);
     runs_->setHeaderLabels({tr("Run / snapshot"), tr("Epoch")});
     runs_->header()->setSectionResizeMode(0, QHeaderView::Stretch);
+    runs_->setToolTip(tr("Open runs and their snapshots in the order opened: a click on a run shows its last snapshot; "
+                         "right-click or Ctrl+W closes a run"));
+    filter_ = new RunsFilter(runs_, runs_panel);
+    auto* runs_layout = new QVBoxLayout(runs_panel);
+    runs_layout->setContentsMargins(0, 0, 0, 0);
+    runs_layout->addWidget(filter_);
+    runs_layout->addWidget(runs_, 1);
     auto* dock = new QDockWidget(tr("Runs"), this);
     dock->setObjectName("runs_dock");
-    dock->setWidget(runs_);
+    dock->setWidget(runs_panel);
     addDockWidget(Qt::LeftDockWidgetArea, dock);
     connect(runs_, &QTreeWidget::currentItemChanged, this, [this](QTreeWidgetItem* item) {
         // A run stands for its last snapshot, as `ltlab analyze` picks.
@@ -140,6 +159,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
             return;
         }
         syncTimeline(item);
+        showRunInDock(item);
         analyzeItem(item);
     });
     runs_->setContextMenuPolicy(Qt::CustomContextMenu);
@@ -153,34 +173,15 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         menu.exec(runs_->viewport()->mapToGlobal(pos));
     });
 
-    // Epoch timeline: a slider over the selected run's snapshots, with play/pause.
-    auto* timeline_widget = new QWidget(this);
-    timeline_ = new QSlider(Qt::Horizontal, timeline_widget);
-    timeline_->setEnabled(false);
-    timeline_label_ = new QLabel(tr("no run"), timeline_widget);
-    play_ = new QToolButton(timeline_widget);
-    play_->setIcon(style()->standardIcon(QStyle::SP_MediaPlay));
-    play_->setCheckable(true);
-    play_->setToolTip(tr("Play through the snapshots (Space)"));
-    play_->setShortcut(Qt::Key_Space);
-    auto* timeline_layout = new QHBoxLayout(timeline_widget);
-    timeline_layout->addWidget(play_);
-    timeline_layout->addWidget(timeline_, 1);
-    timeline_layout->addWidget(timeline_label_);
+    // Epoch timeline: a slider over the selected run's snapshots, with the player.
+    player_ = new EpochPlayer(this);
+    player_->setBusy([this] { return pending_ > 0; }); // let the current analysis finish first
+    timeline_ = player_->timeline();
+    timeline_label_ = player_->label();
     auto* timeline_dock = new QDockWidget(tr("Epoch timeline"), this);
     timeline_dock->setObjectName("timeline_dock");
-    timeline_dock->setWidget(timeline_widget);
+    timeline_dock->setWidget(player_);
     addDockWidget(Qt::BottomDockWidgetArea, timeline_dock);
-    play_timer_ = new QTimer(this);
-    play_timer_->setInterval(800);
-    connect(play_, &QToolButton::toggled, this, [this](bool on) {
-        play_->setIcon(style()->standardIcon(on ? QStyle::SP_MediaPause : QStyle::SP_MediaPlay));
-        on ? play_timer_->start() : play_timer_->stop();
-    });
-    connect(play_timer_, &QTimer::timeout, this, [this] {
-        if (pending_ > 0) return; // let the current analysis finish first
-        timeline_->setValue(timeline_->value() >= timeline_->maximum() ? 0 : timeline_->value() + 1);
-    });
     connect(timeline_, &QSlider::valueChanged, this, [this](int index) {
         QTreeWidgetItem* current = runs_->currentItem();
         if (!current) return;
@@ -216,6 +217,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     file_menu->addAction(tr("&Close run"), QKeySequence::Close, this, [this] {
         QTreeWidgetItem* item = runs_->currentItem();
         if (item) closeRun(item->data(0, kPathRole).toString());
+    });
+    file_menu->addAction(tr("&Filter snapshots"), QKeySequence::Find, this, [this] {
+        filter_->setFocus();
+        filter_->selectAll();
     });
     file_menu->addSeparator();
     file_menu->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
@@ -278,7 +283,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     });
     statusBar()->showMessage(tr("Ready"));
 
-    QSettings settings;
+    const QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
     if (const QScreen* s = screen()) { // saved on a larger screen: shrink to this one
         const QRect avail = s->availableGeometry();
@@ -288,14 +293,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     restoreState(settings.value("window/state").toByteArray());
     training_->restoreSettings();
     if (settings.value("window/presentation", false).toBool()) presentation_->trigger();
-    if (settings.contains("geometry/samples_per_class")) { // before any run is open: no analysis to redo
-        GeometryOptions g;
-        g.axes = settings.value("geometry/classifier_axes").toBool() ? GeometryAxes::ClassifierRows : GeometryAxes::Pca;
-        const QVariantList classes = settings.value("geometry/axis_classes").toList();
-        for (int j = 0; j < 3 && j < classes.size(); ++j) g.axis_classes[static_cast<std::size_t>(j)] = classes[j].toInt();
-        g.samples_per_class = settings.value("geometry/samples_per_class").toLongLong();
-        geometry_->setOptions(g);
-    }
+    player_->restoreSettings();
+    session_ = new Session(this);
+    session_->restoreViewSettings();
     if (auto* presets = training_->findChild<QComboBox*>("preset")) {
         QStringList titles;
         for (int i = 0; i < presets->count(); ++i) titles << presets->itemText(i);
@@ -523,10 +523,10 @@ bool MainWindow::exportView(AnalysisView* view, const QString& path, int dpi) {
 void MainWindow::openFiles(const QStringList& paths) {
     for (const QString& path : paths) {
         // The same file twice: show the open one (its last snapshot).
-        const QString absolute = QFileInfo(path).absoluteFilePath();
+        const QString absolute = fileKey(path);
         bool open = false;
         for (const auto& [p, run] : runs_by_path_)
-            if (QFileInfo(p).absoluteFilePath() == absolute && run.item) {
+            if (fileKey(p) == absolute && run.item) {
                 runs_->setCurrentItem(run.item);
                 open = true;
             }
@@ -538,7 +538,7 @@ void MainWindow::openFiles(const QStringList& paths) {
         connect(watcher, &QFutureWatcher<OpenedRun>::finished, this, [this, watcher] {
             OpenedRun opened = watcher->result();
             watcher->deleteLater();
-            opening_.remove(QFileInfo(opened.path).absoluteFilePath());
+            opening_.remove(fileKey(opened.path));
             if (opened.file) {
                 addRun(opened.path, Run{opened.file, std::move(opened.history), nullptr, opened.layers, opened.layers_error});
                 rememberRecent(opened.path);
@@ -656,6 +656,7 @@ void MainWindow::updateRun(const QString& path, Run run) {
     run.item = top;
     existing = std::move(run);
     updateCompareChoices();
+    showRunInDock(runs_->currentItem()); // its configuration may have grown (resume --epochs)
     if (following && top->childCount() > 0 && top->child(top->childCount() - 1) != current)
         runs_->setCurrentItem(top->child(top->childCount() - 1));
     else
@@ -683,6 +684,64 @@ void MainWindow::closeRun(const QString& path) {
     if (runs_by_path_.empty() && !preview_item_) showStartPage(); // nothing open: the first screen again
     statusBar()->showMessage(tr("Closed %1").arg(path), 5000);
 }
+
+void MainWindow::showRunInDock(QTreeWidgetItem* item) {
+    const auto it = item ? runs_by_path_.find(item->data(0, kPathRole).toString()) : runs_by_path_.end();
+    if (it == runs_by_path_.end() || !it->second.file) {
+        if (!item) training_->setOpenRun(QString(), QString()); // nothing selected (a run being re-read keeps its entry)
+        return;
+    }
+    const std::optional<std::string>& config = it->second.file->config();
+    training_->setOpenRun(it->first, config ? QString::fromStdString(*config) : QString());
+}
+
+QStringList MainWindow::openRuns() const {
+    QStringList paths;
+    for (int i = 0; i < runs_->topLevelItemCount(); ++i) {
+        const QString path = runs_->topLevelItem(i)->data(0, kPathRole).toString();
+        if (runs_by_path_.count(path)) paths << QDir::cleanPath(QFileInfo(path).absoluteFilePath());
+    }
+    return paths;
+}
+
+QPair<QString, QString> MainWindow::selectedSnapshot() const {
+    const QTreeWidgetItem* item = runs_->currentItem();
+    if (!item || item->data(0, kPathRole).toString().isEmpty()) return {};
+    return {QDir::cleanPath(QFileInfo(item->data(0, kPathRole).toString()).absoluteFilePath()),
+            item->data(0, kSnapshotRole).toString()};
+}
+
+bool MainWindow::selectSnapshot(const QString& path, const QString& snapshot) {
+    const QString key = fileKey(path);
+    for (int i = 0; i < runs_->topLevelItemCount(); ++i) {
+        QTreeWidgetItem* top = runs_->topLevelItem(i);
+        if (top->data(0, kPathRole).toString().isEmpty() || fileKey(top->data(0, kPathRole).toString()) != key) continue;
+        for (int j = 0; j < top->childCount(); ++j)
+            if (top->child(j)->data(0, kSnapshotRole).toString() == snapshot) {
+                runs_->setCurrentItem(top->child(j));
+                return true;
+            }
+        runs_->setCurrentItem(top); // the snapshot is gone: the run's last
+        return false;
+    }
+    return false;
+}
+
+QString MainWindow::currentViewStem() const {
+    const auto* view = qobject_cast<AnalysisView*>(tabs_->currentWidget());
+    return view ? view->fileStem() : QString();
+}
+
+bool MainWindow::showViewNamed(const QString& file_stem) {
+    for (AnalysisView* v : views_)
+        if (v->fileStem() == file_stem) {
+            showView(v);
+            return true;
+        }
+    return false;
+}
+
+QStringList MainWindow::restoreSession() { return session_->restore(); }
 
 void MainWindow::addRun(const QString& path, Run run) {
     // In the order the files were given (runs from training and import: last).
@@ -1092,10 +1151,8 @@ void MainWindow::closeEvent(QCloseEvent* event) {
     settings.setValue("window/geometry", presenting_ ? saved_geometry_ : saveGeometry());
     settings.setValue("window/state", presenting_ ? saved_state_ : saveState());
     settings.setValue("window/presentation", presentation_->isChecked());
-    const GeometryOptions g = geometry_->options();
-    settings.setValue("geometry/classifier_axes", g.axes == GeometryAxes::ClassifierRows);
-    settings.setValue("geometry/axis_classes", QVariantList{g.axis_classes[0], g.axis_classes[1], g.axis_classes[2]});
-    settings.setValue("geometry/samples_per_class", static_cast<qlonglong>(g.samples_per_class));
+    session_->save();
+    player_->saveSettings();
     training_->saveSettings();
     event->accept();
 }

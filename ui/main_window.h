@@ -36,7 +36,10 @@ namespace ltlab::ui {
 
 struct AnalysisOutcome;
 struct AnalysisProgress;
+class EpochPlayer;
 class GeometryView;
+class RunsFilter;
+class Session;
 class ReportView;
 class StartPage;
 class WeightNormView;
@@ -60,6 +63,22 @@ public:
     // Stops the running analysis (the status bar's Cancel button).
     void cancelAnalysis();
     QTreeWidget* runsTree() const { return runs_; }
+    // The Runs tree's filter field (Ctrl+F), above the tree.
+    RunsFilter* runsFilter() const { return filter_; }
+    // The open runs (absolute paths) in the tree's order; the selected run and snapshot.
+    QStringList openRuns() const;
+    QPair<QString, QString> selectedSnapshot() const;
+    // Selects a snapshot of an open run (its last when the name is gone); false if not there.
+    bool selectSnapshot(const QString& path, const QString& snapshot);
+    // The current tab's file stem ("weight_norms"), and the tab of a stem brought forward.
+    QString currentViewStem() const;
+    bool showViewNamed(const QString& file_stem);
+    // The epoch timeline and its player (speed, loop or stop at the end).
+    EpochPlayer* player() const { return player_; }
+    // The last session (runs, selection, tab, overlay, tau), saved on quit:
+    // reopened by ltlab when no files are given. Returns the runs it opens.
+    QStringList restoreSession();
+    Session* session() const { return session_; }
     QString reportText() const;
     QSlider* timeline() const { return timeline_; }
     // Every view, each showing the newest analysis.
@@ -133,6 +152,8 @@ private:
     void updateRun(const QString& path, Run run);
     void analyzeItem(QTreeWidgetItem* item);
     void syncTimeline(QTreeWidgetItem* item);
+    // The Training dock's "open run" (la, resume) follows the selection.
+    void showRunInDock(QTreeWidgetItem* item);
     void updateRecentMenu();
     void updateCompareChoices();
     void reanalyzeCurrent();
@@ -161,10 +182,11 @@ private:
     void deliver(AnalysisView* view) const;
     mutable std::shared_ptr<const ViewData> view_data_;
     mutable std::set<AnalysisView*> stale_;
-    QSlider* timeline_ = nullptr;
-    QLabel* timeline_label_ = nullptr;
-    QToolButton* play_ = nullptr;
-    QTimer* play_timer_ = nullptr;
+    EpochPlayer* player_ = nullptr;
+    QSlider* timeline_ = nullptr;      // the player's
+    QLabel* timeline_label_ = nullptr; // the player's
+    RunsFilter* filter_ = nullptr;
+    Session* session_ = nullptr;
     QProgressBar* progress_ = nullptr;
     QToolButton* cancel_ = nullptr;
     QAction* presentation_ = nullptr;

@@ -14,6 +14,7 @@
 #include <QSettings>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
+#include <QGroupBox>
 #include <QHBoxLayout>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -119,7 +120,9 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
     tau_->setSingleStep(0.05);
     tau_->setSpecialValueText(tr("auto (on val)"));
     tau_->setValue(-0.01);
+    tau_->setObjectName("tau");
     la_mode_ = new QComboBox(body);
+    la_mode_->setObjectName("la_mode");
     la_mode_->addItems({"multiplicative", "additive"});
     snapshot_every_ = new QSpinBox(body);
     snapshot_every_->setRange(1, 10000);
@@ -183,7 +186,7 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
     form->addRow(tr("CB beta"), cb_beta_);
     form->addRow(maxnorm_, maxnorm_factor_);
     form->addRow(QString(), maxnorm_per_epoch_);
-    section(tr("Logit adjustment (wd-fr-etf)"));
+    section(tr("Logit adjustment (wd-fr-etf, la)"));
     form->addRow(tr("tau"), tau_);
     form->addRow(tr("Mode"), la_mode_);
     section(tr("Run"));
@@ -199,6 +202,7 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
     buttons->addWidget(pause_);
     buttons->addWidget(stop_);
     auto* layout = new QVBoxLayout(body);
+    layout->addWidget(buildOpenRunBox(body));
     layout->addLayout(form);
     layout->addLayout(buttons);
     layout->addWidget(progress_);
@@ -296,15 +300,21 @@ void TrainingDock::updateEnabled() {
         w->setEnabled(recipe == "wb");
     maxnorm_factor_->setEnabled(recipe == "wb" && maxnorm_->isChecked());
     maxnorm_per_epoch_->setEnabled(recipe == "wb" && maxnorm_->isChecked());
-    tau_->setEnabled(recipe == "wd-fr-etf");
-    la_mode_->setEnabled(recipe == "wd-fr-etf");
+    // (and the la of the open run)
+    tau_->setEnabled(recipe == "wd-fr-etf" || !open_run_.isEmpty());
+    la_mode_->setEnabled(recipe == "wd-fr-etf" || !open_run_.isEmpty());
     weight_decay_->setEnabled(recipe != "ce");
 }
 
 void TrainingDock::start() {
     if (running()) return;
-    out_path_ = defaultOutputPath();
-    QDir().mkpath(QFileInfo(out_path_).absolutePath());
+    const QString out = defaultOutputPath();
+    QDir().mkpath(QFileInfo(out).absolutePath());
+    startProcess(trainArguments(out), out, tr("Starting…"));
+}
+
+void TrainingDock::startProcess(const QStringList& args, const QString& out_path, const QString& what) {
+    out_path_ = out_path;
     delete process_;
     process_ = new QProcess(this);
     process_->setProcessChannelMode(QProcess::SeparateChannels);
@@ -322,16 +332,127 @@ void TrainingDock::start() {
         stop_->setEnabled(false);
         paused_ = false;
         pause_->setText(tr("Pause"));
+        updateOpenRunBox();
         emit runFinished(out_path_, status == QProcess::NormalExit ? code : -1, message);
     });
     clock_.start();
     progress_->setValue(0);
-    status_->setText(tr("Starting…"));
+    status_->setText(what);
     start_->setEnabled(false);
     pause_->setEnabled(true);
     stop_->setEnabled(true);
-    process_->start(executable_.isEmpty() ? QCoreApplication::applicationFilePath() : executable_,
-                    trainArguments(out_path_));
+    updateOpenRunBox();
+    process_->start(executable_.isEmpty() ? QCoreApplication::applicationFilePath() : executable_, args);
+}
+
+// ---- the open run: la and resume ---------------------------------------------------------
+
+QGroupBox* TrainingDock::buildOpenRunBox(QWidget* parent) {
+    open_box_ = new QGroupBox(tr("The open run"), parent);
+    open_label_ = new QLabel(tr("No run open"), open_box_);
+    open_label_->setWordWrap(true);
+    la_ = new QPushButton(tr("Logit adjustment (la)"), open_box_);
+    la_->setObjectName("la_open_run");
+    la_->setToolTip(tr("Post-hoc logit adjustment of the open run's last snapshot that is not itself adjusted, with the "
+                       "tau and mode of \"Logit adjustment\" below (auto: the tau best on val); writes RUN-la.h5 "
+                       "beside the run and opens it (ltlab train --recipe la --from RUN)"));
+    resume_epochs_ = new QSpinBox(open_box_);
+    resume_epochs_->setObjectName("resume_epochs");
+    resume_epochs_->setRange(1, 10000);
+    resume_epochs_->setToolTip(tr("Total (stage-1) epochs after resuming: the run's own to finish it, more to extend it "
+                                  "(the cosine schedule follows the new total from the next epoch on; --epochs)"));
+    resume_stage2_epochs_ = new QSpinBox(open_box_);
+    resume_stage2_epochs_->setObjectName("resume_stage2_epochs");
+    resume_stage2_epochs_->setRange(0, 10000);
+    resume_stage2_epochs_->setToolTip(tr("Total stage-2 epochs of a wb run after resuming (--stage2-epochs)"));
+    resume_ = new QPushButton(tr("Resume / extend"), open_box_);
+    resume_->setObjectName("resume_open_run");
+    auto* epochs = new QHBoxLayout;
+    epochs->addWidget(new QLabel(tr("to"), open_box_));
+    epochs->addWidget(resume_epochs_);
+    epochs->addWidget(new QLabel(tr("+ stage 2"), open_box_));
+    epochs->addWidget(resume_stage2_epochs_);
+    epochs->addStretch(1);
+    auto* layout = new QVBoxLayout(open_box_);
+    layout->addWidget(open_label_);
+    layout->addWidget(la_);
+    layout->addLayout(epochs);
+    layout->addWidget(resume_);
+    connect(la_, &QPushButton::clicked, this, &TrainingDock::adjustOpenRun);
+    connect(resume_, &QPushButton::clicked, this, &TrainingDock::resumeOpenRun);
+    updateOpenRunBox();
+    return open_box_;
+}
+
+void TrainingDock::setOpenRun(const QString& path, const QString& config_json) {
+    const bool same = path == open_run_;
+    open_run_ = path;
+    open_recipe_.clear();
+    int epochs = 0, stage2_epochs = 0;
+    if (!config_json.isEmpty()) {
+        try { // the run's own record, read by core's one parser
+            const TrainConfig config = TrainConfig::fromJson(config_json.toStdString(), TrainConfig());
+            if (config.recipe != "la") open_recipe_ = QString::fromStdString(config.recipe);
+            epochs = static_cast<int>(config.epochs);
+            stage2_epochs = static_cast<int>(config.stage2_epochs);
+        } catch (const std::exception&) {
+            // not a training configuration: nothing to resume
+        }
+    }
+    // The run's totals are the least it can be resumed to; a new run starts at them.
+    resume_epochs_->setMinimum(std::max(1, epochs));
+    resume_stage2_epochs_->setMinimum(open_recipe_ == "wb" ? stage2_epochs : 0);
+    if (!same) {
+        resume_epochs_->setValue(epochs);
+        resume_stage2_epochs_->setValue(stage2_epochs);
+    }
+    updateOpenRunBox();
+    updateEnabled();
+}
+
+void TrainingDock::updateOpenRunBox() {
+    const bool open = !open_run_.isEmpty(), idle = !running();
+    open_label_->setText(open ? QFileInfo(open_run_).fileName() + (open_recipe_.isEmpty() ? QString() : " (" + open_recipe_ + ")")
+                              : tr("No run open: open one in the Runs tree"));
+    open_label_->setToolTip(open_run_);
+    la_->setEnabled(open && idle);
+    resume_->setEnabled(open && idle && !open_recipe_.isEmpty());
+    resume_epochs_->setEnabled(open && !open_recipe_.isEmpty());
+    resume_stage2_epochs_->setEnabled(open_recipe_ == "wb");
+    resume_->setToolTip(open && open_recipe_.isEmpty()
+                            ? tr("This run was not written by ltlab train (no training configuration): nothing to resume")
+                            : tr("Continue the open run after its last finished epoch, to the epochs set here, in the "
+                                 "same file (ltlab train --resume RUN --epochs N; needs RUN.h5.ckpt, which ltlab train "
+                                 "keeps beside the run)"));
+}
+
+QString TrainingDock::laOutputPath(const QString& run) {
+    const QFileInfo info(run);
+    return info.dir().filePath(info.completeBaseName() + "-la.h5");
+}
+
+QStringList TrainingDock::laArguments(const QString& run, const QString& out_path) const {
+    QStringList args{"train", "--recipe", "la", "--from", run, "--out", out_path, "--overwrite",
+                     "--la-mode", la_mode_->currentText(), "--progress-json"};
+    if (tau_->value() >= 0) args << "--tau" << QString::number(tau_->value());
+    return args;
+}
+
+QStringList TrainingDock::resumeArguments(const QString& run) const {
+    QStringList args{"train", "--resume", run, "--epochs", QString::number(resume_epochs_->value())};
+    if (open_recipe_ == "wb") args << "--stage2-epochs" << QString::number(resume_stage2_epochs_->value());
+    return args << "--progress-json";
+}
+
+void TrainingDock::adjustOpenRun() {
+    if (running() || open_run_.isEmpty()) return;
+    const QString out = laOutputPath(open_run_);
+    startProcess(laArguments(open_run_, out), out, tr("Adjusting the logits of %1…").arg(QFileInfo(open_run_).fileName()));
+}
+
+void TrainingDock::resumeOpenRun() {
+    if (running() || open_run_.isEmpty() || open_recipe_.isEmpty()) return;
+    startProcess(resumeArguments(open_run_), open_run_, tr("Resuming %1…").arg(QFileInfo(open_run_).fileName()));
 }
 
 qint64 TrainingDock::processId() const { return running() ? process_->processId() : 0; }

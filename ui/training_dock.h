@@ -2,6 +2,11 @@
 // The Training dock: dataset, model, recipe and its main settings, seed and
 // device; presets for the classroom; Start, Pause, Stop; progress and ETA.
 //
+// On the run open in the window (setOpenRun) it also adjusts the logits
+// post hoc (`ltlab train --recipe la --from RUN`, the run's last snapshot that
+// is not itself adjusted, into RUN-la.h5 beside it) and resumes or extends it
+// (`ltlab train --resume RUN --epochs N`).
+//
 // Training runs in a child process (`ltlab train --progress-json`), so libtorch
 // never loads into the workbench, a crash in training cannot take the window
 // down, and pausing (SIGSTOP/SIGCONT) and stopping (SIGINT: finish the batch,
@@ -16,6 +21,7 @@
 class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
+class QGroupBox;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
@@ -47,10 +53,22 @@ public:
     void setRecipe(const QString& recipe, int epochs);
     void setOutputPath(const QString& path);
 
+    // The run selected in the window (empty: none) and its recorded training
+    // configuration (the run file's config attribute; empty: not from ltlab train).
+    void setOpenRun(const QString& path, const QString& config_json);
+    QString openRun() const { return open_run_; }
+    // The command lines of the open run's two actions, and where la writes.
+    QStringList laArguments(const QString& run, const QString& out_path) const;
+    QStringList resumeArguments(const QString& run) const;
+    static QString laOutputPath(const QString& run);
+
 public slots:
     void start();
     void togglePause();
     void stop();
+    // Logit adjustment (la) of the open run; resume / extend the open run.
+    void adjustOpenRun();
+    void resumeOpenRun();
 
 signals:
     void epochFinished(const QString& path, int epoch, int epochs_total);
@@ -61,6 +79,10 @@ signals:
 
 private:
     void readOutput();
+    // Runs `ltlab ARGS` (Start, la, resume); the run file it writes is out_path.
+    void startProcess(const QStringList& args, const QString& out_path, const QString& what);
+    QGroupBox* buildOpenRunBox(QWidget* parent);
+    void updateOpenRunBox();
 
     // The run file a new run goes to: the field's text, or a fresh name under
     // the application's data folder when it is empty.
@@ -73,6 +95,12 @@ private:
     QSpinBox *epochs_, *stage2_epochs_, *seed_, *snapshot_every_;
     QCheckBox *maxnorm_, *maxnorm_per_epoch_;
     QPushButton *start_, *pause_, *stop_;
+    // The open run's box: its name, la, and resume to N (+ M stage-2) epochs.
+    QGroupBox* open_box_ = nullptr;
+    QLabel* open_label_ = nullptr;
+    QPushButton *la_ = nullptr, *resume_ = nullptr;
+    QSpinBox *resume_epochs_ = nullptr, *resume_stage2_epochs_ = nullptr;
+    QString open_run_, open_recipe_; // open_recipe_: a recipe ltlab train can resume, else empty
     QProgressBar* progress_;
     QLabel* status_;
     QProcess* process_ = nullptr;

@@ -19,16 +19,23 @@ extern "C" Q_DECL_EXPORT int ltlab_ui_main(int argc, char** argv) {
     ltlab::initNumericRuntime();
 
     QCommandLineParser parser;
-    parser.setApplicationDescription("ltlab workbench");
+    parser.setApplicationDescription("ltlab workbench. Without files it reopens the last session (the runs open at "
+                                     "quit, the selected snapshot, the tab and view settings); files given here "
+                                     "open instead.");
     parser.addHelpOption();
     QCommandLineOption screenshot("screenshot", "Render the window once, save it to FILE (PNG) and exit.", "FILE");
     parser.addOption(screenshot);
-    parser.addPositionalArgument("files", "Run files to open.", "[FILE...]");
+    QCommandLineOption no_session("no-session", "Start without reopening the last session's runs.");
+    parser.addOption(no_session);
+    parser.addPositionalArgument("files", "Run files to open (instead of the last session's runs).", "[FILE...]");
     parser.process(app);
 
     ltlab::ui::MainWindow window;
     window.show();
-    window.openFiles(parser.positionalArguments());
+    // Files on the command line win over the saved session; a screenshot shows only what it is given.
+    const QStringList files = parser.positionalArguments();
+    if (!files.isEmpty()) window.openFiles(files);
+    else if (!parser.isSet(screenshot) && !parser.isSet(no_session)) window.restoreSession();
 
     if (parser.isSet(screenshot)) {
         const QString out = parser.value(screenshot);

@@ -16,6 +16,7 @@
 #include "ltlab/run_file.h"
 #include "ltlab/run_writer.h"
 #include "ltlab/synthetic.h"
+#include "ltlab/training.h"
 #include "main_window.h"
 #include "geometry_view.h"
 #include "training_dock.h"
@@ -436,6 +437,14 @@ private slots:
         dock.applyPreset(3); // wd-fr-etf: tau chosen on val unless set
         QVERIFY(!dock.trainArguments("/tmp/out.h5").contains("--tau"));
         QVERIFY(dock.trainArguments("/tmp/out.h5").join(' ').contains("--la-mode multiplicative"));
+        // The open run's la (tau auto: chosen on val) and resume (a one-stage run: no --stage2-epochs).
+        dock.setOpenRun("/tmp/r/ce-wd.h5", QString::fromStdString(ltlab::recipeDefaults("ce-wd").toJson()));
+        QCOMPARE(ltlab::ui::TrainingDock::laOutputPath("/tmp/r/ce-wd.h5"), QString("/tmp/r/ce-wd-la.h5"));
+        QCOMPARE(dock.laArguments("/tmp/r/ce-wd.h5", "/tmp/r/ce-wd-la.h5").join(' '),
+                 QString("train --recipe la --from /tmp/r/ce-wd.h5 --out /tmp/r/ce-wd-la.h5 --overwrite --la-mode "
+                         "multiplicative --progress-json"));
+        QCOMPARE(dock.resumeArguments("/tmp/r/ce-wd.h5").join(' '),
+                 QString("train --resume /tmp/r/ce-wd.h5 --epochs %1 --progress-json").arg(ltlab::recipeDefaults("ce-wd").epochs));
         if (const QString dir = qEnvironmentVariable("LTLAB_SCREENSHOT_DIR"); !dir.isEmpty()) {
             dock.applyPreset(2);
             dock.resize(340, 900);
