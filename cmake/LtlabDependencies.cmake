@@ -40,5 +40,6 @@ if(LTLAB_BUILD_UI)
   find_package(QCustomPlotQt6 REQUIRED)
   # Never VTK::GUISupportQt: Debian builds it for Qt 5 (ui/vtk_widget.h embeds VTK itself).
   find_package(VTK 9.1 REQUIRED COMPONENTS CommonCore CommonDataModel FiltersSources FiltersCore RenderingCore
-               RenderingOpenGL2 IOImage InteractionStyle RenderingFreeType IOExportGL2PS RenderingGL2PSOpenGL2)
+               RenderingOpenGL2 IOImage InteractionStyle RenderingFreeType IOExportGL2PS RenderingGL2PSOpenGL2
+               RenderingAnnotation) # vtkAxesActor: the 3D view's axis triad
 endif()

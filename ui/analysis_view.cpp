@@ -243,12 +243,17 @@ QStringList writeViewData(const AnalysisView& view, const QString& path, QString
     return written;
 }
 
+QString className(const ClassInfo& classes, int c) {
+    return c >= 0 && static_cast<std::size_t>(c) < classes.names.size() ? QString::fromStdString(classes.names[c])
+                                                                        : QString::number(c);
+}
+
 QString classSummary(const Analysis& a, const ClassInfo& classes, int c) {
     const auto& pc = a.per_class;
     const auto k = static_cast<std::size_t>(c);
     auto number = [](const Nullable& v) { return v ? QString::number(*v, 'g', 5) : QStringLiteral("n/a"); };
     return QObject::tr("%1 (class %2), %3-shot\nn = %4 train, %5 in %6\naccuracy %7\n||w|| = %8, b = %9\n||mean|| = %10")
-        .arg(k < classes.names.size() ? QString::fromStdString(classes.names[k]) : QString::number(c))
+        .arg(className(classes, c))
         .arg(c)
         .arg(shotGroupName(pc.group[k]))
         .arg(pc.train_count[k])

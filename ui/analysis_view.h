@@ -123,6 +123,9 @@ QString csvQuoted(const std::string& name);
 QString classMatrixCsv(const ClassInfo& classes, const QString& corner,
                        const std::function<QString(std::size_t row, std::size_t column)>& cell);
 
+// A class's name from the file, or its number where the file has none.
+QString className(const ClassInfo& classes, int c);
+
 // One class's numbers, for hover tooltips and the 3D view's pick: name, shot
 // group, training and evaluated counts, accuracy, ||w||, bias, ||mean||.
 QString classSummary(const Analysis& analysis, const ClassInfo& classes, int c);

@@ -22,6 +22,7 @@
 #include <vtkDoubleArray.h>
 #include <vtkGlyph3D.h>
 #include <vtkFloatArray.h>
+#include <vtkIntArray.h>
 #include <vtkPointData.h>
 #include <vtkPoints.h>
 #include <vtkPolyData.h>
@@ -37,8 +38,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <map>
+#include <set>
 #include <tuple>
 
+#include "class_filter.h"
+#include "class_labels.h"
 #include "ltlab/geometry.h"
 #include "vtk_widget.h"
 
@@ -53,11 +59,19 @@ void rankColour(double t, unsigned char rgb[3]) {
     rgb[2] = static_cast<unsigned char>(180 + t * (40 - 180));
 }
 
+// Each point carries its class (`class_array`), for tests and exports of the scene.
+vtkSmartPointer<vtkIntArray> classIds(const std::vector<int>& classes, const char* name) {
+    auto ids = vtkSmartPointer<vtkIntArray>::New();
+    ids->SetName(name);
+    for (int c : classes) ids->InsertNextValue(c);
+    return ids;
+}
+
 // Spheres as imposters (one shaded screen-space quad each, vtkOpenGLSphereMapper):
 // a thousand classes stay interactive under software OpenGL, where a
 // tessellated glyph per class would cost hundreds of triangles each.
 vtkSmartPointer<vtkActor> spheres(const std::vector<Eigen::Vector3d>& centres, const std::vector<double>& radii,
-                                  vtkUnsignedCharArray* colours) {
+                                  vtkUnsignedCharArray* colours, const std::vector<int>& classes, const char* class_array) {
     auto points = vtkSmartPointer<vtkPoints>::New();
     auto verts = vtkSmartPointer<vtkCellArray>::New();
     auto radius = vtkSmartPointer<vtkFloatArray>::New();
@@ -71,6 +85,7 @@ vtkSmartPointer<vtkActor> spheres(const std::vector<Eigen::Vector3d>& centres, c
     data->SetPoints(points);
     data->SetVerts(verts);
     data->GetPointData()->AddArray(radius);
+    data->GetPointData()->AddArray(classIds(classes, class_array));
     auto mapper = vtkSmartPointer<vtkOpenGLSphereMapper>::New();
     mapper->SetInputData(data);
     mapper->SetScaleArray("radius");
@@ -165,7 +180,7 @@ vtkSmartPointer<vtkActor> lines(const std::vector<std::pair<Eigen::Vector3d, Eig
 
 // One vertex per sample, in its class's colour lightened towards white.
 vtkSmartPointer<vtkActor> cloud(const std::vector<Eigen::Vector3d>& points_in, const std::vector<int>& classes,
-                                const std::vector<int>& rank, std::size_t num_ranked) {
+                                const std::function<void(int, unsigned char[3])>& class_colour) {
     auto points = vtkSmartPointer<vtkPoints>::New();
     points->SetNumberOfPoints(static_cast<vtkIdType>(points_in.size()));
     auto verts = vtkSmartPointer<vtkCellArray>::New();
@@ -176,8 +191,7 @@ vtkSmartPointer<vtkActor> cloud(const std::vector<Eigen::Vector3d>& points_in, c
         const vtkIdType id = static_cast<vtkIdType>(i);
         verts->InsertNextCell(1, &id);
         unsigned char rgb[3];
-        const auto c = static_cast<std::size_t>(classes[i]);
-        rankColour(num_ranked > 1 ? double(rank[c]) / double(num_ranked - 1) : 0.0, rgb);
+        class_colour(classes[i], rgb);
         for (auto& v : rgb) v = static_cast<unsigned char>(v + 0.45 * (255 - v));
         colours->InsertNextTypedTuple(rgb);
     }
@@ -185,6 +199,7 @@ vtkSmartPointer<vtkActor> cloud(const std::vector<Eigen::Vector3d>& points_in, c
     data->SetPoints(points);
     data->SetVerts(verts);
     data->GetPointData()->SetScalars(colours);
+    data->GetPointData()->AddArray(classIds(classes, "sample_class"));
     auto mapper = vtkSmartPointer<vtkPolyDataMapper>::New();
     mapper->SetInputData(data);
     mapper->SetColorModeToDirectScalars();
@@ -195,12 +210,6 @@ vtkSmartPointer<vtkActor> cloud(const std::vector<Eigen::Vector3d>& points_in, c
     actor->PickableOff();
     return actor;
 }
-
-QString className(const ClassInfo& classes, int c) {
-    return c >= 0 && static_cast<std::size_t>(c) < classes.names.size() ? QString::fromStdString(classes.names[c])
-                                                                        : QString::number(c);
-}
-
 
 } // namespace
 
@@ -237,7 +246,23 @@ GeometryView::GeometryView(QWidget* parent) : AnalysisView(parent) {
     show_etf_ = new QCheckBox(tr("Simplex ETF"), this);
     show_etf_->setChecked(true);
     controls2->addWidget(show_etf_);
+    labels_box_ = new QComboBox(this);
+    labels_box_->addItems({tr("none"), tr("picked + extremes"), tr("all")});
+    labels_box_->setCurrentIndex(static_cast<int>(LabelMode::PickedAndExtremes));
+    labels_box_->setToolTip(tr("Class names beside the spheres: none, the picked class and the 3 largest and 3 "
+                               "smallest shown classes (by training count), or all (those that fit without overlapping, "
+                               "largest first)"));
+    controls2->addWidget(new QLabel(tr("Labels:"), this));
+    controls2->addWidget(labels_box_);
     controls2->addStretch(1);
+    filter_bar_ = new ClassFilterBar(this); // a third row: each row fits a narrow view
+    auto* controls3 = new QHBoxLayout;
+    controls3->addWidget(filter_bar_);
+    controls3->addStretch(1);
+    connect(labels_box_, &QComboBox::currentIndexChanged, this, [this] { rebuildScene(false); });
+    // Another set of classes: the camera turns as it was and frames them.
+    connect(filter_bar_, &ClassFilterBar::changed, this, [this] { rebuildScene(true); });
+    labels_ = std::make_unique<ClassLabels>(vtk_->renderer());
     connect(axes_, &QComboBox::currentIndexChanged, this, [this](int index) {
         for (auto* combo : axis_class_) combo->setEnabled(index == 1);
         emit optionsChanged();
@@ -268,6 +293,7 @@ GeometryView::GeometryView(QWidget* parent) : AnalysisView(parent) {
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(controls);
     layout->addLayout(controls2);
+    layout->addLayout(controls3);
     layout->addWidget(vtk_, 1);
     layout->addWidget(info_);
 }
@@ -307,7 +333,14 @@ void GeometryView::setOptions(const GeometryOptions& o) {
         emit optionsChanged();
 }
 
+void GeometryView::setLabelMode(LabelMode mode) { labels_box_->setCurrentIndex(static_cast<int>(mode)); }
+
+LabelMode GeometryView::labelMode() const { return static_cast<LabelMode>(labels_box_->currentIndex()); }
+
+void GeometryView::setFilter(const ClassFilter& filter) { filter_bar_->setFilter(filter); }
+
 void GeometryView::fillClassChoices() {
+    filter_bar_->setClasses(data_.classes);
     const auto& counts = data_.classes.train_counts;
     if (static_cast<std::size_t>(axis_class_[0]->count()) == counts.size()) return;
     const auto order = classesByCount(counts);
@@ -342,147 +375,192 @@ void GeometryView::showData(const ViewData& data) {
     rebuildScene(reset_camera);
 }
 
+void GeometryView::showComputedOptions() {
+    if (!data_.geometry) return; // show what was computed, whatever the controls said meanwhile
+    const QSignalBlocker b0(axes_), b1(samples_);
+    axes_->setCurrentIndex(data_.geometry->options.axes == GeometryAxes::ClassifierRows ? 1 : 0);
+    for (auto* combo : axis_class_) combo->setEnabled(axes_->currentIndex() == 1);
+    samples_->setValue(static_cast<int>(data_.geometry->options.samples_per_class));
+    if (data_.geometry->options.axes == GeometryAxes::ClassifierRows)
+        for (int j = 0; j < 3; ++j) {
+            const QSignalBlocker b(axis_class_[j]);
+            const int index = axis_class_[j]->findData(data_.geometry->options.axis_classes[static_cast<std::size_t>(j)]);
+            if (index >= 0) axis_class_[j]->setCurrentIndex(index);
+        }
+}
+
 void GeometryView::rebuildScene(bool reset_camera) {
     fillClassChoices();
-    if (data_.geometry) { // show what was computed, whatever the controls said meanwhile
-        const QSignalBlocker b0(axes_), b1(samples_);
-        axes_->setCurrentIndex(data_.geometry->options.axes == GeometryAxes::ClassifierRows ? 1 : 0);
-        for (auto* combo : axis_class_) combo->setEnabled(axes_->currentIndex() == 1);
-        samples_->setValue(static_cast<int>(data_.geometry->options.samples_per_class));
-        if (data_.geometry->options.axes == GeometryAxes::ClassifierRows)
-            for (int j = 0; j < 3; ++j) {
-                const QSignalBlocker b(axis_class_[j]);
-                const int index = axis_class_[j]->findData(data_.geometry->options.axis_classes[static_cast<std::size_t>(j)]);
-                if (index >= 0) axis_class_[j]->setCurrentIndex(index);
-            }
-    }
+    showComputedOptions();
     vtkRenderer* renderer = vtk_->renderer();
+    labels_->clear();
     renderer->RemoveAllViewProps();
     radii_.clear();
+    shown_.clear();
+    shown_classes_.clear();
     caption_actor_ = nullptr;
     caption_.clear();
     sphere_count_ = sample_point_count_ = 0;
-    if (picked_ >= 0 && (!data_.geometry || std::find(data_.geometry->classes.begin(), data_.geometry->classes.end(),
-                                                      picked_) == data_.geometry->classes.end()))
-        picked_ = -1;
     if (data_.analysis && data_.geometry && !data_.geometry->means.empty()) {
         const ClassGeometry3D& g = *data_.geometry;
-        const auto& counts = data_.analysis->per_class.train_count;
-        const auto order = classesByCount(counts);
-        std::vector<int> rank(counts.size());
-        for (std::size_t r = 0; r < order.size(); ++r) rank[static_cast<std::size_t>(order[r])] = static_cast<int>(r);
-        double extent = 0;
-        for (const auto& m : g.means) extent = std::max(extent, m.norm());
-        const double n_max = double(*std::max_element(counts.begin(), counts.end()));
-        const std::size_t K = g.classes.size();
-        auto colours = vtkSmartPointer<vtkUnsignedCharArray>::New();
-        colours->SetName("colours");
-        colours->SetNumberOfComponents(3);
-        auto line_colours = vtkSmartPointer<vtkUnsignedCharArray>::New();
-        line_colours->SetNumberOfComponents(3);
-        std::vector<double> radii;
-        std::vector<std::pair<Eigen::Vector3d, Eigen::Vector3d>> weight_lines, etf_edges;
-        for (std::size_t k = 0; k < K; ++k) {
-            const auto c = static_cast<std::size_t>(g.classes[k]);
-            unsigned char rgb[3];
-            rankColour(order.size() > 1 ? double(rank[c]) / double(order.size() - 1) : 0.0, rgb);
-            colours->InsertNextTypedTuple(rgb);
-            line_colours->InsertNextTypedTuple(rgb);
-            // Area grows with the count: from 3% (tail) to 8% (head) of the scene;
-            // with many classes, smaller, so that they stay apart.
-            const double scale = K > 100 ? 0.3 : 1.0;
-            radii.push_back(scale * extent * (0.03 + 0.05 * std::sqrt(std::max(1.0, double(counts[c])) / n_max)));
-            weight_lines.emplace_back(Eigen::Vector3d::Zero(), g.weights[k]);
-        }
-        if (!g.samples.empty()) {
-            renderer->AddActor(cloud(g.samples, g.sample_classes, rank, order.size()));
-            sample_point_count_ = static_cast<int>(g.samples.size());
-        }
-        renderer->AddActor(spheres(g.means, radii, colours));
-        renderer->AddActor(lines(weight_lines, line_colours, 2.0));
-        std::vector<Eigen::Vector3d> tips;
-        for (const auto& segment : weight_lines) tips.push_back(segment.second);
-        // With many classes the heads are small: fewer facets (frame rate under software OpenGL).
-        renderer->AddActor(arrowHeads(tips, extent * (K > 100 ? 0.02 : 0.05), line_colours, K > 100 ? 4 : 12));
-        if (show_etf_->isChecked()) {
-            auto etf = spheres(g.etf, std::vector<double>(K, extent * 0.012), nullptr);
-            etf->GetProperty()->SetColor(0.1, 0.1, 0.1);
-            etf->PickableOff();
-            renderer->AddActor(etf);
-            if (K <= 20)
-                for (std::size_t i = 0; i < K; ++i)
-                    for (std::size_t j = i + 1; j < K; ++j) etf_edges.emplace_back(g.etf[i], g.etf[j]);
-            if (!etf_edges.empty()) renderer->AddActor(lines(etf_edges, nullptr, 1.0));
-        }
-        radii_ = radii;
-        if (picked_ >= 0) { // a wireframe shell around the picked class
-            const auto k = static_cast<std::size_t>(
-                std::find(g.classes.begin(), g.classes.end(), picked_) - g.classes.begin());
-            renderer->AddActor(shell(g.means[k], radii[k] * 1.6));
-        }
-        // The caption is 2D text: vector text in PDF/SVG exports.
-        QString caption;
-        if (g.options.axes == GeometryAxes::Pca) {
-            caption = tr("PCA of the class means: %1 % of their variance").arg(100.0 * g.explained, 0, 'f', 1);
-        } else {
-            QStringList names;
-            for (int c : g.options.axis_classes) names << className(data_.classes, c);
-            caption = tr("Axes: classifier rows of %1 (%2 % of the means' variance in their span)")
-                          .arg(names.join(", "))
-                          .arg(100.0 * g.explained, 0, 'f', 1);
-        }
-        if (!g.samples.empty())
-            caption += tr("; %1 samples (at most %2 per class)").arg(g.samples.size()).arg(g.options.samples_per_class);
-        auto text = vtkSmartPointer<vtkTextActor>::New();
-        text->SetInput(caption.toUtf8().constData());
-        text->GetTextProperty()->SetFontSize(14);
-        text->GetTextProperty()->SetColor(0.1, 0.1, 0.1);
-        text->GetPositionCoordinate()->SetCoordinateSystemToNormalizedViewport();
-        text->GetTextProperty()->SetVerticalJustificationToTop();
-        text->SetPosition(0.01, 0.985); // top left, clear of the scene
-        renderer->AddActor2D(text);
-        caption_actor_ = text;
-        caption_ = caption;
-        sphere_count_ = static_cast<int>(K);
+        shown_classes_ = filter_bar_->filter().apply(*data_.analysis, g.classes);
+        filter_bar_->setShown(shown_classes_);
+        const std::set<int> shown(shown_classes_.begin(), shown_classes_.end());
+        for (std::size_t k = 0; k < g.classes.size(); ++k)
+            if (shown.count(g.classes[k])) shown_.push_back(k);
+        if (!shown.count(picked_)) picked_ = -1;
+        drawClasses(g);
+        addLabels(g);
+        addCaption(g);
         if (reset_camera) vtk_->resetCamera();
         renderer->ResetCameraClippingRange();
+    } else {
+        picked_ = -1;
+        vtk_->setAxisNames({});
     }
     showPicked();
     vtk_->requestRender();
+}
+
+// Head (blue) to tail (red) by rank in training count among all classes.
+void GeometryView::classColour(int c, unsigned char rgb[3]) const {
+    const auto n = rank_.size();
+    rankColour(n > 1 ? double(rank_[static_cast<std::size_t>(c)]) / double(n - 1) : 0.0, rgb);
+}
+
+// The means, classifier rows, ETF vertices and samples of the shown classes.
+void GeometryView::drawClasses(const ClassGeometry3D& g) {
+    vtkRenderer* renderer = vtk_->renderer();
+    const auto& counts = data_.analysis->per_class.train_count;
+    const auto order = classesByCount(counts);
+    rank_.assign(counts.size(), 0);
+    for (std::size_t r = 0; r < order.size(); ++r) rank_[static_cast<std::size_t>(order[r])] = static_cast<int>(r);
+    double extent = 0;
+    for (const auto& m : g.means) extent = std::max(extent, m.norm()); // of every class: the scale stays
+    const double n_max = double(*std::max_element(counts.begin(), counts.end()));
+    const std::size_t K = shown_.size();
+    auto colours = vtkSmartPointer<vtkUnsignedCharArray>::New();
+    colours->SetName("colours");
+    colours->SetNumberOfComponents(3);
+    std::vector<Eigen::Vector3d> means, tips, etf;
+    std::vector<int> classes;
+    std::vector<std::pair<Eigen::Vector3d, Eigen::Vector3d>> weight_lines, etf_edges;
+    for (std::size_t k : shown_) {
+        const int c = g.classes[k];
+        unsigned char rgb[3];
+        classColour(c, rgb);
+        colours->InsertNextTypedTuple(rgb);
+        // Area grows with the count: from 3% (tail) to 8% (head) of the scene;
+        // with many classes, smaller, so that they stay apart.
+        const double scale = K > 100 ? 0.3 : 1.0;
+        radii_.push_back(scale * extent * (0.03 + 0.05 * std::sqrt(std::max(1.0, double(counts[static_cast<std::size_t>(c)])) / n_max)));
+        means.push_back(g.means[k]);
+        tips.push_back(g.weights[k]);
+        etf.push_back(g.etf[k]);
+        classes.push_back(c);
+        weight_lines.emplace_back(Eigen::Vector3d::Zero(), g.weights[k]);
+    }
+    drawSamples(g);
+    renderer->AddActor(spheres(means, radii_, colours, classes, "mean_class"));
+    renderer->AddActor(lines(weight_lines, colours, 2.0));
+    // With many classes the heads are small: fewer facets (frame rate under software OpenGL).
+    renderer->AddActor(arrowHeads(tips, extent * (K > 100 ? 0.02 : 0.05), colours, K > 100 ? 4 : 12));
+    if (show_etf_->isChecked()) {
+        auto vertices = spheres(etf, std::vector<double>(K, extent * 0.012), nullptr, classes, "etf_class");
+        vertices->GetProperty()->SetColor(0.1, 0.1, 0.1);
+        vertices->PickableOff();
+        renderer->AddActor(vertices);
+        if (K <= 20)
+            for (std::size_t i = 0; i < K; ++i)
+                for (std::size_t j = i + 1; j < K; ++j) etf_edges.emplace_back(etf[i], etf[j]);
+        if (!etf_edges.empty()) renderer->AddActor(lines(etf_edges, nullptr, 1.0));
+    }
+    const auto picked = std::find(classes.begin(), classes.end(), picked_) - classes.begin();
+    if (picked_ >= 0) // a wireframe shell around the picked class
+        renderer->AddActor(shell(means[static_cast<std::size_t>(picked)], radii_[static_cast<std::size_t>(picked)] * 1.6));
+    sphere_count_ = static_cast<int>(K);
+}
+
+void GeometryView::drawSamples(const ClassGeometry3D& g) {
+    const std::set<int> shown(shown_classes_.begin(), shown_classes_.end());
+    std::vector<Eigen::Vector3d> points;
+    std::vector<int> classes;
+    for (std::size_t i = 0; i < g.samples.size(); ++i)
+        if (shown.count(g.sample_classes[i])) {
+            points.push_back(g.samples[i]);
+            classes.push_back(g.sample_classes[i]);
+        }
+    if (points.empty()) return;
+    vtk_->renderer()->AddActor(cloud(points, classes, [this](int c, unsigned char rgb[3]) { classColour(c, rgb); }));
+    sample_point_count_ = static_cast<int>(points.size());
+}
+
+void GeometryView::addLabels(const ClassGeometry3D& g) {
+    const LabelMode mode = labelMode();
+    std::vector<ClassLabels::Label> labels;
+    std::map<int, std::size_t> index; // class -> its place among the shown
+    for (std::size_t i = 0; i < shown_.size(); ++i) index[g.classes[shown_[i]]] = i;
+    for (int c : labelledClasses(mode, shown_classes_, data_.analysis->per_class.train_count, picked_)) {
+        const std::size_t i = index.at(c);
+        unsigned char rgb[3];
+        classColour(c, rgb);
+        labels.push_back({c, className(data_.classes, c), g.means[shown_[i]], radii_[i], QColor(rgb[0], rgb[1], rgb[2]),
+                          c == picked_});
+    }
+    labels_->show(std::move(labels), mode == LabelMode::PickedAndExtremes);
+}
+
+// The caption is 2D text (vector text in PDF/SVG exports), one short line per
+// fact so that it fits a narrow view; the axis triad names the axes.
+void GeometryView::addCaption(const ClassGeometry3D& g) {
+    QStringList lines, axis_names;
+    if (g.options.axes == GeometryAxes::Pca) {
+        lines << tr("PCA of the class means: %1 % of their variance").arg(100.0 * g.explained, 0, 'f', 1);
+        axis_names << "PC1" << "PC2" << "PC3";
+    } else {
+        QStringList names;
+        for (int c : g.options.axis_classes) names << className(data_.classes, c);
+        lines << tr("Axes: classifier rows of %1").arg(names.join(", "))
+              << tr("(%1 % of the means' variance in their span)").arg(100.0 * g.explained, 0, 'f', 1);
+        for (const QString& name : names) axis_names << "w(" + name + ")";
+    }
+    QString shown = filter_bar_->filter().describe(*data_.analysis, shown_classes_.size(), g.classes.size());
+    if (sample_point_count_ > 0)
+        shown += tr("; %1 samples (at most %2 per class)").arg(sample_point_count_).arg(g.options.samples_per_class);
+    lines << shown;
+    caption_ = lines.join('\n');
+    auto text = vtkSmartPointer<vtkTextActor>::New();
+    text->SetInput(caption_.toUtf8().constData());
+    text->GetTextProperty()->SetFontSize(14);
+    text->GetTextProperty()->SetColor(0.1, 0.1, 0.1);
+    text->GetPositionCoordinate()->SetCoordinateSystemToNormalizedViewport();
+    text->GetTextProperty()->SetVerticalJustificationToTop();
+    text->SetPosition(0.01, 0.985); // top left, clear of the scene
+    vtk_->renderer()->AddActor2D(text);
+    caption_actor_ = text;
+    vtk_->setAxisNames(axis_names);
 }
 
 int GeometryView::pickAt(double x, double y) {
     const int picked = classAt(x, y);
     if (picked != picked_) {
         picked_ = picked;
-        rebuildScene(false); // redraws the selection shell
+        rebuildScene(false); // redraws the selection shell and the labels
     }
     return picked;
 }
 
 int GeometryView::classAt(double x, double y) const {
-    // The front-most class mean whose sphere covers (x, y) on screen.
+    // The front-most shown class mean whose sphere covers (x, y) on screen.
     int picked = -1;
-    if (data_.geometry && radii_.size() == data_.geometry->means.size()) {
-        vtkRenderer* renderer = vtk_->renderer();
-        vtkCamera* camera = renderer->GetActiveCamera();
-        double up[3];
-        camera->GetViewUp(up);
+    if (data_.geometry && radii_.size() == shown_.size()) {
+        const ScreenProjector projector(vtk_->renderer());
         double best_depth = 2.0;
-        auto toDisplay = [renderer](const Eigen::Vector3d& p, double out[3]) {
-            renderer->SetWorldPoint(p[0], p[1], p[2], 1.0);
-            renderer->WorldToDisplay();
-            renderer->GetDisplayPoint(out);
-        };
-        for (std::size_t k = 0; k < data_.geometry->means.size(); ++k) {
-            const Eigen::Vector3d& centre = data_.geometry->means[k];
-            double c[3], edge[3];
-            toDisplay(centre, c);
-            toDisplay(centre + radii_[k] * Eigen::Vector3d(up[0], up[1], up[2]), edge);
-            const double screen_radius = std::max(3.0, std::hypot(edge[0] - c[0], edge[1] - c[1]));
-            if (std::hypot(x - c[0], y - c[1]) <= screen_radius && c[2] < best_depth) {
-                best_depth = c[2];
-                picked = data_.geometry->classes[k];
+        for (std::size_t i = 0; i < shown_.size(); ++i) {
+            const auto d = projector.project(data_.geometry->means[shown_[i]], radii_[i]);
+            if (std::hypot(x - d.x, y - d.y) <= std::max(3.0, d.radius) && d.depth < best_depth) {
+                best_depth = d.depth;
+                picked = data_.geometry->classes[shown_[i]];
             }
         }
     }
@@ -532,8 +610,10 @@ bool GeometryView::exportFigure(const QString& path, double dpi) const {
     const int scale = std::clamp(static_cast<int>(std::lround(dpi / 96.0)), 1, suffix == "png" ? 8 : 2);
     if (suffix != "png" && suffix != "pdf") return suffix == "svg" && saveSvg(path, scale);
     if (caption_actor_) caption_actor_->GetTextProperty()->SetFontSize(14 * scale);
+    labels_->setFontScale(scale);
     const bool ok = suffix == "png" ? vtk_->savePng(path, scale) : vtk_->savePdf(path, scale);
     if (caption_actor_) caption_actor_->GetTextProperty()->SetFontSize(14);
+    labels_->setFontScale(1);
     vtk_->requestRender();
     return ok;
 }
@@ -560,14 +640,17 @@ bool GeometryView::saveSvg(const QString& path, int scale) const {
                                  "<image x=\"0\" y=\"0\" width=\"%1\" height=\"%2\" xlink:href=\"data:image/png;base64,")
                       .arg(w)
                       .arg(h);
-    QString text = caption_.toHtmlEscaped();
     out.write(svg.toUtf8());
     out.write(base64);
-    out.write(QStringLiteral("\"/>\n<text x=\"8\" y=\"%1\" font-family=\"sans-serif\" font-size=\"14\" "
-                             "fill=\"#1a1a1a\">%2</text>\n</svg>\n")
-                  .arg(20) // top left, as in the window
-                  .arg(text)
-                  .toUtf8());
+    out.write("\"/>\n");
+    const QStringList lines = caption_.split('\n');
+    for (int i = 0; i < lines.size(); ++i) // top left, as in the window
+        out.write(QStringLiteral("<text x=\"8\" y=\"%1\" font-family=\"sans-serif\" font-size=\"14\" "
+                                 "fill=\"#1a1a1a\">%2</text>\n")
+                      .arg(20 + 17 * i)
+                      .arg(lines[i].toHtmlEscaped())
+                      .toUtf8());
+    out.write("</svg>\n");
     return out.commit();
 }
 

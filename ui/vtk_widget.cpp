@@ -18,6 +18,8 @@
 #include <vtkCallbackCommand.h>
 #include <vtkActor.h>
 #include <vtkActorCollection.h>
+#include <vtkAxesActor.h>
+#include <vtkCaptionActor2D.h>
 #include <vtkCamera.h>
 #include <vtkCommand.h>
 #include <vtkGL2PSExporter.h>
@@ -26,6 +28,8 @@
 #include <vtkOpenGLState.h>
 #include <vtkProperty.h>
 #include <vtkRenderer.h>
+#include <vtkTextActor.h>
+#include <vtkTextProperty.h>
 
 namespace ltlab::ui {
 
@@ -65,6 +69,7 @@ VtkWidget::VtkWidget(QWidget* parent) : QWidget(parent) {
     renderer_ = vtkSmartPointer<vtkRenderer>::New();
     renderer_->SetBackground(1.0, 1.0, 1.0);
     window_->AddRenderer(renderer_);
+    window_->SetNumberOfLayers(2); // the scene, the axis triad
     window_->SetMultiSamples(0);
     // VTK asks the host to make its context current and whether it is current;
     // the widget answers with its own context (paintGL shows the frame).
@@ -87,6 +92,78 @@ VtkWidget::VtkWidget(QWidget* parent) : QWidget(parent) {
     });
     window_->AddObserver(vtkCommand::WindowMakeCurrentEvent, on_event);
     window_->AddObserver(vtkCommand::WindowIsCurrentEvent, on_event);
+    auto on_frame = vtkSmartPointer<vtkCallbackCommand>::New(); // before each frame of the scene
+    on_frame->SetClientData(this);
+    on_frame->SetCallback([](vtkObject*, unsigned long, void* self, void*) {
+        static_cast<VtkWidget*>(self)->placeAxesMarker();
+    });
+    renderer_->AddObserver(vtkCommand::StartEvent, on_frame);
+}
+
+void VtkWidget::setAxisNames(const QStringList& names) {
+    if (names.size() != 3) {
+        if (marker_renderer_) marker_renderer_->SetDraw(false);
+        return;
+    }
+    if (!marker_renderer_) {
+        marker_renderer_ = vtkSmartPointer<vtkRenderer>::New();
+        marker_renderer_->SetLayer(1);
+        marker_renderer_->InteractiveOff();
+        window_->AddRenderer(marker_renderer_);
+        axes_ = vtkSmartPointer<vtkAxesActor>::New();
+        axes_->SetShaftTypeToLine();
+        axes_->SetTotalLength(1.0, 1.0, 1.0);
+        double colours[3][3] = {{0.75, 0.1, 0.1}, {0.1, 0.55, 0.1}, {0.1, 0.2, 0.8}};
+        vtkProperty* shafts[3] = {axes_->GetXAxisShaftProperty(), axes_->GetYAxisShaftProperty(), axes_->GetZAxisShaftProperty()};
+        vtkProperty* tips[3] = {axes_->GetXAxisTipProperty(), axes_->GetYAxisTipProperty(), axes_->GetZAxisTipProperty()};
+        vtkCaptionActor2D* captions[3] = {axes_->GetXAxisCaptionActor2D(), axes_->GetYAxisCaptionActor2D(),
+                                          axes_->GetZAxisCaptionActor2D()};
+        for (int j = 0; j < 3; ++j) {
+            shafts[j]->SetColor(colours[j]);
+            shafts[j]->SetLineWidth(2.0f);
+            tips[j]->SetColor(colours[j]);
+            vtkTextProperty* text = captions[j]->GetCaptionTextProperty();
+            text->SetColor(colours[j]);
+            text->ShadowOff();
+            text->ItalicOff();
+            text->BoldOff();
+            captions[j]->GetTextActor()->SetTextScaleModeToNone(); // a fixed font size, not fitted to a box
+        }
+        setMarkerFontScale(1);
+        marker_renderer_->AddActor(axes_);
+    }
+    marker_renderer_->SetDraw(true);
+    axes_->SetXAxisLabelText(names[0].toUtf8().constData());
+    axes_->SetYAxisLabelText(names[1].toUtf8().constData());
+    axes_->SetZAxisLabelText(names[2].toUtf8().constData());
+    requestRender();
+}
+
+QStringList VtkWidget::axisNames() const {
+    if (!marker_renderer_ || !marker_renderer_->GetDraw()) return {};
+    return {axes_->GetXAxisLabelText(), axes_->GetYAxisLabelText(), axes_->GetZAxisLabelText()};
+}
+
+void VtkWidget::setMarkerFontScale(int scale) {
+    if (!axes_) return;
+    for (vtkCaptionActor2D* caption : {axes_->GetXAxisCaptionActor2D(), axes_->GetYAxisCaptionActor2D(),
+                                       axes_->GetZAxisCaptionActor2D()})
+        caption->GetCaptionTextProperty()->SetFontSize(12 * scale);
+}
+
+void VtkWidget::placeAxesMarker() {
+    if (!marker_renderer_ || !marker_renderer_->GetDraw()) return;
+    // 130 x 130 widget pixels, as a fraction of the window (an export at scale s keeps the fraction)
+    marker_renderer_->SetViewport(0, 0, std::min(1.0, 130.0 / std::max(1, width())), std::min(1.0, 130.0 / std::max(1, height())));
+    vtkCamera* scene = renderer_->GetActiveCamera();
+    vtkCamera* camera = marker_renderer_->GetActiveCamera();
+    double direction[3];
+    scene->GetDirectionOfProjection(direction);
+    camera->SetFocalPoint(0, 0, 0);
+    camera->SetPosition(-direction[0], -direction[1], -direction[2]);
+    camera->SetViewUp(scene->GetViewUp());
+    marker_renderer_->ResetCamera();
+    camera->Zoom(1.3); // ResetCamera leaves room for any orientation: less is enough
 }
 
 vtkRenderer* VtkWidget::renderer() const { return renderer_; }
@@ -176,6 +253,7 @@ QImage VtkWidget::renderImage(int scale) {
         p->SetPointSize(p->GetPointSize() * float(scale));
         p->SetLineWidth(p->GetLineWidth() * float(scale));
     }
+    setMarkerFontScale(scale);
     target.bind(); // VTK blits its finished frame into the framebuffer bound when it starts
     window_->GetState()->Reset();
     window_->Render();
@@ -186,6 +264,7 @@ QImage VtkWidget::renderImage(int scale) {
         p->SetPointSize(size.first);
         p->SetLineWidth(size.second);
     }
+    setMarkerFontScale(1);
     f->glBindFramebuffer(GL_FRAMEBUFFER, gl_->defaultFramebufferObject());
     window_->SetSize(w, h);
     gl_->doneCurrent();

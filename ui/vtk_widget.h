@@ -10,10 +10,12 @@
 // (press and release in place) is reported for picking.
 
 #include <QImage>
+#include <QStringList>
 #include <QWidget>
 
 #include <vtkSmartPointer.h>
 
+class vtkAxesActor;
 class vtkGenericOpenGLRenderWindow;
 class vtkRenderer;
 
@@ -29,6 +31,10 @@ public:
 
     vtkRenderer* renderer() const;
     void resetCamera();
+    // Axis indicators: a small triad in the lower left corner that turns with
+    // the camera, each axis named (e.g. "PC1"); an empty list hides it.
+    void setAxisNames(const QStringList& names);
+    QStringList axisNames() const;
     // Asks for a new frame (the scene or the camera changed).
     void requestRender();
     // Renders off screen at `scale` times the widget's size (as far as the
@@ -66,10 +72,14 @@ private:
     void resizeGl(int w, int h);
     void paintGl();
     double pixelRatio() const;
+    void placeAxesMarker(); // its camera follows the scene's; 130 x 130 pixels
+    void setMarkerFontScale(int scale);
 
     VtkGlWindow* gl_ = nullptr;
     vtkSmartPointer<vtkGenericOpenGLRenderWindow> window_;
     vtkSmartPointer<vtkRenderer> renderer_;
+    vtkSmartPointer<vtkRenderer> marker_renderer_; // layer 1, over the scene
+    vtkSmartPointer<vtkAxesActor> axes_;
     QPoint last_mouse_, press_pos_;
     bool initialized_ = false;
     int frames_ = 0;
