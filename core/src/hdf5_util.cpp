@@ -1,173 +1,12 @@
 #include "hdf5_util.h"
 
+#include "ltlab/error.h"
+
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <map>
 #include <sstream>
 
 namespace ltlab::h5 {
-
-namespace {
-
-std::uint64_t littleEndian(const unsigned char* p, std::size_t bytes) {
-    std::uint64_t v = 0;
-    for (std::size_t i = bytes; i-- > 0;) v = (v << 8) | p[i];
-    return v;
-}
-
-std::vector<unsigned char> readBytes(std::ifstream& in, std::uint64_t at, std::uint64_t size) {
-    std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
-    in.clear();
-    in.seekg(static_cast<std::streamoff>(at));
-    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
-    if (!in || static_cast<std::uint64_t>(in.gcount()) != size) bytes.clear();
-    return bytes;
-}
-
-// One global heap collection, parsed the way H5HG__cache_heap_deserialize
-// (1.10) walks it, with the bounds checks it lacks. Object sizes by index
-// (objects[0] unused). Returns the problem or "".
-std::string parseCollection(const unsigned char* c, std::uint64_t size, std::size_t sizeof_lengths,
-                            std::map<std::uint64_t, std::uint64_t>* objects) {
-    const std::uint64_t header = 8 + sizeof_lengths, object_header = 8 + sizeof_lengths;
-    if (size < header) return "collection smaller than its header";
-    std::uint64_t p = header;
-    while (p < size) {
-        if (p + object_header > size) break; // a tail too small for a header is free space, as HDF5 reads it
-        const std::uint64_t index = littleEndian(c + p, 2);
-        const std::uint64_t object_size = littleEndian(c + p + 8, sizeof_lengths);
-        std::uint64_t need;
-        if (index > 0) {
-            if (object_size > size) return "object " + std::to_string(index) + " is larger than its collection";
-            need = object_header + ((object_size + 7) & ~std::uint64_t{7});
-            if (objects) (*objects)[index] = object_size;
-        } else {
-            need = object_size; // free space: its size includes its header
-            if (need < object_header && p + need != size) return "free space of size " + std::to_string(need);
-        }
-        if (need == 0) return "object of size 0";
-        if (need > size - p) return "object " + std::to_string(index) + " runs past the end of its collection";
-        p += need;
-    }
-    return "";
-}
-
-std::string collectionAt(std::ifstream& in, std::uint64_t file_size, std::uint64_t at, std::size_t sizeof_lengths,
-                         std::map<std::uint64_t, std::uint64_t>* objects) {
-    const std::uint64_t header = 8 + sizeof_lengths;
-    if (at >= file_size || file_size - at < header) return "collection outside the file";
-    const auto head = readBytes(in, at, header);
-    if (head.empty() || std::memcmp(head.data(), "GCOL", 4) != 0 || head[4] != 1)
-        return "no collection signature";
-    const std::uint64_t size = littleEndian(head.data() + 8, sizeof_lengths);
-    if (size < header || size > file_size - at) return "collection size " + std::to_string(size) + " beyond the file";
-    if (size > (std::uint64_t{1} << 30)) return "collection size " + std::to_string(size) + " implausible";
-    const auto bytes = readBytes(in, at, size);
-    if (bytes.empty()) return "collection unreadable";
-    return parseCollection(bytes.data(), size, sizeof_lengths, objects);
-}
-
-std::string where(std::uint64_t at, const std::string& problem) {
-    return "damaged variable-length data (global heap collection at byte " + std::to_string(at) + ": " + problem + ")";
-}
-
-} // namespace
-
-std::string checkGlobalHeaps(const std::string& path, std::uint64_t window) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return "";
-    in.seekg(0, std::ios::end);
-    const auto file_size = static_cast<std::uint64_t>(in.tellg());
-    const auto bytes = readBytes(in, 0, std::min(file_size, window));
-    for (std::size_t at = 0; at + 16 <= bytes.size(); ++at) {
-        const void* hit = std::memchr(bytes.data() + at, 'G', bytes.size() - at);
-        if (!hit) break;
-        at = static_cast<std::size_t>(static_cast<const unsigned char*>(hit) - bytes.data());
-        if (at + 16 > bytes.size()) break;
-        // "GCOL", version 1, three reserved zero bytes: a collection header (the
-        // files ltlab and h5py write use 8-byte lengths)
-        if (std::memcmp(bytes.data() + at, "GCOL\1\0\0\0", 8) != 0) continue;
-        const std::string problem = collectionAt(in, file_size, at, 8, nullptr);
-        if (!problem.empty()) return where(at, problem);
-    }
-    return "";
-}
-
-std::string checkVlenReferences(hid_t dataset, const std::string& path) {
-    Handle file(H5Iget_file_id(dataset));
-    Handle fcpl(H5Fget_create_plist(file.get()));
-    Handle dcpl(H5Dget_create_plist(dataset));
-    Handle space(H5Dget_space(dataset));
-    if (!file || !fcpl || !dcpl || !space) return "";
-    std::size_t sizeof_offsets = 8, sizeof_lengths = 8;
-    hsize_t userblock = 0;
-    H5Pget_sizes(fcpl.get(), &sizeof_offsets, &sizeof_lengths);
-    H5Pget_userblock(fcpl.get(), &userblock);
-    if (sizeof_offsets > 8 || sizeof_lengths > 8 || sizeof_lengths < 2) return "";
-    const hssize_t points = H5Sget_simple_extent_npoints(space.get());
-    if (points <= 0) return "";
-    const std::uint64_t count = static_cast<std::uint64_t>(points), element = 4 + sizeof_offsets + 4;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return "";
-    in.seekg(0, std::ios::end);
-    const auto file_size = static_cast<std::uint64_t>(in.tellg());
-    if (count > file_size / element + 1) return "";  // more references than the file can hold: HDF5 refuses the read
-
-    std::vector<unsigned char> raw;
-    const H5D_layout_t layout = H5Pget_layout(dcpl.get());
-    if (layout == H5D_CONTIGUOUS) {
-        const haddr_t offset = H5Dget_offset(dataset);
-        if (offset == HADDR_UNDEF) return ""; // never written: fill values, no heap
-        raw = readBytes(in, userblock + offset, count * element);
-        if (raw.empty()) return "";           // HDF5 reports the truncation itself
-    } else if (layout == H5D_CHUNKED && H5Pget_nfilters(dcpl.get()) == 0 && H5Sget_simple_extent_ndims(space.get()) == 1) {
-        hsize_t chunk = 0;
-        if (H5Pget_chunk(dcpl.get(), 1, &chunk) != 1 || chunk == 0) return "";
-        raw.assign(static_cast<std::size_t>(count * element), 0);
-        std::vector<unsigned char> buffer(static_cast<std::size_t>(chunk * element));
-        for (hsize_t first = 0; first < count; first += chunk) {
-            hsize_t offset[1] = {first};
-            hsize_t bytes = 0;
-            std::uint32_t mask = 0;
-            if (H5Dget_chunk_storage_size(dataset, offset, &bytes) < 0 || bytes != chunk * element) {
-                H5Eclear2(H5E_DEFAULT);
-                continue; // unallocated chunk: fill values
-            }
-            if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &mask, buffer.data()) < 0) {
-                H5Eclear2(H5E_DEFAULT);
-                continue;
-            }
-            const std::uint64_t n = std::min<std::uint64_t>(chunk, count - first);
-            std::memcpy(raw.data() + first * element, buffer.data(), static_cast<std::size_t>(n * element));
-        }
-    } else {
-        return ""; // compact or filtered: the metadata-area scan (checkGlobalHeaps) is what guards it
-    }
-
-    std::map<std::uint64_t, std::map<std::uint64_t, std::uint64_t>> collections;
-    for (std::uint64_t i = 0; i < count; ++i) {
-        const unsigned char* e = raw.data() + i * element;
-        const std::uint64_t length = littleEndian(e, 4);
-        const std::uint64_t address = littleEndian(e + 4, sizeof_offsets);
-        const std::uint64_t index = littleEndian(e + 4 + sizeof_offsets, 4);
-        if (length == 0) continue; // empty or null: HDF5 reads nothing
-        auto found = collections.find(address);
-        if (found == collections.end()) {
-            std::map<std::uint64_t, std::uint64_t> objects;
-            const std::string problem = collectionAt(in, file_size, userblock + address, sizeof_lengths, &objects);
-            if (!problem.empty()) return where(address, "element " + std::to_string(i) + ": " + problem);
-            found = collections.emplace(address, std::move(objects)).first;
-        }
-        const auto object = found->second.find(index);
-        if (index == 0 || object == found->second.end())
-            return where(address, "element " + std::to_string(i) + " refers to missing object " + std::to_string(index));
-        if (object->second != length)
-            return where(address, "element " + std::to_string(i) + " has length " + std::to_string(length) +
-                                      " but its object holds " + std::to_string(object->second) + " bytes");
-    }
-    return "";
-}
 
 std::recursive_mutex& hdf5Mutex() {
     static std::recursive_mutex mutex;
@@ -289,8 +128,27 @@ std::vector<hsize_t> shapeOf(hid_t dataset) {
     return dims;
 }
 
+namespace {
+std::string fileName(hid_t object) {
+    const ssize_t n = H5Fget_name(object, nullptr, 0);
+    std::string name(static_cast<std::size_t>(std::max<ssize_t>(n, 0)), '\0');
+    if (n > 0) H5Fget_name(object, name.data(), name.size() + 1);
+    return name;
+}
+std::string objectName(hid_t object) {
+    const ssize_t n = H5Iget_name(object, nullptr, 0);
+    std::string name(static_cast<std::size_t>(std::max<ssize_t>(n, 0)), '\0');
+    if (n > 0) H5Iget_name(object, name.data(), name.size() + 1);
+    return name;
+}
+} // namespace
+
 std::optional<AttributeValue> readAttribute(hid_t object, const std::string& name) {
-    if (H5Aexists(object, name.c_str()) <= 0) return std::nullopt;
+    const htri_t exists = H5Aexists(object, name.c_str());
+    if (exists < 0) // HDF5 could not read the object's header (a checksum, a message)
+        throw InputError(fileName(object), objectName(object),
+                         "cannot read attribute '" + name + "' (damaged object header: " + lastLibraryError() + ")");
+    if (exists == 0) return std::nullopt;
     Handle attr(H5Aopen(object, name.c_str(), H5P_DEFAULT));
     if (!attr) return std::nullopt;
     Handle type(H5Aget_type(attr.get()));
@@ -307,6 +165,8 @@ std::optional<AttributeValue> readAttribute(hid_t object, const std::string& nam
         if (H5Aread(attr.get(), H5T_NATIVE_LLONG, &v) >= 0) value.integer = v;
     } else if (value.kind == ValueKind::String) {
         if (H5Tis_variable_str(type.get()) > 0) {
+            if (const std::string problem = checkVlenAttribute(object, name, 1); !problem.empty())
+                throw InputError(fileName(object), objectName(object), problem);
             Handle mem(H5Tcopy(H5T_C_S1));
             H5Tset_size(mem.get(), H5T_VARIABLE);
             H5Tset_cset(mem.get(), H5Tget_cset(type.get()));

@@ -66,6 +66,11 @@ std::string checkGlobalHeaps(const std::string& path, std::uint64_t window = 1 <
 // unfiltered chunked layout) point at existing objects of the stated length
 // in sound collections.
 std::string checkVlenReferences(hid_t dataset, const std::string& path);
+// checkVlenAttribute: the `count` references stored in attribute `name` of
+// `object` (found in the object's header, versions 1 and 2) point at existing
+// objects of the stated length in sound collections ("" also where the
+// attribute is not stored inline, e.g. in dense storage).
+std::string checkVlenAttribute(hid_t object, const std::string& name, std::uint64_t count);
 
 bool linkExists(hid_t loc, const std::string& path);   // every component checked
 bool isGroup(hid_t loc, const std::string& path);

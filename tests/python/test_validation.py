@@ -651,6 +651,46 @@ class Hardening(unittest.TestCase):
         self.assertIn("/classes/names", proc.stderr)
         self.assertRegex(proc.stderr, re.compile("missing object|variable-length", re.I))
 
+    def _attribute_reference_damaged(self, tag, libver, offset, fmt, value):
+        """The run file with the `format` attribute's stored reference (length 4,
+        collection address 8, object index 4) changed at `offset` within it."""
+        import struct
+        base = self.path("attr_%s.h5" % libver)
+        if not os.path.exists(base):
+            write_base(base)
+            if libver == "latest":   # the same content in version-2 object headers ("OHDR")
+                import h5py
+                with h5py.File(base, "r") as src, h5py.File(base + ".v2", "w", libver="latest") as dst:
+                    for k, v in src.attrs.items():
+                        dst.attrs[k] = v
+                    for k in src:
+                        src.copy(src[k], dst, k)
+                os.replace(base + ".v2", base)
+        with open(base, "rb") as fh:
+            data = bytearray(fh.read())
+        refs = [m.start() for g in re.finditer(b"GCOL\x01", data)
+                for m in re.finditer(re.escape(struct.pack("<IQ", len("ltlab-run"), g.start())), data)]
+        self.assertEqual(len(refs), 1, "one stored reference of the 9-byte 'ltlab-run'")
+        struct.pack_into(fmt, data, refs[0] + offset, value)
+        p = self.path("attr_%s_%s.h5" % (libver, tag))
+        with open(p, "wb") as fh:
+            fh.write(data)
+        return p
+
+    def test_damaged_attribute_reference(self):
+        # issue 12: the reference of a variable-length string attribute pointing at
+        # object 65535 of its collection crashed HDF5 1.10 (SIGSEGV); a length of
+        # 2^31 made it loop (over 100 s); a length one too long read a wrong string
+        cases = [("index_65535", 12, "<I", 65535), ("index_70000", 12, "<I", 70000), ("index_0", 12, "<I", 0),
+                 ("length_2g", 0, "<I", 1 << 31), ("length_10", 0, "<I", 10), ("length_4105", 0, "<I", 4105)]
+        for libver in ("earliest", "latest"):
+            for tag, offset, fmt, value in cases:
+                with self.subTest(libver=libver, damage=tag):
+                    p = self._attribute_reference_damaged(tag, libver, offset, fmt, value)
+                    proc = self.run_bad(2, ["analyze", p], re.escape(p), r"attribute 'format'",
+                                        r"missing object|length|variable-length|damaged object header", timeout=30)
+                    self.assertEqual(proc.stdout, "")
+
 
 if __name__ == "__main__":
     unittest.main()
