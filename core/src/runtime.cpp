@@ -3,8 +3,14 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
 #include <thread>
 
 #include <Eigen/Core>
@@ -17,8 +23,39 @@ int openblas_get_num_threads(void);
 
 namespace ltlab {
 
+namespace {
+
+// Under an address-space limit (ulimit -v), OpenBLAS 0.3.21 spins forever in
+// blas_memory_alloc when a thread's buffer cannot be mapped, and each thread
+// also takes glibc a malloc arena and a stack. Measured here: about 130-200 MB
+// of address space per thread beyond the process's own (160 MB is
+// allowed, and 128 MB kept for the data). The most threads
+// that fit, or `threads` where nothing limits it.
+int threadsTheAddressSpaceAllows(int threads) {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return threads;
+    std::ifstream statm("/proc/self/statm");
+    unsigned long long pages = 0;
+    statm >> pages;
+    const double used = static_cast<double>(pages) * static_cast<double>(sysconf(_SC_PAGESIZE));
+    constexpr double kPerThread = 160.0 * (1 << 20), kReserve = 128.0 * (1 << 20);
+    const double room = static_cast<double>(limit.rlim_cur) - used - kReserve;
+    const int fit = std::max(1, static_cast<int>(room / kPerThread));
+    return std::min(threads, fit);
+}
+
+} // namespace
+
 void initNumericRuntime(int threads) {
     if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (const int fit = threadsTheAddressSpaceAllows(threads); fit < threads) {
+        rlimit limit{};
+        getrlimit(RLIMIT_AS, &limit);
+        std::cerr << "ltlab: the address-space limit (ulimit -v, " << limit.rlim_cur / (1 << 20)
+                  << " MiB) leaves room for " << fit << " numeric thread" << (fit == 1 ? "" : "s") << "; using "
+                  << fit << " instead of " << threads << "\n";
+        threads = fit;
+    }
     // One pool for everything: OpenBLAS (OpenMP build) and our own loops share libgomp's threads.
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);

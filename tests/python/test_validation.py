@@ -408,6 +408,19 @@ class Hardening(unittest.TestCase):
                 self.run_bad(1, ["train"] + args + ["--out", out], re.escape(option), rng)
         self.assertFalse(os.path.exists(out))
 
+    @unittest.skipIf(os.environ.get("ASAN_OPTIONS"), "AddressSanitizer reserves terabytes of address space")
+    def test_threads_fit_an_address_space_limit(self):
+        """Under ulimit -v, OpenBLAS spun forever when a thread's buffer could not
+        be mapped (issue 12): ltlab now uses the threads that fit and says so."""
+        import resource
+        limit = 800 << 20
+        proc = subprocess.run([tu.ltlab_bin(), "analyze", self.base, "--threads", "8"], capture_output=True,
+                              text=True, timeout=120,
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertRegex(proc.stderr, r"address-space limit \(ulimit -v, 800 MiB\) leaves room for \d+ numeric thread")
+        self.assertIn("Snapshot", proc.stdout)
+
     def test_stage2_options_out_of_range(self):
         """`ltlab stage2` names the option, its range and the value, exit 1, and writes nothing."""
         out = self.path("stage2_opt_out.h5")

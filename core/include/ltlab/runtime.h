@@ -6,6 +6,8 @@
 namespace ltlab {
 
 // Sets OpenBLAS/OpenMP to `threads` (0: all cores). Called once at start-up.
+// Under an address-space limit (ulimit -v) it uses no more threads than fit
+// (OpenBLAS would spin forever otherwise) and says so on stderr.
 void initNumericRuntime(int threads = 0);
 int numericThreads();
 // "OpenBLAS 0.3.21 ... (OpenMP), 2 threads": what `ltlab --version` prints.
