@@ -14,24 +14,11 @@
 #include <QVBoxLayout>
 
 #include <vtkActor.h>
-#include <vtkCellArray.h>
-#include <vtkCellData.h>
 #include <vtkCamera.h>
-#include <vtkConeSource.h>
 #include <vtkCoordinate.h>
-#include <vtkDoubleArray.h>
-#include <vtkGlyph3D.h>
-#include <vtkFloatArray.h>
-#include <vtkIntArray.h>
-#include <vtkPointData.h>
-#include <vtkPoints.h>
-#include <vtkPolyData.h>
-#include <vtkOpenGLSphereMapper.h>
-#include <vtkPolyDataMapper.h>
 #include <vtkProperty.h>
 #include <vtkRenderer.h>
 #include <vtkSmartPointer.h>
-#include <vtkSphereSource.h>
 #include <vtkTextActor.h>
 #include <vtkTextProperty.h>
 #include <vtkUnsignedCharArray.h>
@@ -45,228 +32,74 @@
 
 #include "class_filter.h"
 #include "class_labels.h"
+#include "geometry_actors.h"
 #include "ltlab/geometry.h"
 #include "vtk_widget.h"
 
 namespace ltlab::ui {
 
-namespace {
-
-// Head (blue) to tail (red) by rank in training count.
-void rankColour(double t, unsigned char rgb[3]) {
-    rgb[0] = static_cast<unsigned char>(31 + t * (214 - 31));
-    rgb[1] = static_cast<unsigned char>(119 + t * (39 - 119));
-    rgb[2] = static_cast<unsigned char>(180 + t * (40 - 180));
-}
-
-// Each point carries its class (`class_array`), for tests and exports of the scene.
-vtkSmartPointer<vtkIntArray> classIds(const std::vector<int>& classes, const char* name) {
-    auto ids = vtkSmartPointer<vtkIntArray>::New();
-    ids->SetName(name);
-    for (int c : classes) ids->InsertNextValue(c);
-    return ids;
-}
-
-// Spheres as imposters (one shaded screen-space quad each, vtkOpenGLSphereMapper):
-// a thousand classes stay interactive under software OpenGL, where a
-// tessellated glyph per class would cost hundreds of triangles each.
-vtkSmartPointer<vtkActor> spheres(const std::vector<Eigen::Vector3d>& centres, const std::vector<double>& radii,
-                                  vtkUnsignedCharArray* colours, const std::vector<int>& classes, const char* class_array) {
-    auto points = vtkSmartPointer<vtkPoints>::New();
-    auto verts = vtkSmartPointer<vtkCellArray>::New();
-    auto radius = vtkSmartPointer<vtkFloatArray>::New();
-    radius->SetName("radius");
-    for (std::size_t i = 0; i < centres.size(); ++i) {
-        const vtkIdType id = points->InsertNextPoint(centres[i].data());
-        verts->InsertNextCell(1, &id);
-        radius->InsertNextValue(static_cast<float>(radii[i]));
-    }
-    auto data = vtkSmartPointer<vtkPolyData>::New();
-    data->SetPoints(points);
-    data->SetVerts(verts);
-    data->GetPointData()->AddArray(radius);
-    data->GetPointData()->AddArray(classIds(classes, class_array));
-    auto mapper = vtkSmartPointer<vtkOpenGLSphereMapper>::New();
-    mapper->SetInputData(data);
-    mapper->SetScaleArray("radius");
-    if (colours) {
-        data->GetPointData()->SetScalars(colours);
-        mapper->SetColorModeToDirectScalars();
-    } else {
-        mapper->ScalarVisibilityOff();
-    }
-    auto actor = vtkSmartPointer<vtkActor>::New();
-    actor->SetMapper(mapper);
-    return actor;
-}
-
-// Arrow heads: a small cone at the end of each classifier row, pointing along
-// it, in the class's colour (`resolution` facets).
-vtkSmartPointer<vtkActor> arrowHeads(const std::vector<Eigen::Vector3d>& tips, double length,
-                                     vtkUnsignedCharArray* colours, int resolution) {
-    auto points = vtkSmartPointer<vtkPoints>::New();
-    auto directions = vtkSmartPointer<vtkDoubleArray>::New();
-    directions->SetName("direction");
-    directions->SetNumberOfComponents(3);
-    for (const auto& tip : tips) {
-        const Eigen::Vector3d unit = tip.norm() > 0 ? Eigen::Vector3d(tip.normalized()) : Eigen::Vector3d::UnitX();
-        const Eigen::Vector3d centre = tip - 0.5 * length * unit; // the cone's tip on the row's end
-        points->InsertNextPoint(centre.data());
-        directions->InsertNextTuple(unit.data());
-    }
-    auto data = vtkSmartPointer<vtkPolyData>::New();
-    data->SetPoints(points);
-    data->GetPointData()->SetVectors(directions);
-    data->GetPointData()->SetScalars(colours);
-    auto cone = vtkSmartPointer<vtkConeSource>::New();
-    cone->SetResolution(resolution);
-    cone->SetHeight(length);
-    cone->SetRadius(0.35 * length);
-    auto glyph = vtkSmartPointer<vtkGlyph3D>::New();
-    glyph->SetInputData(data);
-    glyph->SetSourceConnection(cone->GetOutputPort());
-    glyph->SetVectorModeToUseVector();
-    glyph->OrientOn();
-    glyph->SetScaleModeToDataScalingOff();
-    glyph->SetColorModeToColorByScalar();
-    auto mapper = vtkSmartPointer<vtkPolyDataMapper>::New();
-    mapper->SetInputConnection(glyph->GetOutputPort());
-    mapper->SetColorModeToDirectScalars();
-    auto actor = vtkSmartPointer<vtkActor>::New();
-    actor->SetMapper(mapper);
-    actor->PickableOff();
-    return actor;
-}
-
-// A wireframe shell (a tessellated sphere) around one point: the selection.
-vtkSmartPointer<vtkActor> shell(const Eigen::Vector3d& centre, double radius) {
-    auto sphere = vtkSmartPointer<vtkSphereSource>::New();
-    sphere->SetCenter(centre.data());
-    sphere->SetRadius(radius);
-    sphere->SetThetaResolution(16);
-    sphere->SetPhiResolution(10);
-    auto mapper = vtkSmartPointer<vtkPolyDataMapper>::New();
-    mapper->SetInputConnection(sphere->GetOutputPort());
-    auto actor = vtkSmartPointer<vtkActor>::New();
-    actor->SetMapper(mapper);
-    actor->GetProperty()->SetRepresentationToWireframe();
-    actor->GetProperty()->SetColor(0.0, 0.0, 0.0);
-    actor->GetProperty()->LightingOff();
-    actor->PickableOff();
-    return actor;
-}
-
-vtkSmartPointer<vtkActor> lines(const std::vector<std::pair<Eigen::Vector3d, Eigen::Vector3d>>& segments,
-                                vtkUnsignedCharArray* colours, double width) {
-    auto points = vtkSmartPointer<vtkPoints>::New();
-    auto cells = vtkSmartPointer<vtkCellArray>::New();
-    for (const auto& [a, b] : segments) {
-        const vtkIdType ids[2] = {points->InsertNextPoint(a.data()), points->InsertNextPoint(b.data())};
-        cells->InsertNextCell(2, ids);
-    }
-    auto data = vtkSmartPointer<vtkPolyData>::New();
-    data->SetPoints(points);
-    data->SetLines(cells);
-    if (colours) data->GetCellData()->SetScalars(colours);
-    auto mapper = vtkSmartPointer<vtkPolyDataMapper>::New();
-    mapper->SetInputData(data);
-    if (!colours) mapper->ScalarVisibilityOff();
-    auto actor = vtkSmartPointer<vtkActor>::New();
-    actor->SetMapper(mapper);
-    actor->GetProperty()->SetLineWidth(static_cast<float>(width));
-    if (!colours) actor->GetProperty()->SetColor(0.3, 0.3, 0.3);
-    return actor;
-}
-
-// One vertex per sample, in its class's colour lightened towards white.
-vtkSmartPointer<vtkActor> cloud(const std::vector<Eigen::Vector3d>& points_in, const std::vector<int>& classes,
-                                const std::function<void(int, unsigned char[3])>& class_colour) {
-    auto points = vtkSmartPointer<vtkPoints>::New();
-    points->SetNumberOfPoints(static_cast<vtkIdType>(points_in.size()));
-    auto verts = vtkSmartPointer<vtkCellArray>::New();
-    auto colours = vtkSmartPointer<vtkUnsignedCharArray>::New();
-    colours->SetNumberOfComponents(3);
-    for (std::size_t i = 0; i < points_in.size(); ++i) {
-        points->SetPoint(static_cast<vtkIdType>(i), points_in[i].data());
-        const vtkIdType id = static_cast<vtkIdType>(i);
-        verts->InsertNextCell(1, &id);
-        unsigned char rgb[3];
-        class_colour(classes[i], rgb);
-        for (auto& v : rgb) v = static_cast<unsigned char>(v + 0.45 * (255 - v));
-        colours->InsertNextTypedTuple(rgb);
-    }
-    auto data = vtkSmartPointer<vtkPolyData>::New();
-    data->SetPoints(points);
-    data->SetVerts(verts);
-    data->GetPointData()->SetScalars(colours);
-    data->GetPointData()->AddArray(classIds(classes, "sample_class"));
-    auto mapper = vtkSmartPointer<vtkPolyDataMapper>::New();
-    mapper->SetInputData(data);
-    mapper->SetColorModeToDirectScalars();
-    auto actor = vtkSmartPointer<vtkActor>::New();
-    actor->SetMapper(mapper);
-    actor->GetProperty()->SetPointSize(points_in.size() > 5000 ? 2.0f : 3.0f);
-    actor->GetProperty()->LightingOff();
-    actor->PickableOff();
-    return actor;
-}
-
-} // namespace
-
 GeometryView::GeometryView(QWidget* parent) : AnalysisView(parent) {
     vtk_ = new VtkWidget(this);
+    labels_ = std::make_unique<ClassLabels>(vtk_->renderer());
+    filter_bar_ = new ClassFilterBar(this);
+    // Another set of classes: the camera turns as it was and frames them.
+    connect(filter_bar_, &ClassFilterBar::changed, this, [this] { rebuildScene(true); });
+    auto* filter_row = new QHBoxLayout; // rows that each fit a narrow view (1280 x 720 beside the docks)
+    filter_row->addWidget(filter_bar_);
+    filter_row->addStretch(1);
+    connect(vtk_, &VtkWidget::clicked, this, [this](QPointF p) { pickAt(p.x(), p.y()); });
+    connect(vtk_, &VtkWidget::hovered, this, [this](QPointF p, QPoint global) {
+        const int c = classAt(p.x(), p.y());
+        if (c >= 0)
+            QToolTip::showText(global, classText(c), vtk_);
+        else
+            QToolTip::hideText();
+    });
+    info_ = new QLabel(this);
+    info_->setWordWrap(true);
+    info_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(makeAxesRow());
+    layout->addLayout(makeSceneRow());
+    layout->addLayout(filter_row);
+    layout->addWidget(vtk_, 1);
+    layout->addWidget(info_);
+}
 
+// Axes: PCA, or the classifier rows of three classes.
+QHBoxLayout* GeometryView::makeAxesRow() {
     axes_ = new QComboBox(this);
     axes_->addItem(tr("PCA of the class means"));
     axes_->addItem(tr("Classifier rows of:"));
     axes_->setToolTip(tr("Project on the top three principal directions of the centred class means, or on the "
                          "normalised classifier rows of three classes (coordinate k = component along w_k/||w_k||)"));
-    auto* controls = new QHBoxLayout;
-    controls->addWidget(new QLabel(tr("Axes:"), this));
-    controls->addWidget(axes_);
+    auto* row = new QHBoxLayout;
+    row->addWidget(new QLabel(tr("Axes:"), this));
+    row->addWidget(axes_);
     for (auto*& combo : axis_class_) {
         combo = new QComboBox(this);
         combo->setEnabled(false);
         combo->setMinimumContentsLength(6);
-        controls->addWidget(combo);
+        row->addWidget(combo);
         connect(combo, &QComboBox::currentIndexChanged, this, [this] {
             if (axes_->currentIndex() == 1) emit optionsChanged();
         });
     }
+    row->addStretch(1);
+    connect(axes_, &QComboBox::currentIndexChanged, this, [this](int index) {
+        for (auto* combo : axis_class_) combo->setEnabled(index == 1);
+        emit optionsChanged();
+    });
+    return row;
+}
+
+// The sample cloud, the ETF and the labels.
+QHBoxLayout* GeometryView::makeSceneRow() {
     samples_ = new QSpinBox(this);
     samples_->setRange(0, 5000);
     samples_->setSingleStep(10);
     samples_->setSpecialValueText(tr("none"));
     samples_->setToolTip(tr("A seeded uniform sample of at most this many feature vectors per class"));
-    controls->addStretch(1);
-    // A second row, so that the view fits a 1280 x 720 screen beside the docks.
-    auto* controls2 = new QHBoxLayout;
-    controls2->addWidget(new QLabel(tr("Samples per class:"), this));
-    controls2->addWidget(samples_);
-    show_etf_ = new QCheckBox(tr("Simplex ETF"), this);
-    show_etf_->setChecked(true);
-    controls2->addWidget(show_etf_);
-    labels_box_ = new QComboBox(this);
-    labels_box_->addItems({tr("none"), tr("picked + extremes"), tr("all")});
-    labels_box_->setCurrentIndex(static_cast<int>(LabelMode::PickedAndExtremes));
-    labels_box_->setToolTip(tr("Class names beside the spheres: none, the picked class and the 3 largest and 3 "
-                               "smallest shown classes (by training count), or all (those that fit without overlapping, "
-                               "largest first)"));
-    controls2->addWidget(new QLabel(tr("Labels:"), this));
-    controls2->addWidget(labels_box_);
-    controls2->addStretch(1);
-    filter_bar_ = new ClassFilterBar(this); // a third row: each row fits a narrow view
-    auto* controls3 = new QHBoxLayout;
-    controls3->addWidget(filter_bar_);
-    controls3->addStretch(1);
-    connect(labels_box_, &QComboBox::currentIndexChanged, this, [this] { rebuildScene(false); });
-    // Another set of classes: the camera turns as it was and frames them.
-    connect(filter_bar_, &ClassFilterBar::changed, this, [this] { rebuildScene(true); });
-    labels_ = std::make_unique<ClassLabels>(vtk_->renderer());
-    connect(axes_, &QComboBox::currentIndexChanged, this, [this](int index) {
-        for (auto* combo : axis_class_) combo->setEnabled(index == 1);
-        emit optionsChanged();
-    });
     // The arrows apply at once (typed digits when Enter or the focus leaves:
     // no keyboard tracking); a burst of clicks asks for one new sample.
     samples_->setKeyboardTracking(false);
@@ -277,25 +110,24 @@ GeometryView::GeometryView(QWidget* parent) : AnalysisView(parent) {
     connect(samples_timer, &QTimer::timeout, this, [this] {
         if (!data_.geometry || data_.geometry->options.samples_per_class != samples_->value()) emit optionsChanged();
     });
+    show_etf_ = new QCheckBox(tr("Simplex ETF"), this);
+    show_etf_->setChecked(true);
     connect(show_etf_, &QCheckBox::toggled, this, [this] { rebuildScene(false); });
-    connect(vtk_, &VtkWidget::clicked, this, [this](QPointF p) { pickAt(p.x(), p.y()); });
-    connect(vtk_, &VtkWidget::hovered, this, [this](QPointF p, QPoint global) {
-        const int c = classAt(p.x(), p.y());
-        if (c >= 0)
-            QToolTip::showText(global, classText(c), vtk_);
-        else
-            QToolTip::hideText();
-    });
-
-    info_ = new QLabel(this);
-    info_->setWordWrap(true);
-    info_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    auto* layout = new QVBoxLayout(this);
-    layout->addLayout(controls);
-    layout->addLayout(controls2);
-    layout->addLayout(controls3);
-    layout->addWidget(vtk_, 1);
-    layout->addWidget(info_);
+    labels_box_ = new QComboBox(this);
+    labels_box_->addItems({tr("none"), tr("picked + extremes"), tr("all")});
+    labels_box_->setCurrentIndex(static_cast<int>(LabelMode::PickedAndExtremes));
+    labels_box_->setToolTip(tr("Class names beside the spheres: none, the picked class and the 3 largest and 3 "
+                               "smallest shown classes (by training count), or all (those that fit without overlapping, "
+                               "largest first)"));
+    connect(labels_box_, &QComboBox::currentIndexChanged, this, [this] { rebuildScene(false); });
+    auto* row = new QHBoxLayout;
+    row->addWidget(new QLabel(tr("Samples per class:"), this));
+    row->addWidget(samples_);
+    row->addWidget(show_etf_);
+    row->addWidget(new QLabel(tr("Labels:"), this));
+    row->addWidget(labels_box_);
+    row->addStretch(1);
+    return row;
 }
 
 GeometryView::~GeometryView() = default;
@@ -425,7 +257,7 @@ void GeometryView::rebuildScene(bool reset_camera) {
 // Head (blue) to tail (red) by rank in training count among all classes.
 void GeometryView::classColour(int c, unsigned char rgb[3]) const {
     const auto n = rank_.size();
-    rankColour(n > 1 ? double(rank_[static_cast<std::size_t>(c)]) / double(n - 1) : 0.0, rgb);
+    scene::rankColour(n > 1 ? double(rank_[static_cast<std::size_t>(c)]) / double(n - 1) : 0.0, rgb);
 }
 
 // The means, classifier rows, ETF vertices and samples of the shown classes.
@@ -461,23 +293,23 @@ void GeometryView::drawClasses(const ClassGeometry3D& g) {
         weight_lines.emplace_back(Eigen::Vector3d::Zero(), g.weights[k]);
     }
     drawSamples(g);
-    renderer->AddActor(spheres(means, radii_, colours, classes, "mean_class"));
-    renderer->AddActor(lines(weight_lines, colours, 2.0));
+    renderer->AddActor(scene::spheres(means, radii_, colours, classes, "mean_class"));
+    renderer->AddActor(scene::lines(weight_lines, colours, 2.0));
     // With many classes the heads are small: fewer facets (frame rate under software OpenGL).
-    renderer->AddActor(arrowHeads(tips, extent * (K > 100 ? 0.02 : 0.05), colours, K > 100 ? 4 : 12));
+    renderer->AddActor(scene::arrowHeads(tips, extent * (K > 100 ? 0.02 : 0.05), colours, K > 100 ? 4 : 12));
     if (show_etf_->isChecked()) {
-        auto vertices = spheres(etf, std::vector<double>(K, extent * 0.012), nullptr, classes, "etf_class");
+        auto vertices = scene::spheres(etf, std::vector<double>(K, extent * 0.012), nullptr, classes, "etf_class");
         vertices->GetProperty()->SetColor(0.1, 0.1, 0.1);
         vertices->PickableOff();
         renderer->AddActor(vertices);
         if (K <= 20)
             for (std::size_t i = 0; i < K; ++i)
                 for (std::size_t j = i + 1; j < K; ++j) etf_edges.emplace_back(etf[i], etf[j]);
-        if (!etf_edges.empty()) renderer->AddActor(lines(etf_edges, nullptr, 1.0));
+        if (!etf_edges.empty()) renderer->AddActor(scene::lines(etf_edges, nullptr, 1.0));
     }
     const auto picked = std::find(classes.begin(), classes.end(), picked_) - classes.begin();
     if (picked_ >= 0) // a wireframe shell around the picked class
-        renderer->AddActor(shell(means[static_cast<std::size_t>(picked)], radii_[static_cast<std::size_t>(picked)] * 1.6));
+        renderer->AddActor(scene::shell(means[static_cast<std::size_t>(picked)], radii_[static_cast<std::size_t>(picked)] * 1.6));
     sphere_count_ = static_cast<int>(K);
 }
 
@@ -491,7 +323,7 @@ void GeometryView::drawSamples(const ClassGeometry3D& g) {
             classes.push_back(g.sample_classes[i]);
         }
     if (points.empty()) return;
-    vtk_->renderer()->AddActor(cloud(points, classes, [this](int c, unsigned char rgb[3]) { classColour(c, rgb); }));
+    vtk_->renderer()->AddActor(scene::cloud(points, classes, [this](int c, unsigned char rgb[3]) { classColour(c, rgb); }));
     sample_point_count_ = static_cast<int>(points.size());
 }
 

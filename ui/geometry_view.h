@@ -19,6 +19,7 @@
 
 class QCheckBox;
 class QComboBox;
+class QHBoxLayout;
 class QLabel;
 class QSpinBox;
 class vtkTextActor;
@@ -74,6 +75,8 @@ signals:
     void optionsChanged();
 
 private:
+    QHBoxLayout* makeAxesRow();
+    QHBoxLayout* makeSceneRow();
     void rebuildScene(bool reset_camera);
     void showComputedOptions();
     void drawClasses(const ClassGeometry3D& g);
