@@ -37,7 +37,10 @@ const Guide kGuides[] = {
      "The class means (spheres, sized by training count) and the classifier rows (arrows) in a 3D projection, against "
      "the vertices of a simplex ETF.",
      "Neural collapse puts the means on an ETF and the classifier rows along them; in a long-tailed run the tail "
-     "classes' means and rows shrink and crowd together (minority collapse). Click a sphere to name its class.",
+     "classes' means and rows shrink and crowd together (minority collapse). Click a sphere for its numbers. "
+     "Labels name the picked class and the 3 largest and 3 smallest shown classes (or all that fit); Show draws one "
+     "shot group, the top k by training count or ticked classes, and the caption says how many; the corner triad "
+     "names the axes (PC1-PC3, or w(class) for classifier rows).",
      "The neural-collapse pictures (class means against the ETF)."},
     {"cone", "Cone effect",
      "Histograms of the pairwise cosine similarity of the features, same-class and different-class pairs.",
