@@ -424,12 +424,15 @@ QString GeometryView::csv() const {
                    .arg(v[1], 0, 'g', 17)
                    .arg(v[2], 0, 'g', 17);
     };
-    for (std::size_t k = 0; k < g.classes.size(); ++k) {
+    // The classes drawn (the filter's), as the figure shows them.
+    for (std::size_t k : shown_) {
         row("mean", g.classes[k], g.means[k]);
         row("weight", g.classes[k], g.weights[k]);
         row("etf", g.classes[k], g.etf[k]);
     }
-    for (std::size_t i = 0; i < g.samples.size(); ++i) row("sample", g.sample_classes[i], g.samples[i]);
+    const std::set<int> shown(shown_classes_.begin(), shown_classes_.end());
+    for (std::size_t i = 0; i < g.samples.size(); ++i)
+        if (shown.count(g.sample_classes[i])) row("sample", g.sample_classes[i], g.samples[i]);
     return out;
 }
 

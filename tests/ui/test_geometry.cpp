@@ -259,6 +259,9 @@ private slots:
             QCOMPARE(view.samplePointCount(), static_cast<int>(5 * c.expected.size()));
             QVERIFY2(view.caption().contains(c.caption + QString("; %1 samples").arg(5 * c.expected.size())),
                      qPrintable(view.caption()));
+            // The CSV holds what is drawn: a mean, a row and a vertex per class, and the samples.
+            QCOMPARE(view.csv().count("\nmean,"), static_cast<int>(c.expected.size()));
+            QCOMPARE(view.csv().count("\nsample,"), static_cast<int>(5 * c.expected.size()));
         }
         // Unticking a class in the list draws the others (as the list shows them).
         view.setFilter(f_few);
