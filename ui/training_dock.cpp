@@ -368,9 +368,10 @@ QGroupBox* TrainingDock::buildOpenRunBox(QWidget* parent) {
     resume_ = new QPushButton(tr("Resume / extend"), open_box_);
     resume_->setObjectName("resume_open_run");
     auto* epochs = new QHBoxLayout;
-    epochs->addWidget(new QLabel(tr("to"), open_box_));
+    resume_stage2_label_ = new QLabel(tr("+ stage 2"), open_box_);
+    epochs->addWidget(new QLabel(tr("Epochs"), open_box_));
     epochs->addWidget(resume_epochs_);
-    epochs->addWidget(new QLabel(tr("+ stage 2"), open_box_));
+    epochs->addWidget(resume_stage2_label_);
     epochs->addWidget(resume_stage2_epochs_);
     epochs->addStretch(1);
     auto* layout = new QVBoxLayout(open_box_);
@@ -418,7 +419,8 @@ void TrainingDock::updateOpenRunBox() {
     la_->setEnabled(open && idle);
     resume_->setEnabled(open && idle && !open_recipe_.isEmpty());
     resume_epochs_->setEnabled(open && !open_recipe_.isEmpty());
-    resume_stage2_epochs_->setEnabled(open_recipe_ == "wb");
+    resume_stage2_epochs_->setVisible(open_recipe_ == "wb");
+    resume_stage2_label_->setVisible(open_recipe_ == "wb");
     resume_->setToolTip(open && open_recipe_.isEmpty()
                             ? tr("This run was not written by ltlab train (no training configuration): nothing to resume")
                             : tr("Continue the open run after its last finished epoch, to the epochs set here, in the "

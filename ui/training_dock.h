@@ -100,6 +100,7 @@ private:
     QLabel* open_label_ = nullptr;
     QPushButton *la_ = nullptr, *resume_ = nullptr;
     QSpinBox *resume_epochs_ = nullptr, *resume_stage2_epochs_ = nullptr;
+    QLabel* resume_stage2_label_ = nullptr; // shown with its box for wb runs only
     QString open_run_, open_recipe_; // open_recipe_: a recipe ltlab train can resume, else empty
     QProgressBar* progress_;
     QLabel* status_;

@@ -316,6 +316,12 @@ private slots:
         QCOMPARE(epochs->minimum(), 4); // extends, never cuts
         QTest::keyClick(epochs, Qt::Key_Up);
         QTest::keyClick(stage2, Qt::Key_Up);
+        if (const QString shots = qEnvironmentVariable("LTLAB_SCREENSHOT_DIR"); !shots.isEmpty()) {
+            dock.resize(320, 520);
+            dock.show();
+            QVERIFY(QTest::qWaitForWindowExposed(&dock));
+            dock.grab().save(shots + "/session_dock_wb.png");
+        }
         QSignalSpy finished(&dock, &ltlab::ui::TrainingDock::runFinished);
         auto recorded = [&dir] {
             QFile f(dir.filePath("args.txt"));
