@@ -6,6 +6,7 @@
 #include <QToolTip>
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
 #include <vector>
 #include <numeric>
@@ -13,6 +14,11 @@
 #include <qcustomplot.h>
 
 namespace ltlab::ui {
+
+namespace {
+void fitLegendColumns(QCustomPlot* plot, int width);
+void fitTickCounts(QCustomPlot* plot);
+}
 
 QCustomPlot* makePlot(QWidget* parent, const QString& title) {
     auto* plot = new QCustomPlot(parent);
@@ -37,6 +43,12 @@ QCustomPlot* makePlot(QWidget* parent, const QString& title) {
     font.setHintingPreference(QFont::PreferNoHinting);
     font.setStyleStrategy(QFont::ForceOutline);
     plot->legend->setFont(font);
+    // As many legend columns as the plot's width holds, at every size (a view
+    // that lays its legend out itself sets the property "own_legend").
+    QObject::connect(plot, &QCustomPlot::beforeReplot, plot, [plot] {
+        if (!plot->property("own_legend").toBool()) fitLegendColumns(plot, plot->viewport().width());
+        fitTickCounts(plot);
+    });
     return plot;
 }
 
@@ -44,16 +56,35 @@ namespace {
 
 FigureSize g_figure_size = FigureSize::Column;
 
-// As many legend columns as the figure's width holds for the longest entry.
+// As many legend columns (up to 4) as the figure's width holds: entries fill
+// rows, and each column is as wide as its widest entry.
 void fitLegendColumns(QCustomPlot* plot, int width) {
-    const QFontMetrics metrics(plot->legend->font());
-    int widest = 0;
-    for (int i = 0; i < plot->legend->itemCount(); ++i)
-        if (auto* item = qobject_cast<QCPPlottableLegendItem*>(plot->legend->item(i)))
-            widest = std::max(widest, metrics.horizontalAdvance(item->plottable()->name()));
-    const int entry = widest + plot->legend->iconSize().width() + plot->legend->iconTextPadding() + 12;
-    plot->legend->setWrap(std::clamp(width / std::max(entry, 1), 1, 4));
-    plot->legend->setFillOrder(QCPLegend::foColumnsFirst, true); // re-flow the existing entries
+    QCPLegend* legend = plot->legend;
+    std::vector<int> entries;
+    for (int i = 0; i < legend->itemCount(); ++i)
+        if (QCPAbstractLegendItem* item = legend->item(i)) entries.push_back(item->minimumOuterSizeHint().width());
+    const int available = width - legend->margins().left() - legend->margins().right();
+    int columns = std::clamp(static_cast<int>(entries.size()), 1, 4);
+    for (; columns > 1; --columns) {
+        std::vector<int> widths(static_cast<std::size_t>(columns), 0);
+        for (std::size_t i = 0; i < entries.size(); ++i) widths[i % widths.size()] = std::max(widths[i % widths.size()], entries[i]);
+        if (std::accumulate(widths.begin(), widths.end(), (columns - 1) * legend->columnSpacing()) <= available) break;
+    }
+    legend->setWrap(columns);
+    legend->setFillOrder(QCPLegend::foColumnsFirst, true); // re-flow the existing entries
+}
+
+// As many ticks as an axis' length holds with room between their labels (the
+// ticker's default of 5 overlaps on a column-wide figure's short axes).
+void fitTickCounts(QCustomPlot* plot) {
+    for (QCPAxisRect* rect : plot->axisRects())
+        for (QCPAxis* axis : rect->axes()) {
+            const QFontMetrics metrics(axis->tickLabelFont());
+            const bool vertical = axis->orientation() == Qt::Vertical;
+            const int length = vertical ? rect->height() : rect->width();
+            const int label = vertical ? 2 * metrics.height() : metrics.horizontalAdvance(QStringLiteral("0.000")) + metrics.height();
+            if (length > 0) axis->ticker()->setTickCount(std::clamp(length / std::max(label, 1), 2, 5));
+        }
 }
 
 } // namespace
@@ -85,17 +116,55 @@ void setPlotFontScale(QCustomPlot* plot, double scale) {
     replot(plot);
 }
 
-void setClassTicks(QCPAxis* axis, const std::vector<int>& order, const ClassInfo& classes) {
-    if (order.size() <= 20 && classes.names.size() >= order.size()) {
+void setClassTicks(QCPAxis* axis, const std::vector<int>& order, const ClassInfo& classes, double rotation) {
+    if (order.size() <= kMaxNamedClasses && classes.names.size() >= order.size()) {
         QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
         for (std::size_t rank = 0; rank < order.size(); ++rank)
             ticker->addTick(double(rank), QString::fromStdString(classes.names[static_cast<std::size_t>(order[rank])]));
         axis->setTicker(ticker);
-        axis->setTickLabelRotation(-45); // each name ends at its tick: the last one never runs off the figure
+        // Each name ends at its tick, and the axis rect keeps room on its right
+        // for the last one's slant. A vertical axis reads across.
+        const bool horizontal = axis->orientation() == Qt::Horizontal;
+        axis->setTickLabelRotation(horizontal ? rotation : 0);
+        QMargins margins = axis->axisRect()->minimumMargins();
+        if (horizontal && rotation > -90) margins.setRight(std::max(margins.right(), QFontMetrics(axis->tickLabelFont()).height()));
+        axis->axisRect()->setMinimumMargins(margins);
     } else {
         axis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
         axis->setTickLabelRotation(0);
     }
+}
+
+QString classAxisTitle() { return QObject::tr("class, by training count"); }
+
+void addRoom(QCPAxis* axis, double below, double above) {
+    const QCPRange r = axis->range();
+    if (axis->scaleType() == QCPAxis::stLogarithmic && r.lower > 0) {
+        const double decades = std::max(std::log10(r.upper / r.lower), 0.3);
+        axis->setRange(r.lower / std::pow(10.0, below * decades), r.upper * std::pow(10.0, above * decades));
+        return;
+    }
+    const double size = r.size() > 0 ? r.size() : std::max(std::abs(r.upper), 1.0);
+    axis->setRange(r.lower - below * size, r.upper + above * size);
+}
+
+void setPercentRange(QCPAxis* axis, double room) {
+    QSharedPointer<QCPAxisTickerFixed> ticks(new QCPAxisTickerFixed);
+    ticks->setTickStep(20);
+    ticks->setScaleStrategy(QCPAxisTickerFixed::ssNone);
+    axis->setTicker(ticks);
+    axis->setRange(-room, 100 + room);
+}
+
+void placeColorScale(QCustomPlot* plot, QCPColorScale* scale) {
+    plot->plotLayout()->addElement(0, 1, scale);
+    plot->plotLayout()->take(plot->legend);
+    plot->plotLayout()->simplify();
+    plot->plotLayout()->setColumnStretchFactor(1, 0.01);
+    scale->setBarWidth(12); // the map gets the width
+    auto* aligned = new QCPMarginGroup(plot);
+    plot->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, aligned);
+    scale->setMarginGroup(QCP::msBottom | QCP::msTop, aligned);
 }
 
 void replot(QCustomPlot* plot) {
@@ -175,7 +244,9 @@ bool exportPlot(QCustomPlot* plot, const QString& path, double dpi, FigureShape 
     const QSize size = figureSizePoints(shape);
     const int kWidthPt = size.width(), kHeightPt = size.height();
     const PaperStyle style(plot);
-    fitLegendColumns(plot, kWidthPt);
+    if (!plot->property("own_legend").toBool()) fitLegendColumns(plot, kWidthPt);
+    plot->toPixmap(kWidthPt, kHeightPt); // lays the plot out at the figure's size, to fit its ticks to it
+    fitTickCounts(plot);
     const QString suffix = QFileInfo(path).suffix().toLower();
     if (suffix == "pdf") return plot->savePdf(path, kWidthPt, kHeightPt, QCP::epNoCosmetic, "ltlab", plot->objectName());
     if (suffix == "png") return plot->savePng(path, kWidthPt, kHeightPt, dpi / 72.0, -1, static_cast<int>(dpi));

@@ -21,6 +21,7 @@
 
 class QCPAbstractPlottable;
 class QCPAxis;
+class QCPColorScale;
 class QCustomPlot;
 
 namespace ltlab::ui {
@@ -139,8 +140,24 @@ QColor shotGroupColour(ShotGroup group, int alpha = 255);
 // largest first (ties by class id), as the papers plot them.
 std::vector<int> classesByCount(const std::vector<std::int64_t>& train_counts);
 
-// An axis of classes in `order` (by rank): their names at 45 degrees when there
-// are at most 20, else plain rank numbers. The same in every per-class view.
-void setClassTicks(QCPAxis* axis, const std::vector<int>& order, const ClassInfo& classes);
+// An axis of classes in `order` (by rank): their names (at `rotation` degrees
+// on a horizontal axis: -45, or -90 for a heatmap's narrow cells) when there
+// are at most kMaxNamedClasses, else plain rank numbers. The same in every
+// per-class view and heatmap.
+constexpr std::size_t kMaxNamedClasses = 30;
+// The title of such an axis, short enough for a column-wide figure.
+QString classAxisTitle();
+void setClassTicks(QCPAxis* axis, const std::vector<int>& order, const ClassInfo& classes, double rotation = -45);
+
+// Widens an axis' range by fractions of its size below and above (of its
+// decades on a log axis), so that markers and peaks are not cut by the frame.
+void addRoom(QCPAxis* axis, double below, double above);
+// A percentage axis: 0 to 100 with `room` (in %) on both sides, so that bars
+// and markers at 0 % and 100 % stay whole; ticks every 20.
+void setPercentRange(QCPAxis* axis, double room = 6);
+
+// A heatmap's layout: `scale` beside the map, as tall as its axis rect (its
+// end labels inside the plot) and as narrow as its labels, and no legend row.
+void placeColorScale(QCustomPlot* plot, QCPColorScale* scale);
 
 } // namespace ltlab::ui

@@ -21,7 +21,7 @@ ConeView::ConeView(QWidget* parent) : AnalysisView(parent) {
     scale_->setLabel(tr("cosine"));
     scale_->setDataRange(QCPRange(-1, 1));
     scale_->setGradient(QCPColorGradient::gpPolar);
-    heatmap_->plotLayout()->addElement(0, 1, scale_);
+    placeColorScale(heatmap_, scale_);
     numbers_ = new QLabel(this);
     numbers_->setWordWrap(true);
     numbers_->setTextInteractionFlags(Qt::TextSelectableByMouse);
@@ -65,13 +65,13 @@ void ConeView::showData(const ViewData& data) {
         diff->setLineStyle(QCPGraph::lsStepCenter);
         diff->setPen(QPen(QColor(0xd6, 0x27, 0x28), 1.5));
         diff->setBrush(QColor(0xd6, 0x27, 0x28, 60));
-        histograms_->xAxis->setLabel(h.exact ? tr("cosine similarity (all %1 samples' pairs)").arg(h.rows_used)
-                                             : tr("cosine similarity (pairs of a seeded sample of %1 samples)").arg(h.rows_used));
+        // Short enough for a column-wide figure; which pairs are counted is in the numbers below.
+        histograms_->xAxis->setLabel(tr("cosine similarity of sample pairs"));
         histograms_->yAxis->setLabel(tr("density"));
         histograms_->legend->setVisible(true);
         histograms_->rescaleAxes();
         histograms_->xAxis->setRange(-1, 1);
-        histograms_->yAxis->setRangeLower(0);
+        histograms_->yAxis->setRange(0, histograms_->yAxis->range().upper * 1.08); // the peak below the frame
 
         const auto C = static_cast<int>(data_.analysis->num_classes);
         const auto order = classesByCount(data_.analysis->per_class.train_count);
@@ -87,9 +87,11 @@ void ConeView::showData(const ViewData& data) {
             }
         map->setColorScale(scale_); // gradient and range [-1, 1] come from the scale
         map->setInterpolate(false);
-        heatmap_->xAxis->setLabel(tr("class (head to tail)"));
-        heatmap_->yAxis->setLabel(tr("class (head to tail)"));
+        heatmap_->xAxis->setLabel(classAxisTitle());
+        heatmap_->yAxis->setLabel(classAxisTitle());
         heatmap_->yAxis->setRangeReversed(true);
+        setClassTicks(heatmap_->xAxis, order, data_.classes, -90); // one name per narrow column
+        setClassTicks(heatmap_->yAxis, order, data_.classes);
         heatmap_->legend->setVisible(false);
         heatmap_->xAxis->setRange(-0.5, C - 0.5); // whole cells at the edges
         heatmap_->yAxis->setRange(-0.5, C - 0.5);
@@ -99,11 +101,15 @@ void ConeView::showData(const ViewData& data) {
     if (data_.analysis) {
         const Analysis& a = *data_.analysis;
         const auto f = [](const Nullable& v) { return v ? QString::number(*v, 'f', 4) : QStringLiteral("n/a"); };
+        QString pairs;
+        if (data_.cone)
+            pairs = data_.cone->exact ? tr(" The histograms count all %1 samples' pairs.").arg(data_.cone->rows_used)
+                                      : tr(" The histograms count the pairs of a seeded sample of %1 samples.").arg(data_.cone->rows_used);
         numbers_->setText(tr("Cone (analysis.md, %1 split): mean pairwise cosine %2 (std %3); same class %4, "
                              "different class %5; mean cosine between class means %6.")
                               .arg(QString::fromStdString(a.split), f(a.cone_mean_cos), f(a.cone_std_cos),
                                    f(a.cone_mean_cos_same_class), f(a.cone_mean_cos_diff_class),
-                                   f(a.class_means_mean_cos)));
+                                   f(a.class_means_mean_cos)) + pairs);
     } else {
         numbers_->clear();
     }
@@ -132,7 +138,7 @@ std::vector<std::pair<QString, QString>> ConeView::extraCsv() const {
 }
 
 bool ConeView::exportFigure(const QString& path, double dpi) const {
-    return exportPlot(histograms_, path, dpi) && exportPlot(heatmap_, siblingPath(path, "_class_means"), dpi);
+    return exportPlot(histograms_, path, dpi) && exportPlot(heatmap_, siblingPath(path, "_class_means"), dpi, FigureShape::Square);
 }
 
 } // namespace ltlab::ui

@@ -102,13 +102,7 @@ FigureSetView::FigureSetView(QWidget* parent) : AnalysisView(parent) {
     heat_ = makePlot(this, "Heatmap");
     bars_ = makePlot(this, "Per-class figure");
     scale_ = new QCPColorScale(heat_);
-    heat_->plotLayout()->addElement(0, 1, scale_);
-    heat_->plotLayout()->take(heat_->legend); // heatmaps have no legend: no empty row below them
-    heat_->plotLayout()->simplify();
-    // The colour scale lines up with the heatmap's axis rect.
-    auto* group = new QCPMarginGroup(heat_);
-    heat_->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, group);
-    scale_->setMarginGroup(QCP::msBottom | QCP::msTop, group);
+    placeColorScale(heat_, scale_);
     caption_ = new QCPTextElement(bars_, QString(), QFont(bars_->font().family(), int(bars_->font().pointSizeF() * 0.85)));
     installHoverValues(heat_);
     installHoverValues(bars_, [this](const QCPAbstractPlottable* p, double rank, double value, double) {
@@ -288,13 +282,11 @@ void FigureSetView::drawClassHeatmap(ClassHeatmap kind) {
     for (int r = 0; r < C; ++r)
         for (int c = 0; c < C; ++c)
             map->data()->setCell(c, r, nanOr(m.at(order_[static_cast<std::size_t>(r)], order_[static_cast<std::size_t>(c)])));
-    setClassTicks(heat_->xAxis, order_, data_.classes);
+    setClassTicks(heat_->xAxis, order_, data_.classes, -90); // one name per narrow column
     setClassTicks(heat_->yAxis, order_, data_.classes);
-    heat_->yAxis->setTickLabelRotation(0);
-    if (C <= 20) heat_->xAxis->setTickLabelRotation(-90); // one name per narrow column
     const bool rows_are_features = kind != ClassHeatmap::WeightCosine;
     const bool columns_are_weights = kind != ClassHeatmap::FeatureCosine;
-    const QString order = C > 20 ? tr(" (rank by training count)") : QString();
+    const QString order = std::size_t(C) > kMaxNamedClasses ? tr(" (rank by training count)") : QString();
     heat_->xAxis->setLabel((columns_are_weights ? tr("weights' class") : tr("features' class")) + order);
     heat_->yAxis->setLabel((rows_are_features ? tr("features' class") : tr("weights' class")) + order);
     note_->setText(tr("%1 split; classes ordered by training count, head first. Uncentred, as in the papers' code "
@@ -408,8 +400,8 @@ void FigureSetView::drawFeatureNorms() {
         ->setData(keys, values, true);
     bars_->xAxis->setRange(-0.5, double(order_.size()) - 0.5);
     setClassTicks(bars_->xAxis, order_, data_.classes);
-    bars_->xAxis->setLabel(tr("class, by training count (head to tail)"));
-    bars_->yAxis->setLabel(tr("mean feature norm ||h||"));
+    bars_->xAxis->setLabel(classAxisTitle());
+    bars_->yAxis->setLabel(tr("mean ||h||")); // short enough for a column-wide figure's axis
     bars_->yAxis->rescale();
     bars_->yAxis->setRange(0, bars_->yAxis->range().upper * 1.05);
 }
@@ -436,7 +428,7 @@ void FigureSetView::drawLoss() {
     bars_->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new AbsoluteTicker));
     bars_->xAxis->setRange(-0.5, double(order_.size()) - 0.5);
     setClassTicks(bars_->xAxis, order_, data_.classes);
-    bars_->xAxis->setLabel(tr("class, by training count (head to tail)"));
+    bars_->xAxis->setLabel(classAxisTitle());
     bars_->yAxis->setLabel(tr("magnitude"));
     const double pad = 0.05 * std::max(high - low, 1e-12);
     bars_->yAxis->setRange(low - pad, high + pad);
@@ -485,7 +477,7 @@ void FigureSetView::drawBaseline() {
     bars_->yAxis2->setRange(r.lower / 1.5, r.upper * 1.5);
     bars_->xAxis->setRange(-0.5, double(order_.size()) - 0.5);
     setClassTicks(bars_->xAxis, order_, data_.classes);
-    bars_->xAxis->setLabel(tr("class, by training count (head to tail)"));
+    bars_->xAxis->setLabel(classAxisTitle());
     bars_->yAxis->setLabel(tr("accuracy (%)"));
     bars_->yAxis->setRange(0, 100);
     bars_->legend->setVisible(true);

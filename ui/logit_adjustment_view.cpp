@@ -121,6 +121,8 @@ void LogitAdjustmentView::drawImplicit() {
     implicit_->yAxis->setLabel(tr("log ||w_c||"));
     implicit_->legend->setVisible(true);
     implicit_->rescaleAxes();
+    addRoom(implicit_->xAxis, 0.06, 0.06); // whole markers at the edges
+    addRoom(implicit_->yAxis, 0.08, 0.08);
     replot(implicit_);
 }
 
@@ -150,10 +152,10 @@ void LogitAdjustmentView::drawSweep() {
         tau_marker_->setPen(QPen(Qt::gray, 1, Qt::DotLine));
     }
     sweep_->xAxis->setLabel(tr("tau"));
-    sweep_->yAxis->setLabel(tr("balanced accuracy (%)"));
+    sweep_->yAxis->setLabel(tr("accuracy (%)")); // short enough for a column-wide figure's axis
     sweep_->legend->setVisible(true);
     sweep_->rescaleAxes();
-    sweep_->yAxis->setRange(0, 100);
+    setPercentRange(sweep_->yAxis);
     placeTauMarker(); // replots
 }
 
@@ -195,11 +197,11 @@ void LogitAdjustmentView::drawPerClass() {
         base->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCross, kAll, 7));
         setClassTicks(per_class_->xAxis, order, data_.classes);
     }
-    per_class_->xAxis->setLabel(tr("class, by training count (head to tail)"));
+    per_class_->xAxis->setLabel(classAxisTitle());
     per_class_->yAxis->setLabel(tr("accuracy (%)"));
     per_class_->legend->setVisible(true);
-    per_class_->rescaleAxes();
-    per_class_->yAxis->setRange(0, 100);
+    per_class_->xAxis->setRange(-0.6, double(data_.analysis ? data_.analysis->per_class.train_count.size() : 1) - 0.4);
+    setPercentRange(per_class_->yAxis);
     replot(per_class_);
 }
 

@@ -19,7 +19,7 @@ PerClassView::PerClassView(QWidget* parent) : AnalysisView(parent) {
     scale_->setLabel(tr("fraction of the true class"));
     scale_->setDataRange(QCPRange(0, 1));
     scale_->setGradient(QCPColorGradient::gpThermal);
-    confusion_->plotLayout()->addElement(0, 1, scale_);
+    placeColorScale(confusion_, scale_);
     grouped_ = new QCheckBox(tr("Group the confusion matrix by many / medium / few"), this);
     auto* layout = new QGridLayout(this);
     layout->addWidget(accuracy_, 0, 0);
@@ -44,23 +44,31 @@ void PerClassView::showData(const ViewData& data) {
             keys << double(rank);
             values << 100.0 * *pc.accuracy[c];
         }
-        // Shot-group bands behind the bars.
+        // Shot-group bands behind the bars, named above the axis rect, where no bar reaches.
+        int label_height = 0;
         for (std::size_t rank = 0; rank < order.size();) {
             const ShotGroup g = pc.group[static_cast<std::size_t>(order[rank])];
             std::size_t end = rank;
             while (end < order.size() && pc.group[static_cast<std::size_t>(order[end])] == g) ++end;
             auto* band = new QCPItemRect(accuracy_);
-            band->topLeft->setCoords(double(rank) - 0.5, 100);
-            band->bottomRight->setCoords(double(end) - 0.5, 0);
+            band->topLeft->setCoords(double(rank) - 0.5, 200);
+            band->bottomRight->setCoords(double(end) - 0.5, -100);
             band->setPen(Qt::NoPen);
             band->setBrush(shotGroupColour(g, 40));
             band->setLayer("background");
             auto* label = new QCPItemText(accuracy_);
-            label->position->setCoords((double(rank) + double(end) - 1) / 2.0, 97);
+            label->position->setTypeY(QCPItemPosition::ptAxisRectRatio);
+            label->position->setCoords((double(rank) + double(end) - 1) / 2.0, 0); // the top of the axis rect
+            label->setPositionAlignment(Qt::AlignBottom | Qt::AlignHCenter);
+            label->setClipToAxisRect(false);
+            label->setColor(shotGroupColour(g));
             label->setText(shotGroupName(g));
-            label->setPositionAlignment(Qt::AlignTop | Qt::AlignHCenter);
+            label_height = QFontMetrics(label->font()).height();
             rank = end;
         }
+        QMargins margins = accuracy_->axisRect()->minimumMargins();
+        margins.setTop(label_height + 6);
+        accuracy_->axisRect()->setMinimumMargins(margins);
         auto* bars = new QCPBars(accuracy_->xAxis, accuracy_->yAxis);
         bars->setName(tr("accuracy (%1 split)").arg(QString::fromStdString(data_.analysis->split)));
         bars->setData(keys, values, true);
@@ -71,9 +79,9 @@ void PerClassView::showData(const ViewData& data) {
         setClassTicks(accuracy_->xAxis, order, data_.classes); // names, as the weight-norm view
     }
     drawAdjusted();
-    accuracy_->xAxis->setLabel(tr("class, by training count (head to tail)"));
+    accuracy_->xAxis->setLabel(classAxisTitle());
     accuracy_->yAxis->setLabel(tr("accuracy (%)"));
-    accuracy_->yAxis->setRange(0, 100);
+    setPercentRange(accuracy_->yAxis, 8); // room for the diamonds at 0 and 100 % on a column-wide figure's short axis
     accuracy_->legend->setVisible(true);
     replot(accuracy_);
     drawConfusion();
@@ -153,9 +161,10 @@ void PerClassView::drawConfusion() {
         for (int g = 0; g < 3; ++g) ticker->addTick(g, shotGroupName(static_cast<ShotGroup>(g)));
         confusion_->xAxis->setTicker(ticker);
         confusion_->yAxis->setTicker(ticker);
-    } else {
-        confusion_->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
-        confusion_->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+        confusion_->xAxis->setTickLabelRotation(0);
+    } else { // class names, as on the accuracy bars
+        setClassTicks(confusion_->xAxis, order, data_.classes, -90); // one name per narrow column
+        setClassTicks(confusion_->yAxis, order, data_.classes);
     }
     confusion_->xAxis->setLabel(tr("predicted"));
     confusion_->yAxis->setLabel(tr("true"));
@@ -193,7 +202,7 @@ std::vector<std::pair<QString, QString>> PerClassView::extraCsv() const {
 }
 
 bool PerClassView::exportFigure(const QString& path, double dpi) const {
-    return exportPlot(accuracy_, path, dpi) && exportPlot(confusion_, siblingPath(path, "_confusion"), dpi);
+    return exportPlot(accuracy_, path, dpi) && exportPlot(confusion_, siblingPath(path, "_confusion"), dpi, FigureShape::Square);
 }
 
 } // namespace ltlab::ui

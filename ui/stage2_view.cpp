@@ -160,7 +160,7 @@ Stage2View::Stage2View(QWidget* parent) : AnalysisView(parent) {
     scroll->setMinimumWidth(std::min(controls->sizeHint().width() + 20, 300)); // scrolls on a small screen
 
     norms_ = makePlot(this, tr("Weight norms after stage 2"));
-    norms_->xAxis->setLabel(tr("class, by training count (head to tail)"));
+    norms_->xAxis->setLabel(classAxisTitle());
     norms_->yAxis->setLabel(tr("||w_c||"));
     norms_->legend->setVisible(true);
     sweep_ = makePlot(this, tr("Logit adjustment of the result"));

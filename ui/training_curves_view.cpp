@@ -153,6 +153,7 @@ QColor TrainingCurvesView::runColour(int i) { return kRunColours[static_cast<std
 
 TrainingCurvesView::TrainingCurvesView(QWidget* parent) : AnalysisView(parent) {
     plot_ = makePlot(this, "Training curves");
+    plot_->setProperty("own_legend", true); // one legend of runs, fitted to the grid (build)
     plot_->setAutoAddPlottableToLegend(false);
     tick_font_ = plot_->axisRect()->axis(QCPAxis::atLeft)->tickLabelFont();
     label_font_ = plot_->axisRect()->axis(QCPAxis::atBottom)->labelFont();

@@ -134,7 +134,7 @@ void WeightNormView::redraw() {
     count_graph->setData(count_keys, counts, true);
     count_graph->setPen(QPen(Qt::black, 1.5));
 
-    plot_->xAxis->setLabel(tr("class, by training count (head to tail)"));
+    plot_->xAxis->setLabel(classAxisTitle());
     plot_->yAxis->setLabel(bias ? tr("bias b_c") : tr("||w_c||"));
     plot_->yAxis2->setVisible(true);
     plot_->yAxis2->setLabel(tr("n_c"));
@@ -144,7 +144,12 @@ void WeightNormView::redraw() {
     plot_->legend->setVisible(true);
     plot_->rescaleAxes();
     plot_->xAxis->setRange(-0.6, double(order_.size()) - 0.4);
-    if (!bias) plot_->yAxis->setRange(0, plot_->yAxis->range().upper * 1.08); // no marker on the frame
+    // No marker on the frame, and the count line below the top.
+    if (bias)
+        addRoom(plot_->yAxis, 0.08, 0.08);
+    else
+        plot_->yAxis->setRange(0, plot_->yAxis->range().upper * 1.08);
+    addRoom(plot_->yAxis2, 0.04, 0.08);
     replot(plot_);
 }
 

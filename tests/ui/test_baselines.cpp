@@ -1,0 +1,169 @@
+// Baseline images of every 2D view of a generated run (issue 11, F3D's
+// testing/baselines style): each view at the size it has in the default
+// window and each figure it exports at column width is compared with a PNG
+// under tests/ui/baselines/ within a tolerance, and nothing in any plot may be
+// clipped (view_checks.h). LTLAB_UPDATE_BASELINES=1 writes new baselines
+// (docs/architecture.md, "Baseline images"). Runs under xvfb-run.
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDir>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <qcustomplot.h>
+
+#include "analysis_task.h"
+#include "cone_view.h"
+#include "figure_set_view.h"
+#include "logit_adjustment_view.h"
+#include "ltlab/synthetic.h"
+#include "per_class_view.h"
+#include "training_curves_view.h"
+#include "view_checks.h"
+#include "weight_norm_view.h"
+
+using namespace ltlab;
+using namespace ltlab::ui;
+
+namespace {
+
+// A view's tab page in the default 1200 x 800 window (the Runs dock beside it).
+const QSize kWindowView(900, 640);
+// Column-wide figures are compared at 150 dpi (525 x 390 pixels): small baselines, every label legible.
+constexpr double kBaselineDpi = 150;
+
+// The names of Fashion-MNIST, the Training dock's default dataset.
+const std::vector<std::string> kNames{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+} // namespace
+
+class TestBaselines : public QObject {
+    Q_OBJECT
+
+    QTemporaryDir dir_;
+    ViewData data_;
+    QStringList mismatches_; // of the current test function
+
+    // The window-size image and the clip check of `view` as it is now, then
+    // every figure it exports at column width (compared) and page width (checked).
+    void check(AnalysisView& view, const QString& name) {
+        view.resize(kWindowView);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        QStringList problems = test::viewProblems(&view);
+        for (QCustomPlot* plot : view.findChildren<QCustomPlot*>())
+            if (plot->isVisibleTo(&view)) problems << test::edgeProblems(plot->toPixmap().toImage(), name + " " + plot->objectName());
+        mismatches_ << test::compareWithBaseline(view.grab().toImage(), name + "_window");
+        for (const FigureSize size : {FigureSize::Column, FigureSize::Page}) {
+            setFigureSize(size);
+            const QTemporaryDir out;
+            const QString path = QDir(out.path()).filePath(name + ".png");
+            bool written = false;
+            problems << test::problemsWhile(&view, [&] { written = view.exportFigure(path, kBaselineDpi); });
+            QVERIFY2(written, qPrintable(path));
+            if (size == FigureSize::Page) continue;
+            for (const QFileInfo& png : QDir(out.path()).entryInfoList({"*.png"}, QDir::Files, QDir::Name)) {
+                const QImage image(png.filePath());
+                problems << test::edgeProblems(image, png.fileName());
+                mismatches_ << test::compareWithBaseline(image, png.completeBaseName() + "_column");
+            }
+        }
+        setFigureSize(FigureSize::Column);
+        problems.removeDuplicates();
+        QVERIFY2(problems.isEmpty(), qPrintable("\n" + problems.join("\n")));
+    }
+
+    void verifyBaselines() {
+        mismatches_.removeAll(QString());
+        const QString text = mismatches_.join("\n");
+        mismatches_.clear();
+        QVERIFY2(text.isEmpty(), qPrintable("\n" + text));
+    }
+
+private slots:
+    void initTestCase() {
+        const std::string path = dir_.filePath("fashion-lt.h5").toStdString();
+        SynthConfig cfg;
+        cfg.classes = 10;
+        cfg.dim = 16;
+        cfg.snapshots = 3;
+        cfg.noise = 1.3;
+        cfg.seed = 11;
+        writeSyntheticRun(path, cfg);
+        const auto file = RunFile::open(path);
+        AnalysisRequest request; // as the window asks for it: the last snapshot, epoch 1 overlaid and as the baseline
+        request.snapshot = QString::fromStdString(file->latestSnapshot().name);
+        request.compare_file = file;
+        request.compare_snapshot = "epoch_0001";
+        request.geometry.samples_per_class = 0;
+        const AnalysisOutcome outcome = analyzeForViews(file, request);
+        QVERIFY2(outcome.error.isEmpty(), qPrintable(outcome.error));
+        data_ = viewDataFor(outcome, file->history());
+        data_.classes.names = kNames; // a Fashion-MNIST-LT run's class names
+        QString label;
+        data_.baseline = analyzeBaseline(*file, file, "epoch_0001", data_.analysis->split, &label);
+        data_.baseline_label = label;
+        data_.weight_decay = WeightDecayChoice{5e-4, "test"};
+    }
+
+    void coneView() {
+        ConeView view;
+        view.showData(data_);
+        check(view, "cone");
+        verifyBaselines();
+    }
+
+    void weightNorms() {
+        WeightNormView view;
+        view.showData(data_);
+        check(view, "weight_norms");
+        verifyBaselines();
+    }
+
+    void weightNormBiases() {
+        WeightNormView view;
+        view.showData(data_);
+        view.findChild<QCheckBox*>()->setChecked(true);
+        check(view, "weight_norms_bias");
+        verifyBaselines();
+    }
+
+    void logitAdjustment() {
+        LogitAdjustmentView view;
+        view.showData(data_);
+        check(view, "logit_adjustment");
+        verifyBaselines();
+    }
+
+    void perClassWithTheTauOfTheSlider() {
+        LogitAdjustmentView la;
+        PerClassView view;
+        connect(&la, &LogitAdjustmentView::tauChanged, &view, &PerClassView::setLogitAdjustment);
+        view.showData(data_);
+        la.showData(data_); // the best tau of the sweep, in the per-class legend
+        check(view, "per_class");
+        verifyBaselines();
+    }
+
+    void trainingCurves() {
+        TrainingCurvesView view;
+        view.showData(data_);
+        check(view, "training_curves");
+        verifyBaselines();
+    }
+
+    void paperFigures() {
+        FigureSetView view;
+        view.showData(data_);
+        for (const auto figure : FigureSetView::allFigures()) {
+            view.setFigure(figure);
+            check(view, view.fileStem());
+        }
+        verifyBaselines();
+    }
+};
+
+QTEST_MAIN(TestBaselines)
+#include "test_baselines.moc"
