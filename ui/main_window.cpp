@@ -547,6 +547,7 @@ void MainWindow::openFiles(const QStringList& paths) {
                 statusBar()->showMessage(opened.error);
                 report_->showMessage(tr("Could not open the run file.\n\n%1").arg(opened.error));
                 showView(report_);
+                emit openFailed(opened.path, opened.error);
             }
             endWork();
         });

@@ -123,6 +123,8 @@ signals:
     void workFinished();
     // exit_code 0: done; 130 or -1: cancelled or crashed; else failed (message says why).
     void importFinished(const QString& out_path, int exit_code, const QString& message);
+    // A run file given to openFiles could not be read (message: the file, the object, the problem).
+    void openFailed(const QString& path, const QString& message);
 
 protected:
     void dragEnterEvent(QDragEnterEvent* event) override;

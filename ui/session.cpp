@@ -99,6 +99,7 @@ QStringList Session::restore() {
     }
     missing_message_ = missing.isEmpty() ? QString()
                                          : tr("Last session: %1 no longer there, not reopened").arg(missing.join(", "));
+
     if (present.isEmpty()) {
         finish();
         return {};
@@ -107,6 +108,7 @@ QStringList Session::restore() {
     phase_ = Phase::Opening;
     logitAdjustmentView(window_)->setMultiplicative(state.la_multiplicative);
     connect(window_, &MainWindow::workFinished, this, &Session::onWorkFinished, Qt::UniqueConnection);
+    connect(window_, &MainWindow::openFailed, this, &Session::onOpenFailed, Qt::UniqueConnection);
     window_->openFiles(present);
     return present;
 }
@@ -123,6 +125,13 @@ void Session::onWorkFinished() {
     finish();
 }
 
+// A saved run that is there but cannot be read: named, with the reason, when the session is shown.
+void Session::onOpenFailed(const QString& path, const QString& message) {
+    if (phase_ != Phase::Opening) return;
+    missing_message_ += (missing_message_.isEmpty() ? tr("Last session: ") : QStringLiteral("; ")) +
+                        tr("could not reopen %1: %2").arg(QFileInfo(path).fileName(), message);
+}
+
 void Session::selectSaved() {
     if (!pending_.run.isEmpty()) window_->selectSnapshot(pending_.run, pending_.snapshot);
     if (!pending_.overlay_run.isEmpty()) weightNorms(window_)->setCompareChoice(pending_.overlay_run, pending_.overlay_snapshot);
@@ -136,6 +145,7 @@ void Session::finish() {
     }
     phase_ = Phase::Idle;
     disconnect(window_, &MainWindow::workFinished, this, &Session::onWorkFinished);
+    disconnect(window_, &MainWindow::openFailed, this, &Session::onOpenFailed);
     if (!missing_message_.isEmpty()) window_->statusBar()->showMessage(missing_message_, 30000);
 }
 

@@ -48,12 +48,13 @@ public:
     QStringList restore();
     // True until the whole saved session is shown.
     bool restoring() const { return phase_ != Phase::Idle; }
-    // The status bar's word on saved runs that are gone (empty: none).
+    // The status bar's word on saved runs that are gone or unreadable (empty: none).
     QString missingMessage() const { return missing_message_; }
 
 private:
     enum class Phase { Idle, Opening, Selecting };
     void onWorkFinished();
+    void onOpenFailed(const QString& path, const QString& message);
     void selectSaved();
     void finish();
 

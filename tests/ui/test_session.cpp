@@ -287,6 +287,33 @@ private slots:
         QVERIFY(third.session()->missingMessage().contains("one.h5"));
     }
 
+    // A saved run that is there but can no longer be read: the status bar
+    // names it with the reason, and the rest of the session is restored.
+    void aSessionRunThatCannotBeReadIsNamedWithItsReason() {
+        QTemporaryDir dir;
+        const QStringList paths{writeRun(dir, "fine.h5", 2), writeRun(dir, "broken.h5", 2)};
+        {
+            ltlab::ui::MainWindow first;
+            showAndActivate(first);
+            first.openFiles(paths);
+            QVERIFY(settle(first));
+            clickTab(first, "Cone effect");
+            first.close();
+        }
+        QFile broken(paths[1]);
+        QVERIFY(broken.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        broken.write("not an HDF5 file");
+        broken.close();
+        ltlab::ui::MainWindow second;
+        showAndActivate(second);
+        QCOMPARE(second.restoreSession().size(), 2);
+        QVERIFY(settle(second));
+        QCOMPARE(second.openRuns().size(), 1);
+        QCOMPARE(second.currentViewStem(), QString("cone"));
+        const QString message = second.statusBar()->currentMessage();
+        QVERIFY2(message.contains("could not reopen broken.h5: ") && message.contains(paths[1]), qPrintable(message));
+    }
+
     // The Training dock on the open run: la and resume from its buttons, with
     // the dock's settings on the command line (a stand-in ltlab records it).
     void theDocksLaAndResumeOfTheOpenRunRunTheirCommandLines() {
