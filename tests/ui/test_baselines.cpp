@@ -8,8 +8,11 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDir>
+#include <QPainter>
 #include <QTemporaryDir>
 #include <QtTest>
+
+#include <memory>
 
 #include <qcustomplot.h>
 
@@ -152,6 +155,49 @@ private slots:
         view.showData(data_);
         check(view, "training_curves");
         verifyBaselines();
+    }
+
+    // The checks find what the issue saw: markers half cut at the edges, a
+    // peak on the frame, a label behind a bar, a legend cut off.
+    void theClipCheckFindsClippedMarkersPeaksLabelsAndLegends() {
+        QCustomPlot& plot = *makePlot(nullptr, "test"); // the legend below the axes, as in every view
+        const std::unique_ptr<QCustomPlot> owner(&plot);
+        plot.setViewport(QRect(0, 0, 400, 300)); // hidden: no resize event sets it
+        QCPGraph* markers = plot.addGraph();
+        markers->setName("points");
+        markers->setData({0, 1, 2}, {0, 1, 2});
+        markers->setLineStyle(QCPGraph::lsNone);
+        markers->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 8));
+        auto* bars = new QCPBars(plot.xAxis, plot.yAxis);
+        bars->setData({1}, {1.5});
+        auto* label = new QCPItemText(&plot);
+        label->position->setCoords(1, 1);
+        label->setText("medium");
+        plot.legend->setVisible(true);
+        plot.rescaleAxes();
+        plot.replot();
+        const QString found = test::clipProblems(&plot).join("\n");
+        QVERIFY2(found.contains("'points' (QCPGraph): 2 markers cut by the axis rect"), qPrintable(found));
+        QVERIFY2(found.contains("text 'medium'") && found.contains("overlaps a bar"), qPrintable(found));
+        markers->setLineStyle(QCPGraph::lsLine);
+        markers->setName(QString("a legend entry far wider than the plot that holds it, so it is cut ").repeated(2));
+        plot.replot();
+        const QString more = test::clipProblems(&plot).join("\n");
+        QVERIFY2(more.contains("the line's peak lies on the frame"), qPrintable(more));
+        QVERIFY2(more.contains("QCPPlottableLegendItem") && more.contains("its text needs"), qPrintable(more)); // cut
+    }
+
+    // A changed view fails its baseline, and the test says where the images are.
+    void aChangedImageFailsItsBaseline() {
+        if (qEnvironmentVariableIntValue("LTLAB_UPDATE_BASELINES") == 1) QSKIP("writing baselines");
+        const QString name = "weight_norms_column";
+        QImage image(test::baselinePath(name));
+        QVERIFY(!image.isNull());
+        QVERIFY(test::compareWithBaseline(image, name).isEmpty());
+        QPainter(&image).fillRect(QRect(100, 100, 40, 30), Qt::black); // 0.6 % of the pixels
+        const QString message = test::compareWithBaseline(image, name);
+        QVERIFY2(message.contains(name + ".diff.png") && message.contains(name + ".actual.png"), qPrintable(message));
+        QVERIFY2(message.startsWith(name + ": ") && message.contains("differ from"), qPrintable(message));
     }
 
     void paperFigures() {

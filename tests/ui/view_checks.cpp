@@ -301,8 +301,6 @@ QStringList edgeProblems(const QImage& image, const QString& what) {
 
 namespace {
 
-QString baselineDir() { return QStringLiteral(LTLAB_BASELINE_DIR); }
-
 QString outputDir() {
     const QString dir = qEnvironmentVariable("LTLAB_BASELINE_OUT", QDir::current().filePath("baseline-diffs"));
     QDir().mkpath(dir);
@@ -330,11 +328,13 @@ QImage diffImage(const QImage& actual, const QImage& baseline, int tolerance, in
 
 } // namespace
 
+QString baselinePath(const QString& name) { return QDir(QStringLiteral(LTLAB_BASELINE_DIR)).filePath(name + ".png"); }
+
 QString compareWithBaseline(const QImage& image, const QString& name, Tolerance tolerance) {
     const QImage actual = image.convertToFormat(QImage::Format_RGB32);
-    const QString path = QDir(baselineDir()).filePath(name + ".png");
+    const QString path = baselinePath(name);
     if (qEnvironmentVariableIntValue("LTLAB_UPDATE_BASELINES") == 1) {
-        QDir().mkpath(baselineDir());
+        QDir().mkpath(QStringLiteral(LTLAB_BASELINE_DIR));
         return actual.save(path, "PNG", 0) ? QString() : "cannot write the baseline " + path; // 0: smallest file
     }
     const QImage baseline = QImage(path).convertToFormat(QImage::Format_RGB32);

@@ -47,5 +47,7 @@ struct Tolerance {
     double max_fraction = 0.003;
 };
 QString compareWithBaseline(const QImage& actual, const QString& name, Tolerance tolerance = {});
+// The committed baseline NAME.png.
+QString baselinePath(const QString& name);
 
 } // namespace ltlab::test
