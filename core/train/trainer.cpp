@@ -260,9 +260,13 @@ public:
         const Mark next{epoch, sha256Hex(archive)};
         std::error_code ec;
         std::filesystem::remove(checkpoint_, ec); // an overwritten run's
+        // The checkpoint first: the new run file records epochs (the source's)
+        // from the start, so it must never exist without its checkpoint. A kill
+        // between the two leaves only RUN.h5.ckpt, which the next --from replaces.
+        writeCheckpointFile(checkpoint_, checkpointEnvelope(run_id_, epoch, archive));
+        testStopAfter("from-checkpoint");
         write_run([&](RunFileWriter& writer) { recordCheckpoint(writer, next); });
         testStopAfter("created");
-        writeCheckpointFile(checkpoint_, checkpointEnvelope(run_id_, epoch, archive));
         mark_ = next;
         log("stage 2 from " + source_checkpoint + " with the classifier of epoch " + std::to_string(epoch));
     }
@@ -708,10 +712,10 @@ TrainingSummary TorchTrainer::stage2From(const Stage2FromPlan& plan, const std::
                       });
         return run.run(true);
     } catch (...) {
-        // Nothing trained yet: no half-made run is left behind. (Once stage 2
-        // has finished an epoch, the run and its checkpoint stay: --resume.)
+        // Failed before the run file was made: no stray checkpoint is left
+        // behind. (Once the run file exists, it and its checkpoint stay: --resume.)
         std::error_code ec;
-        if (!std::filesystem::exists(checkpointPath(out), ec)) std::filesystem::remove(out, ec);
+        if (!std::filesystem::exists(out, ec)) std::filesystem::remove(checkpointPath(out), ec);
         throw;
     }
 }

@@ -139,6 +139,38 @@ class ResumeSafety(unittest.TestCase):
         self.assertIn("cannot be verified", p.stderr)
         self.assertEqual(epochs_of(run), 2)
 
+    def from_run(self, base, name, stop):
+        out = self.path(name)
+        argv = ["train", "--recipe", "wb", "--from", base, "--stage2-epochs", "1", "--out", out]
+        env = dict(os.environ, LC_ALL="C")
+        if stop:
+            env["LTLAB_TEST_STOP_AFTER"] = stop
+        return out, subprocess.run([ltlab_bin(), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   timeout=300, env=env)
+
+    def test_stage2_from_killed_after_its_run_file_is_created_it_resumes(self):
+        # The --from run records the source's epochs from the start: its checkpoint
+        # is in place before the run file, so a kill leaves a run --resume continues.
+        base = self.trained("base.h5", recipe="ce-wd", epochs=1)
+        out, p = self.from_run(base, "from.h5", "created")
+        self.assertEqual(p.returncode, 86, describe(p))
+        self.assertTrue(os.path.exists(out + ".ckpt"))
+        self.assertEqual(epochs_of(out), 1)
+        p = run_ltlab("train", "--resume", out, timeout=300)
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertEqual(epochs_of(out), 2)
+
+    def test_stage2_from_killed_before_its_run_file_leaves_nothing_in_the_way(self):
+        base = self.trained("base.h5", recipe="ce-wd", epochs=1)
+        out, p = self.from_run(base, "from.h5", "from-checkpoint")
+        self.assertEqual(p.returncode, 86, describe(p))
+        self.assertFalse(os.path.exists(out))      # no run file that cannot be resumed
+        out, p = self.from_run(base, "from.h5", None)   # the same command again, no --overwrite
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertEqual(epochs_of(out), 2)
+        p = run_ltlab("train", "--resume", out, timeout=300)   # finished: nothing left to do, still verified
+        self.assertEqual(p.returncode, 0, describe(p))
+
     def test_stage2_from_a_damaged_checkpoint_is_refused(self):
         run = self.trained("wb.h5", "--stage2-epochs", "1", recipe="wb", epochs=1)
         data = bytearray(read(run + ".ckpt"))
