@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "ltlab/runtime.h"
 #include "ltlab_version.h"
 
 namespace {
@@ -42,6 +43,7 @@ tools/python/ltlab_export.py, docs/exporter.md).
 
 int main(int argc, char** argv) {
     using namespace ltlab::app;
+    ltlab::selectBlasKernel(); // before any BLAS call, whatever the command (train's libtorch shares the library)
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty()) return runWorkbench(argc, argv);
     const std::string& first = args.front();

@@ -11,6 +11,9 @@ kernel for this CPU). In each, the float32 and float64 GEMM rates are measured
 first (`ltlab info --measure-dgemm --measure-sgemm`), then ltlab (its default
 precision, and its float64 path through LTLAB_ANALYSIS_PRECISION=float64) and
 numpy alternate, best of --repeats (the machine may be shared: best-of-N).
+Where OpenBLAS falls back to its Prescott kernel and ltlab picks another
+(ltlab info: "chosen by ltlab"), numpy runs with that kernel too
+(OPENBLAS_CORETYPE set for it, and said), so that both use the same GEMM.
 
 Prints figures; asserts nothing. Usage:
     bench/analyze_benchmark.py [--ltlab build/bin/ltlab] [--quick] [--repeats 3] [--workdir DIR]
@@ -64,7 +67,7 @@ def generate(ltlab, workdir, name, C, D, IF, N):
     return path
 
 
-def measure_size(args, env, path, name, C):
+def measure_size(args, env, path, name, C, numpy_env):
     cmd = [args.ltlab, "analyze", path, "--format", "json", "--timings"]
     f64_env = dict(env, LTLAB_ANALYSIS_PRECISION="float64")
     walls, f64_walls, numpy_walls = [], [], []
@@ -77,10 +80,10 @@ def measure_size(args, env, path, name, C):
         phases = "; ".join(line.strip() for line in res.stderr.splitlines()[1:])
         f64_walls.append(timed(cmd, f64_env)[0])
         if r < numpy_repeats:
-            numpy_walls.append(timed([PYTHON, REFERENCE, path], env)[0])
+            numpy_walls.append(timed([PYTHON, REFERENCE, path], numpy_env)[0])
     return dict(best=min(walls), median=sorted(walls)[len(walls) // 2], f64=min(f64_walls), flops=flops,
                 phases=phases, rss=peak_rss_mb(cmd, env), numpy=min(numpy_walls),
-                numpy_rss=peak_rss_mb([PYTHON, REFERENCE, path], env))
+                numpy_rss=peak_rss_mb([PYTHON, REFERENCE, path], numpy_env))
 
 
 def run_environment(args, label, env, files):
@@ -89,12 +92,16 @@ def run_environment(args, label, env, files):
     dgemm = float(re.search(r"dgemm_gflops: ([0-9.]+)", info).group(1))
     sgemm = float(re.search(r"sgemm_gflops: ([0-9.]+)", info).group(1))
     blas = re.search(r"BLAS: (.*)", info).group(1)
+    chosen = re.search(r"kernel (\w+) chosen by ltlab", blas)
+    numpy_env = dict(env, OPENBLAS_CORETYPE=chosen.group(1)) if chosen else env
     print(f"\n== environment {label}: OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', '(unset)')}, "
           f"OPENBLAS_L2_SIZE={env.get('OPENBLAS_L2_SIZE', '(unset)')}; {blas}")
     print(f"GEMM rates (2048^3, best of 3): float64 {dgemm:.1f} GFLOP/s, float32 {sgemm:.1f} GFLOP/s")
+    if chosen:
+        print(f"numpy runs with OPENBLAS_CORETYPE={chosen.group(1)}, the kernel ltlab chose")
     rows = []
     for (name, C, D, IF, N, goal_s, goal_mb, goal_x), path in files:
-        m = measure_size(args, env, path, name, C)
+        m = measure_size(args, env, path, name, C, numpy_env)
         rows.append((name, N, D, C, m, goal_s, goal_mb, goal_x))
         print(f"{name}: ltlab analyze best {m['best']:.3f} s (median {m['median']:.3f} s; float64 path "
               f"{m['f64']:.3f} s), peak RSS {m['rss']:.0f} MB, {m['flops']:.1f} GFLOP in BLAS; "

@@ -385,10 +385,11 @@ void predictAndSweep(const RowMatrix::RowsBlockXpr& Z, const VectorXd& errors, c
     }
 }
 
-// The undecided rows again, with float64 logits.
+// The undecided rows again, with float64 logits (rows are independent: on all threads).
 template <typename Block>
 std::int64_t redoUndecided(const Block& H, const std::vector<char>& undecided, const ClassifierInput& classifier,
-                           const std::int32_t* labels, bool sweep, LogitAdjustmentSweeper& sweeper, std::int32_t* prediction) {
+                           const std::int32_t* labels, bool sweep, std::vector<LogitAdjustmentSweeper>& sweepers,
+                           std::int32_t* prediction) {
     std::vector<Index> rows;
     for (Index i = 0; i < H.rows(); ++i)
         if (undecided[static_cast<std::size_t>(i)]) rows.push_back(i);
@@ -398,10 +399,11 @@ std::int64_t redoUndecided(const Block& H, const std::vector<char>& undecided, c
     for (Index r = 0; r < F; ++r) h.row(r) = H.row(rows[static_cast<std::size_t>(r)]).template cast<double>();
     RowMatrix Z = h * classifier.weight.transpose();
     Z.rowwise() += classifier.bias.transpose();
+#pragma omp parallel for schedule(dynamic, 16)
     for (Index r = 0; r < F; ++r) {
         const Index i = rows[static_cast<std::size_t>(r)];
         prediction[i] = static_cast<std::int32_t>(argmaxWithLead(Z.row(r).data(), Z.cols()).first);
-        if (sweep) sweeper.add(Z.row(r).data(), labels[i], prediction[i]);
+        if (sweep) sweepers[static_cast<std::size_t>(omp_get_thread_num())].add(Z.row(r).data(), labels[i], prediction[i]);
     }
     return F;
 }
@@ -467,7 +469,7 @@ PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjus
         errors.head(R) = logit_bound * norms.head(R);
         std::int32_t* prediction = s.prediction.data() + row0;
         predictAndSweep(Z, errors, labels, sweep, thread_sweepers, prediction, undecided);
-        s.recomputed += redoUndecided(H, undecided, ctx.classifier, labels, sweep, thread_sweepers[0], prediction);
+        s.recomputed += redoUndecided(H, undecided, ctx.classifier, labels, sweep, thread_sweepers, prediction);
         if (sweep) crossEntropy(Z, labels, cross_entropy);
         for (Index i = 0; i < R; ++i) {
             const auto y = static_cast<std::size_t>(labels[i]);

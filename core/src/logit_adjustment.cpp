@@ -18,11 +18,15 @@ LogitAdjustmentSweeper::LogitAdjustmentSweeper(const std::vector<std::int64_t>& 
     for (auto n : train_counts) total += static_cast<double>(n);
     log_prior_.resize(C_);
     prior_pow_.assign(taus_.size(), std::vector<double>(C_));
+    inv_prior_pow_.assign(taus_.size(), std::vector<double>(C_));
     for (std::size_t c = 0; c < C_; ++c) {
         const double prior = static_cast<double>(train_counts[c]) / total;
         log_prior_[c] = std::log(prior);
         all_priors_positive_ = all_priors_positive_ && prior > 0;
-        for (std::size_t k = 0; k < taus_.size(); ++k) prior_pow_[k][c] = std::pow(prior, taus_[k]);
+        for (std::size_t k = 0; k < taus_.size(); ++k) {
+            prior_pow_[k][c] = std::pow(prior, taus_[k]);
+            inv_prior_pow_[k][c] = 1.0 / prior_pow_[k][c]; // inf for an empty class
+        }
     }
     for (auto& correct : correct_) correct.assign(taus_.size() * C_, 0);
     all_classes_.resize(C_);
@@ -35,6 +39,13 @@ inline double LogitAdjustmentSweeper::score(std::size_t k, std::size_t c, double
     // Written as analysis.md writes them, so that ties break as in any float64 implementation.
     const double s = mode == Adjustment::Additive ? z - taus_[k] * log_prior_[c] : z / prior_pow_[k][c];
     return s == s ? s : -std::numeric_limits<double>::infinity(); // NaN: 0 / 0 for an empty class
+}
+
+template <Adjustment mode>
+inline double LogitAdjustmentSweeper::approximateScore(std::size_t k, std::size_t c, double z) const {
+    if constexpr (mode == Adjustment::Additive) return score<mode>(k, c, z);
+    const double s = z * inv_prior_pow_[k][c]; // z / 0 and 0 / 0 as the division gives them
+    return s == s ? s : -std::numeric_limits<double>::infinity();
 }
 
 bool LogitAdjustmentSweeper::add(const double* logits, std::int32_t label, std::int32_t prediction, double error) {
@@ -61,7 +72,8 @@ bool LogitAdjustmentSweeper::add(const double* logits, std::int32_t label, std::
 template <Adjustment mode>
 inline double LogitAdjustmentSweeper::scaledError(std::size_t k, std::size_t c, double error) const {
     if (error == 0) return 0;
-    return mode == Adjustment::Additive ? error : error / prior_pow_[k][c];
+    // An ulp of the product is far inside the bounds' own margins.
+    return mode == Adjustment::Additive ? error : error * inv_prior_pow_[k][c];
 }
 
 bool LogitAdjustmentSweeper::winsExactly(const double* z, std::size_t y, std::size_t k) const {
@@ -122,8 +134,12 @@ void LogitAdjustmentSweeper::countWins(const double* z, std::size_t y, std::size
             for (std::size_t i = 0; i < n && wins; ++i) {
                 const auto c = static_cast<std::size_t>(rivals[i]);
                 if (c == y) continue;
-                const double s = score<mode>(k, c, z[c]);
-                if (error > 0 && !(std::abs(s - own) > own_error + scaledError<mode>(k, c, error))) {
+                // The product first; the exact quotient only where the product
+                // is within a relative 1e-12 of the label's score (or not finite).
+                double s = approximateScore<mode>(k, c, z[c]);
+                const double gap = std::abs(s - own);
+                if (!(gap > 1e-12 * std::max(std::abs(s), std::abs(own)))) s = score<mode>(k, c, z[c]);
+                if (error > 0 && !(std::abs(s - own) > (own_error + scaledError<mode>(k, c, error)) * (1 + 1e-12))) {
                     undecided_ = true; // includes NaN bounds (empty classes)
                     return;
                 }
@@ -145,7 +161,8 @@ void LogitAdjustmentSweeper::countWins(const double* z, std::size_t y, std::size
     for (std::size_t i = 0; i < n; ++i) {
         const auto c = static_cast<std::size_t>(rivals[i]);
         if (c == y) continue;
-        const double ca = score<mode>(k_lo, c, z[c]), cb = score<mode>(k_hi, c, z[c]);
+        // Within an ulp: the slack above keeps rounding from deciding.
+        const double ca = approximateScore<mode>(k_lo, c, z[c]), cb = approximateScore<mode>(k_hi, c, z[c]);
         const double c_error = scaledError<mode>(k_hi, c, error);
         if (std::min(ca, cb) - c_error > own_hi + slack) return; // the label loses every tau here
         if (!(std::max(ca, cb) + c_error < own_lo - slack)) next[m++] = rivals[i];

@@ -45,6 +45,9 @@ public:
 private:
     template <Adjustment mode>
     double score(std::size_t k, std::size_t c, double z) const;
+    // score within an ulp, by a multiplication (for bounds that carry slack; never for a decision).
+    template <Adjustment mode>
+    double approximateScore(std::size_t k, std::size_t c, double z) const;
     void countAdditiveWins(const double* z, std::size_t label, double error);
     bool winsExactly(const double* z, std::size_t label, std::size_t k) const; // additive, every rival
     template <Adjustment mode>
@@ -60,6 +63,7 @@ private:
     std::vector<double> log_prior_;                 // log pi_c (-inf when n_c = 0)
     bool all_priors_positive_ = true;
     std::vector<std::vector<double>> prior_pow_;    // pi_c^tau_k
+    std::vector<std::vector<double>> inv_prior_pow_; // 1 / pi_c^tau_k
     // correct_[mode][k * C + c]: samples of class c right at tau_k.
     std::vector<std::int64_t> correct_[2];
     std::vector<std::int32_t> all_classes_;                // 0 .. C-1

@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -17,8 +20,12 @@
 
 extern "C" {
 char* openblas_get_config(void);
+char* openblas_get_corename(void);
 int openblas_get_parallel(void);
 int openblas_get_num_threads(void);
+// DYNAMIC_ARCH builds (Debian's): exported; init picks the kernel again (OPENBLAS_CORETYPE first).
+void gotoblas_dynamic_init(void);
+void gotoblas_dynamic_quit(void);
 }
 
 namespace ltlab {
@@ -44,9 +51,49 @@ int threadsTheAddressSpaceAllows(int threads) {
     return std::min(threads, fit);
 }
 
+// What the kernel choice did (for `ltlab info` and --version).
+std::string& kernelNote() {
+    static std::string note;
+    return note;
+}
+
+// The kernel for a CPU that OpenBLAS 0.3.21 does not know: SkylakeX with
+// AVX-512 (F, BW, DQ, VL), Haswell with AVX2 and FMA, else none.
+const char* kernelForThisCpu() {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+    return nullptr;
+}
+
 } // namespace
 
+void selectBlasKernel() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        if (std::getenv("OPENBLAS_CORETYPE")) return; // the user's (or the machine's) choice stands
+        const char* core = openblas_get_corename();
+        if (!core || std::strcmp(core, "Prescott") != 0) return; // OpenBLAS knew the CPU
+        const char* kernel = kernelForThisCpu();
+        if (!kernel) return; // a CPU for which Prescott is right
+        // Chosen the way OPENBLAS_CORETYPE chooses at load time, before any
+        // BLAS call; the variable is set only for that moment, so children
+        // and libraries read the environment as it was.
+        setenv("OPENBLAS_CORETYPE", kernel, 1);
+        gotoblas_dynamic_quit();
+        gotoblas_dynamic_init();
+        unsetenv("OPENBLAS_CORETYPE");
+        kernelNote() = std::string("kernel ") + openblas_get_corename() +
+                       " chosen by ltlab (OpenBLAS fell back to Prescott on this CPU; set OPENBLAS_CORETYPE to choose)";
+    });
+}
+
+std::string blasKernelNote() { return kernelNote(); }
+
 void initNumericRuntime(int threads) {
+    selectBlasKernel();
     if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     if (const int fit = threadsTheAddressSpaceAllows(threads); fit < threads) {
         rlimit limit{};
@@ -67,7 +114,9 @@ int numericThreads() { return openblas_get_num_threads(); }
 std::string blasDescription() {
     const int parallel = openblas_get_parallel();
     const char* kind = parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads" : "sequential";
-    return std::string(openblas_get_config()) + " (" + kind + "), " + std::to_string(numericThreads()) + " threads";
+    std::string text = std::string(openblas_get_config()) + " (" + kind + "), " + std::to_string(numericThreads()) + " threads";
+    if (!kernelNote().empty()) text += "; " + kernelNote();
+    return text;
 }
 
 namespace {

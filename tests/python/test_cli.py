@@ -5,6 +5,7 @@ Run: LTLAB_BIN=build/bin/ltlab /usr/bin/python3 -m unittest -v tests/python/test
 
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -127,6 +128,36 @@ class Usage(CliBase):
         j = tu.parse_json(self.ok("analyze", self.valid, "--format", "json").stdout)
         for k in ref.TOP_KEYS:
             self.assertIn(k, j)
+
+
+class BlasKernel(CliBase):
+    """OpenBLAS 0.3.21 falls back to its Prescott (SSE3) kernel on CPUs it does
+    not know (Sapphire/Emerald Rapids); ltlab then picks the kernel for the
+    CPU's instruction set, and OPENBLAS_CORETYPE, when set, always wins."""
+
+    def info(self, **env):
+        base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+        base.update(env, LC_ALL="C")
+        proc = subprocess.run([tu.ltlab_bin(), "info"], capture_output=True, text=True, env=base, timeout=60)
+        self.assertEqual(proc.returncode, 0, tu.describe(proc))
+        return re.search(r"BLAS: (.*)", proc.stdout).group(1)
+
+    def test_no_fallback_kernel_on_a_cpu_with_avx2(self):
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+        blas = self.info()
+        config = blas.split(" (")[0] + " "  # OpenBLAS's own line: its kernel's name
+        if "avx2" in flags and "fma" in flags:
+            self.assertNotIn(" Prescott ", config, blas)
+            if "chosen by ltlab" in blas:
+                expected = "SkylakeX" if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags) else "Haswell"
+                self.assertIn(" %s " % expected, config)
+
+    def test_openblas_coretype_is_respected(self):
+        for core in ("Prescott", "Haswell"):
+            blas = self.info(OPENBLAS_CORETYPE=core)
+            self.assertIn(" %s " % core, blas.split(" (")[0] + " ")
+            self.assertNotIn("chosen by ltlab", blas)
 
 
 class Synth(CliBase):

@@ -5,6 +5,15 @@
 
 namespace ltlab {
 
+// OpenBLAS 0.3.21 (Debian 12) does not know recent CPUs (Sapphire and Emerald
+// Rapids, family 6 models 143 and 207) and falls back to its Prescott (SSE3)
+// kernel, 5x slower there than its SkylakeX kernel (docs/performance.md). When
+// OPENBLAS_CORETYPE is unset and OpenBLAS chose Prescott on a CPU with AVX-512
+// (or AVX2 + FMA), this picks SkylakeX (Haswell) instead, as OPENBLAS_CORETYPE
+// would. Once per process, before any BLAS call; initNumericRuntime calls it.
+void selectBlasKernel();
+// What selectBlasKernel did, empty when it changed nothing.
+std::string blasKernelNote();
 // Sets OpenBLAS/OpenMP to `threads` (0: all cores). Called once at start-up.
 // Under an address-space limit (ulimit -v) it uses no more threads than fit
 // (OpenBLAS would spin forever otherwise) and says so on stderr.
