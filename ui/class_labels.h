@@ -27,6 +27,8 @@
 #include <vtkNew.h>
 #include <vtkSmartPointer.h>
 
+#include "label_mode.h"
+
 class vtkCallbackCommand;
 class vtkMatrix4x4;
 class vtkRenderer;
@@ -35,8 +37,6 @@ class vtkPolyData;
 class vtkTexturedActor2D;
 
 namespace ltlab::ui {
-
-enum class LabelMode { None, PickedAndExtremes, All };
 
 // The classes to label among `shown`, highest priority first: the picked
 // class (when shown), the `extremes` largest and the `extremes` smallest by

@@ -1,13 +1,20 @@
 #include "epoch_player.h"
 
+#include <QAbstractButton>
+#include <QAbstractItemView>
+#include <QAbstractSpinBox>
+#include <QApplication>
 #include <QCheckBox>
 #include <QComboBox>
 #include <QHBoxLayout>
+#include <QKeyEvent>
+#include <QLineEdit>
 #include <QLabel>
 #include <QSettings>
 #include <QSlider>
 #include <QStyle>
 #include <QTimer>
+#include <QTreeView>
 #include <QToolButton>
 
 namespace ltlab::ui {
@@ -27,6 +34,7 @@ EpochPlayer::EpochPlayer(QWidget* parent) : QWidget(parent) {
     play_->setCheckable(true);
     play_->setToolTip(tr("Play through the snapshots (Space)"));
     play_->setShortcut(Qt::Key_Space);
+    qApp->installEventFilter(this); // Space stays with a focused control that uses it (eventFilter)
     speed_ = new QComboBox(this);
     speed_->setObjectName("player_speed");
     for (double s : kSpeeds) speed_->addItem(tr("%1x").arg(s), s);
@@ -65,9 +73,38 @@ int EpochPlayer::intervalMs() const { return static_cast<int>(kBaseIntervalMs / 
 bool EpochPlayer::loops() const { return loop_->isChecked(); }
 
 void EpochPlayer::advance() {
-    if (timeline_->value() < timeline_->maximum()) timeline_->setValue(timeline_->value() + 1);
-    else if (loops()) timeline_->setValue(timeline_->minimum());
-    else play_->setChecked(false); // stays on the last snapshot
+    for (int i = timeline_->value() + 1; i <= timeline_->maximum(); ++i)
+        if (shown(i)) {
+            timeline_->setValue(i);
+            return;
+        }
+    if (loops())
+        for (int i = timeline_->minimum(); i <= timeline_->maximum(); ++i)
+            if (shown(i)) {
+                if (i != timeline_->value()) timeline_->setValue(i);
+                return;
+            }
+    play_->setChecked(false); // stays on the last shown snapshot
+}
+
+// Qt asks the focused widget first (ShortcutOverride) whether it wants a key
+// that is also a shortcut; buttons, combo boxes and lists do not claim Space
+// there, so the play shortcut would take it from them. Claimed here for them,
+// Space toggles the focused check box or opens the focused combo box as
+// everywhere else, and plays only when the focus is elsewhere (a view, the tree).
+bool EpochPlayer::eventFilter(QObject* watched, QEvent* event) {
+    if (event->type() == QEvent::ShortcutOverride) {
+        const auto* key = static_cast<QKeyEvent*>(event);
+        if (key->key() == Qt::Key_Space && key->modifiers() == Qt::NoModifier) {
+            QWidget* focus = QApplication::focusWidget();
+            const bool usesSpace = focus && focus != play_ && watched == focus &&
+                                   (qobject_cast<QAbstractButton*>(focus) || qobject_cast<QComboBox*>(focus) ||
+                                    qobject_cast<QLineEdit*>(focus) || qobject_cast<QAbstractSpinBox*>(focus) ||
+                                    (qobject_cast<QAbstractItemView*>(focus) && !qobject_cast<QTreeView*>(focus)));
+            if (usesSpace) event->accept();
+        }
+    }
+    return QWidget::eventFilter(watched, event);
 }
 
 void EpochPlayer::saveSettings() const {

@@ -1,5 +1,6 @@
 #include "geometry_view.h"
 
+#include <QAbstractItemView>
 #include <QCheckBox>
 #include <QComboBox>
 #include <QFileInfo>
@@ -171,16 +172,25 @@ LabelMode GeometryView::labelMode() const { return static_cast<LabelMode>(labels
 
 void GeometryView::setFilter(const ClassFilter& filter) { filter_bar_->setFilter(filter); }
 
+ClassFilter GeometryView::filter() const { return filter_bar_->filter(); }
+
 void GeometryView::fillClassChoices() {
     filter_bar_->setClasses(data_.classes);
     const auto& counts = data_.classes.train_counts;
     if (static_cast<std::size_t>(axis_class_[0]->count()) == counts.size()) return;
     const auto order = classesByCount(counts);
+    // Wide enough for the names ("T-shirt/top"), up to 16 characters; the
+    // list that opens shows every name whole.
+    int longest = 6;
+    for (std::size_t c = 0; c < counts.size(); ++c)
+        longest = std::max(longest, static_cast<int>(className(data_.classes, static_cast<int>(c)).size()));
     for (int j = 0; j < 3; ++j) {
         const QSignalBlocker block(axis_class_[j]);
         axis_class_[j]->clear();
         for (std::size_t c = 0; c < counts.size(); ++c)
             axis_class_[j]->addItem(className(data_.classes, static_cast<int>(c)), static_cast<int>(c));
+        axis_class_[j]->setMinimumContentsLength(std::min(longest, 16));
+        axis_class_[j]->view()->setMinimumWidth(axis_class_[j]->view()->sizeHintForColumn(0) + 24);
         // The choice kept from before (settings) when it fits; else head, middle and tail.
         const int kept = pending_axis_classes_ ? (*pending_axis_classes_)[static_cast<std::size_t>(j)] : -1;
         if (kept >= 0 && kept < static_cast<int>(counts.size())) {

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "analysis_view.h"
+#include "label_mode.h"
 
 class QCheckBox;
 class QComboBox;
@@ -30,7 +31,6 @@ class ClassFilterBar;
 class ClassLabels;
 class VtkWidget;
 struct ClassFilter;
-enum class LabelMode;
 
 class GeometryView : public AnalysisView {
     Q_OBJECT
@@ -55,6 +55,7 @@ public:
     void setLabelMode(LabelMode mode);
     LabelMode labelMode() const;
     void setFilter(const ClassFilter& filter);
+    ClassFilter filter() const;
     ClassFilterBar* filterBar() const { return filter_bar_; }
     QComboBox* labelsBox() const { return labels_box_; }
     // The classes drawn (the filter's), their labels, and the caption.

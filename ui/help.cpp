@@ -120,7 +120,8 @@ QString viewGuideHtml() {
                    "runs that have one, for runs with hundreds of snapshots.</p>"
                    "<p><b>Epoch timeline:</b> the slider steps through the selected run's snapshots; Play (Space) "
                    "moves through them at the chosen speed (1x: a snapshot every 0.8 s, waiting for each analysis), "
-                   "and at the last one starts again (Loop ticked) or stops there.</p>"
+                   "and at the last one starts again (Loop ticked) or stops there. With the Runs filter in use it "
+                   "plays only the snapshots the filter shows.</p>"
                    "<p><b>Session:</b> on quit the window keeps the open runs, the selected snapshot, the tab, the "
                    "weight norms' overlay, the logit-adjustment mode and tau and the 3D options; <tt>ltlab</tt> "
                    "without files reopens them (a run file that is gone is skipped and named in the status bar). "
@@ -146,7 +147,8 @@ QString shortcutsHtml() {
                              {"Ctrl+F", "filter the Runs tree's snapshots"},
                              {"F5", "presentation mode (full screen, large type; F5 again to leave)"},
                              {"F1", "the guide to the current view"},
-                             {"Space", "play through the snapshots (speed and loop beside the timeline)"},
+                             {"Space", "play through the snapshots (speed and loop beside the timeline); a focused button, "
+                                       "check box, list or text field keeps Space for itself"},
                              {"Esc", "cancel the running analysis"},
                              {"Ctrl+Q", "quit"}};
     QString html = "<h2>Keyboard shortcuts</h2><table cellpadding=4>";

@@ -176,6 +176,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     // Epoch timeline: a slider over the selected run's snapshots, with the player.
     player_ = new EpochPlayer(this);
     player_->setBusy([this] { return pending_ > 0; }); // let the current analysis finish first
+    player_->setHidden([this](int index) { // the player skips what the Runs filter hides
+        QTreeWidgetItem* current = runs_->currentItem();
+        QTreeWidgetItem* top = current && current->parent() ? current->parent() : current;
+        return top && index >= 0 && index < top->childCount() && top->child(index)->isHidden();
+    });
     timeline_ = player_->timeline();
     timeline_label_ = player_->label();
     auto* timeline_dock = new QDockWidget(tr("Epoch timeline"), this);

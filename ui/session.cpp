@@ -6,6 +6,9 @@
 #include <QSlider>
 #include <QStatusBar>
 
+#include <algorithm>
+
+#include "class_filter.h"
 #include "geometry_view.h"
 #include "logit_adjustment_view.h"
 #include "main_window.h"
@@ -21,6 +24,7 @@ void SessionState::save(QSettings& settings) const {
     settings.setValue("view", view);
     settings.setValue("overlay_run", overlay_run);
     settings.setValue("overlay_snapshot", overlay_snapshot);
+    settings.setValue("overlay_none", overlay_none);
     settings.setValue("la_multiplicative", la_multiplicative);
     settings.setValue("la_tau_index", la_tau_index);
     settings.endGroup();
@@ -34,6 +38,7 @@ SessionState SessionState::load(const QSettings& settings) {
     s.view = settings.value("session/view").toString();
     s.overlay_run = settings.value("session/overlay_run").toString();
     s.overlay_snapshot = settings.value("session/overlay_snapshot").toString();
+    s.overlay_none = settings.value("session/overlay_none", false).toBool();
     s.la_multiplicative = settings.value("session/la_multiplicative", false).toBool();
     s.la_tau_index = settings.value("session/la_tau_index", -1).toInt();
     return s;
@@ -65,6 +70,7 @@ SessionState Session::capture() const {
     const QPair<QString, QString> overlay = weightNorms(window_)->compareChoice();
     if (!overlay.first.isEmpty()) s.overlay_run = QDir::cleanPath(QFileInfo(overlay.first).absoluteFilePath());
     s.overlay_snapshot = overlay.second;
+    s.overlay_none = weightNorms(window_)->overlayHidden();
     s.la_multiplicative = logitAdjustmentView(window_)->multiplicative();
     s.la_tau_index = user_tau_;
     return s;
@@ -77,6 +83,13 @@ void Session::save() const {
     settings.setValue("geometry/classifier_axes", g.axes == GeometryAxes::ClassifierRows);
     settings.setValue("geometry/axis_classes", QVariantList{g.axis_classes[0], g.axis_classes[1], g.axis_classes[2]});
     settings.setValue("geometry/samples_per_class", static_cast<qlonglong>(g.samples_per_class));
+    settings.setValue("geometry/labels", static_cast<int>(geometry(window_)->labelMode()));
+    const ClassFilter f = geometry(window_)->filter();
+    settings.setValue("geometry/filter", static_cast<int>(f.kind));
+    settings.setValue("geometry/filter_k", f.k);
+    QVariantList chosen;
+    for (int c : f.chosen) chosen << c;
+    settings.setValue("geometry/filter_classes", chosen);
 }
 
 void Session::restoreViewSettings() {
@@ -88,6 +101,17 @@ void Session::restoreViewSettings() {
     for (int j = 0; j < 3 && j < classes.size(); ++j) g.axis_classes[static_cast<std::size_t>(j)] = classes[j].toInt();
     g.samples_per_class = settings.value("geometry/samples_per_class").toLongLong();
     geometry(window_)->setOptions(g); // before any run is open: no analysis to redo
+    const int labels = settings.value("geometry/labels", -1).toInt();
+    if (labels >= static_cast<int>(LabelMode::None) && labels <= static_cast<int>(LabelMode::All))
+        geometry(window_)->setLabelMode(static_cast<LabelMode>(labels));
+    ClassFilter f;
+    const int kind = settings.value("geometry/filter", 0).toInt();
+    if (kind >= static_cast<int>(ClassFilter::Kind::All) && kind <= static_cast<int>(ClassFilter::Kind::Chosen))
+        f.kind = static_cast<ClassFilter::Kind>(kind);
+    f.k = std::max(1, settings.value("geometry/filter_k", f.k).toInt());
+    for (const QVariant& c : settings.value("geometry/filter_classes").toList())
+        if (c.toInt() >= 0) f.chosen.insert(c.toInt());
+    geometry(window_)->setFilter(f);
 }
 
 QStringList Session::restore() {
@@ -134,7 +158,8 @@ void Session::onOpenFailed(const QString& path, const QString& message) {
 
 void Session::selectSaved() {
     if (!pending_.run.isEmpty()) window_->selectSnapshot(pending_.run, pending_.snapshot);
-    if (!pending_.overlay_run.isEmpty()) weightNorms(window_)->setCompareChoice(pending_.overlay_run, pending_.overlay_snapshot);
+    if (pending_.overlay_none) weightNorms(window_)->setOverlayHidden();
+    else if (!pending_.overlay_run.isEmpty()) weightNorms(window_)->setCompareChoice(pending_.overlay_run, pending_.overlay_snapshot);
     if (!pending_.view.isEmpty()) window_->showViewNamed(pending_.view);
 }
 

@@ -4,8 +4,8 @@
 // are given on the command line (files given there win: they open instead).
 // It holds the open runs in the Runs tree's order, the selected run and
 // snapshot, the current tab, the weight norms' overlay and the logit-
-// adjustment mode and tau. The 3D view's options (axes, samples per class) are
-// view settings restored at every start. A run file that has gone missing is
+// adjustment mode and tau. The 3D view's options (axes, samples per class,
+// labels, class filter) are view settings restored at every start. A run file that has gone missing is
 // skipped and named in the status bar.
 //
 // QSettings' location is the platform's (XDG_CONFIG_HOME on Linux), or what
@@ -24,7 +24,8 @@ struct SessionState {
     QStringList runs;                      // absolute paths, in the tree's order
     QString run, snapshot;                 // the selection (absolute path)
     QString view;                          // the current tab's file stem; empty: the start page
-    QString overlay_run, overlay_snapshot; // the weight norms' chosen overlay; empty: automatic
+    QString overlay_run, overlay_snapshot; // the weight norms' chosen overlay; empty: automatic or none
+    bool overlay_none = false;             // "none" chosen
     bool la_multiplicative = false;
     int la_tau_index = -1;                 // the tau slider; -1: the sweep's best tau
 

@@ -422,7 +422,8 @@ void Stage2View::draw() {
     start->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 4));
     norms_->rescaleAxes();
     norms_->xAxis->setRange(-0.7, double(order.size()) - 0.3);
-    setClassTicks(norms_->xAxis, order, source_->classes);
+    // The sandbox's plots share the tab with its controls: names read upwards, one per tick.
+    setClassTicks(norms_->xAxis, order, source_->classes, -90);
     norms_->yAxis->setRangeLower(0);
     norms_->yAxis->setRangeUpper(norms_->yAxis->range().upper * 1.08);
 
@@ -441,7 +442,7 @@ void Stage2View::draw() {
     sweep(*analysis_, tr("after stage 2"), QPen(QColor(31, 119, 180), 2));
     sweep(*start_analysis_, tr("the snapshot"), QPen(Qt::black, 1.5, Qt::DashLine));
     sweep_->rescaleAxes();
-    sweep_->yAxis->setRange(0, 100);
+    setPercentRange(sweep_->yAxis); // a sweep at 100 % stays inside the frame
     replot(norms_);
     replot(sweep_);
 

@@ -61,6 +61,8 @@ QPair<QString, QString> WeightNormView::compareChoice() const {
     return key.size() == 2 ? qMakePair(key[0], key[1]) : QPair<QString, QString>();
 }
 
+void WeightNormView::setOverlayHidden() { compare_->setCurrentIndex(compare_->findData(QStringList{"none"})); }
+
 void WeightNormView::setCompareChoice(const QString& path, const QString& snapshot) {
     compare_->setCurrentIndex(std::max(0, compare_->findData(QStringList{path, snapshot})));
 }

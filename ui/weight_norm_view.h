@@ -35,6 +35,7 @@ public:
     // The chosen snapshot; empty: automatic.
     QPair<QString, QString> compareChoice() const;
     bool overlayHidden() const; // "none" chosen
+    void setOverlayHidden(); // chooses "none"; emits compareChanged
     void setCompareChoice(const QString& path, const QString& snapshot); // emits compareChanged
 
 signals:

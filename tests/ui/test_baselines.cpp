@@ -17,11 +17,14 @@
 #include <qcustomplot.h>
 
 #include "analysis_task.h"
+#include "cone_lab_view.h"
 #include "cone_view.h"
 #include "figure_set_view.h"
 #include "logit_adjustment_view.h"
+#include "ltlab/cone_lab.h"
 #include "ltlab/synthetic.h"
 #include "per_class_view.h"
+#include "stage2_view.h"
 #include "training_curves_view.h"
 #include "view_checks.h"
 #include "weight_norm_view.h"
@@ -154,6 +157,31 @@ private slots:
         TrainingCurvesView view;
         view.showData(data_);
         check(view, "training_curves");
+        verifyBaselines();
+    }
+
+    // The Cone lab's first preset (it needs no run file), once computed.
+    void coneLab() {
+        ConeLabView view;
+        view.setSettings(coneLabPreset(0));
+        view.resize(kWindowView);
+        view.show();
+        QTRY_VERIFY_WITH_TIMEOUT(view.computations() >= 1 && !view.busy(), 60000);
+        check(view, "cone_lab");
+        verifyBaselines();
+    }
+
+    // The stage-2 sandbox on the generated run's last snapshot, with its default settings.
+    void stage2Sandbox() {
+        Stage2View view;
+        ViewData data;
+        data.path = dir_.filePath("fashion-lt.h5");
+        data.snapshot = QString::fromStdString(RunFile::open(data.path.toStdString())->latestSnapshot().name);
+        view.showData(data);
+        view.resize(kWindowView);
+        view.show();
+        QTRY_VERIFY_WITH_TIMEOUT(view.runs() == 1 && !view.busy(), 60000);
+        check(view, "stage2_sandbox");
         verifyBaselines();
     }
 

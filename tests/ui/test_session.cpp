@@ -25,6 +25,9 @@
 #include <QTreeWidget>
 #include <QtTest>
 
+#include <set>
+
+#include "class_filter.h"
 #include "epoch_player.h"
 #include "geometry_view.h"
 #include "logit_adjustment_view.h"
@@ -74,7 +77,7 @@ void clickTab(ltlab::ui::MainWindow& window, const QString& title) {
         if (tabs->tabText(i) == title) QTest::mouseClick(tabs->tabBar(), Qt::LeftButton, {}, tabs->tabBar()->tabRect(i).center());
 }
 
-// On the box itself (Space is the player's shortcut, the window's whoever has the focus).
+// A click on the box itself.
 void clickCheckBox(QCheckBox* box) { QTest::mouseClick(box, Qt::LeftButton, {}, QPoint(8, box->height() / 2)); }
 
 void showAndActivate(ltlab::ui::MainWindow& window) {
@@ -225,6 +228,85 @@ private slots:
         QTest::mouseClick(player->playButton(), Qt::LeftButton); // pause
         QVERIFY(!player->playing());
         QVERIFY(settle(window));
+    }
+
+    // The player steps only through what the Runs filter shows; Space plays
+    // from the tree, and keeps its own meaning on a focused check box or list.
+    void thePlayerSkipsFilteredSnapshotsAndSpaceStaysWithFocusedControls() {
+        QTemporaryDir dir;
+        const QString run = writeRun(dir, "twelve.h5", 12);
+        ltlab::ui::MainWindow window;
+        showAndActivate(window);
+        window.openFiles({run});
+        QVERIFY(settle(window));
+        QTreeWidget* tree = window.runsTree();
+        QTest::keyClick(&window, Qt::Key_F, Qt::ControlModifier);
+        QTest::keyClicks(window.runsFilter(), "epoch_001"); // epoch_0010 .. epoch_0012
+        QCOMPARE(window.runsFilter()->shownSnapshots(), 3);
+        clickItem(tree, tree->topLevelItem(0)->child(9));
+        QVERIFY(settle(window));
+        ltlab::ui::EpochPlayer* player = window.player();
+        QCOMPARE(player->timeline()->value(), 9);
+        player->advance();
+        QCOMPARE(window.selectedSnapshot().second, QString("epoch_0011"));
+        player->advance();
+        QCOMPARE(player->timeline()->value(), 11);
+        player->advance(); // loops to the first shown snapshot, not epoch_0001
+        QCOMPARE(window.selectedSnapshot().second, QString("epoch_0010"));
+        QVERIFY(settle(window));
+
+        // Space on the focused Loop box ticks it; the player does not start.
+        player->loopBox()->setFocus();
+        QVERIFY(player->loopBox()->hasFocus());
+        QVERIFY(player->loops());
+        QTest::keyClick(player->loopBox(), Qt::Key_Space);
+        QVERIFY(!player->loops());
+        QTest::qWait(250); // a shortcut clicks the play button after 100 ms
+        QVERIFY(!player->playing());
+        // A space typed in the filter field is text.
+        window.runsFilter()->setFocus();
+        QTest::keyClick(window.runsFilter(), Qt::Key_Space);
+        QCOMPARE(window.runsFilter()->text(), QString("epoch_001 "));
+        QTest::qWait(250);
+        QVERIFY(!player->playing());
+        QTest::keyClick(window.runsFilter(), Qt::Key_Backspace);
+        // From the Runs tree, Space plays and pauses.
+        tree->setFocus();
+        QTest::keyClick(tree, Qt::Key_Space);
+        QTRY_VERIFY(player->playing());
+        QTest::keyClick(tree, Qt::Key_Space);
+        QTRY_VERIFY(!player->playing());
+        QVERIFY(settle(window));
+    }
+
+    // "none" as the overlay, the 3D view's labels and class filter come back too.
+    void theOverlayNoneAndThe3DLabelsAndFilterAreRestored() {
+        QTemporaryDir dir;
+        const QString run = writeRun(dir, "views.h5", 2);
+        {
+            ltlab::ui::MainWindow first;
+            showAndActivate(first);
+            first.openFiles({run});
+            QVERIFY(settle(first));
+            first.weightNormView()->setOverlayHidden();
+            QVERIFY(first.weightNormView()->overlayHidden());
+            first.geometryView()->setLabelMode(ltlab::ui::LabelMode::All);
+            ltlab::ui::ClassFilter filter;
+            filter.kind = ltlab::ui::ClassFilter::Kind::Chosen;
+            filter.chosen = {0, 2};
+            first.geometryView()->setFilter(filter);
+            QVERIFY(settle(first));
+            first.close();
+        }
+        ltlab::ui::MainWindow second;
+        showAndActivate(second);
+        QCOMPARE(second.restoreSession(), QStringList{QFileInfo(run).absoluteFilePath()});
+        QVERIFY(settle(second));
+        QVERIFY(second.weightNormView()->overlayHidden());
+        QVERIFY(second.geometryView()->labelMode() == ltlab::ui::LabelMode::All);
+        const ltlab::ui::ClassFilter restored = second.geometryView()->filter();
+        QVERIFY(restored.kind == ltlab::ui::ClassFilter::Kind::Chosen);
+        QCOMPARE(restored.chosen, (std::set<int>{0, 2}));
     }
 
     // A second window restores what the first showed when it was closed; a
