@@ -43,6 +43,11 @@ def ltlab_bin():
     return path
 
 
+def have_ui():
+    """False in a build without the UI module (the sanitizer build): no `ltlab figures`."""
+    return os.environ.get("LTLAB_HAVE_UI", "1") != "0"
+
+
 def run_ltlab(*args, timeout=120):
     """Run ltlab with args; returns the CompletedProcess (text mode)."""
     return subprocess.run([ltlab_bin()] + [str(a) for a in args],

@@ -126,13 +126,18 @@ class ImportTests(unittest.TestCase):
         return proc
 
     def assert_snapshot(self, run, snapshot, expected, split="test", labels=None):
-        """Features and logits within TOL of Python's; labels in ImageFolder order unless given."""
+        """Features and logits within TOL of Python's, relative to their largest magnitude
+        (at least 1); labels in ImageFolder order unless given. Relative: where OpenBLAS
+        falls back to Prescott, ltlab picks another kernel (docs/performance.md) and
+        Python's torch keeps Prescott, so deep nets (ResNet-50) differ by float32
+        rounding in their BLAS layers (2.8e-4 on features of magnitude 55)."""
         h, z = expected
         with h5py.File(run, "r") as f:
             g = f["snapshots"][snapshot][split]
             self.assertEqual(g["features"].shape, tuple(h.shape), snapshot)
-            self.assertLess(np.abs(g["features"][()] - h.numpy()).max(), TOL, snapshot)
-            self.assertLess(np.abs(g["logits"][()] - z.numpy()).max(), TOL, snapshot)
+            for name, ref in (("features", h.numpy()), ("logits", z.numpy())):
+                tol = TOL * max(1.0, float(np.abs(ref).max()))
+                self.assertLess(np.abs(g[name][()] - ref).max(), tol, "%s %s" % (snapshot, name))
             if labels is None:
                 labels = [c for c in range(C) for _ in range(len(g["labels"]) // C)]
             self.assertEqual(list(g["labels"][()]), list(labels))
