@@ -111,6 +111,36 @@ std::string checkReferences(std::ifstream& in, std::uint64_t file_size, std::uin
 
 namespace {
 
+// A datatype message's class, checked before HDF5 decodes it: HDF5 1.10
+// copies compound and enum member names out of the header with strdup, with
+// no bound (a damaged name reads past the header's buffer). ltlab reads
+// numbers and strings, so only those classes (and variable-length and array
+// types of them) pass. Returns the problem or "".
+std::string typeProblem(const unsigned char* d, std::uint64_t size, int depth) {
+    if (size < 8) return "a truncated datatype message";
+    if (depth > 8) return "datatypes nested too deeply";
+    const unsigned cls = d[0] & 0x0F, version = d[0] >> 4;
+    switch (cls) {
+    case 0: case 1: case 2: case 3: case 4: case 5: case 7: // numbers, time, strings, bitfields, opaque, references
+        return "";
+    case 9: // variable-length: its base type follows the 8-byte header
+        return typeProblem(d + 8, size - 8, depth + 1);
+    case 10: { // array: rank, dimensions (and, in version 2, permutations), then the base type
+        if (size < 9) return "a truncated array datatype";
+        const std::uint64_t rank = d[8];
+        const std::uint64_t base = version == 2 ? 8 + 4 + 8 * rank : 8 + 1 + 4 * rank;
+        if (base >= size) return "a truncated array datatype";
+        return typeProblem(d + base, size - base, depth + 1);
+    }
+    case 6:
+        return "a compound datatype (ltlab reads numbers and strings only)";
+    case 8:
+        return "an enumerated datatype (ltlab reads numbers and strings only)";
+    default:
+        return "an unknown datatype class " + std::to_string(cls);
+    }
+}
+
 // Where the stored data of attribute `name` begins in the file, found by
 // walking the object header at `header` (version 1, or version 2 "OHDR", with
 // their continuation blocks) the way HDF5 does, bounds-checked. nullopt where
@@ -123,18 +153,42 @@ struct HeaderWalk {
     const std::string& name;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> blocks; // (address, length) still to walk
     std::optional<std::pair<std::uint64_t, std::uint64_t>> found; // (address, length) of the data
+    bool check_types = false;     // also check every datatype (the object's and its attributes')
+    std::string type_problem;     // the first one found
 
-    static constexpr std::uint16_t kContinuation = 0x10, kAttribute = 0x0C;
+    static constexpr std::uint16_t kDatatype = 0x03, kContinuation = 0x10, kAttribute = 0x0C;
 
     // One header message: a continuation adds a block; the attribute sets `found`.
     void message(std::uint16_t type, unsigned flags, const unsigned char* data, std::uint64_t size, std::uint64_t at) {
+        if (check_types && type == kDatatype && type_problem.empty())
+            type_problem = (flags & 0x02) ? "a shared (committed) datatype" : typeProblem(data, size, 0);
         if (flags & 0x02) return; // shared: the message itself is stored elsewhere
         if (type == kContinuation && size >= sizeof_offsets + sizeof_lengths) {
             if (blocks.size() < 64)
                 blocks.emplace_back(littleEndian(data, sizeof_offsets), littleEndian(data + sizeof_offsets, sizeof_lengths));
         } else if (type == kAttribute && size >= 8) {
-            attribute(data, size, at);
+            if (check_types && type_problem.empty()) attributeType(data, size);
+            if (!name.empty()) attribute(data, size, at);
         }
+    }
+
+    // The datatype of an attribute message (HDF5 decodes every attribute of an
+    // object to find one by name).
+    void attributeType(const unsigned char* d, std::uint64_t size) {
+        const unsigned version = d[0], flags = d[1];
+        if (version < 1 || version > 3) return; // HDF5 refuses the message itself
+        const std::uint64_t name_size = littleEndian(d + 2, 2), type_size = littleEndian(d + 4, 2);
+        auto pad = [version](std::uint64_t n) { return version == 1 ? (n + 7) & ~std::uint64_t{7} : n; };
+        const std::uint64_t type_at = (version == 3 ? 9 : 8) + pad(name_size);
+        if (type_at > size || type_size > size - type_at) {
+            type_problem = "a truncated attribute message";
+            return;
+        }
+        if (version >= 2 && (flags & 1)) {
+            type_problem = "an attribute with a shared (committed) datatype";
+            return;
+        }
+        if (const std::string p = typeProblem(d + type_at, type_size, 0); !p.empty()) type_problem = "an attribute with " + p;
     }
 
     void attribute(const unsigned char* d, std::uint64_t size, std::uint64_t at) {
@@ -204,7 +258,7 @@ struct HeaderWalk {
 
     std::optional<std::pair<std::uint64_t, std::uint64_t>> run(std::uint64_t header) {
         block(userblock + header, std::min<std::uint64_t>(512, file_size - std::min(file_size, userblock + header)), true);
-        for (std::size_t i = 0; i < blocks.size() && !found; ++i)
+        for (std::size_t i = 0; i < blocks.size() && (!found || check_types); ++i)
             block(userblock + blocks[i].first, blocks[i].second, false);
         return found;
     }
@@ -212,25 +266,59 @@ struct HeaderWalk {
 
 } // namespace
 
-std::string checkVlenAttribute(hid_t object, const std::string& name, std::uint64_t count) {
-    Handle file(H5Iget_file_id(object));
-    if (!file) return "";
-    Handle fcpl(H5Fget_create_plist(file.get()));
-    std::size_t sizeof_offsets = 8, sizeof_lengths = 8;
+namespace {
+
+// The file's bytes behind an open object, and its offset and length sizes.
+struct FileBytes {
+    std::ifstream in;
+    std::uint64_t file_size = 0;
     hsize_t userblock = 0;
-    if (!fcpl || H5Pget_sizes(fcpl.get(), &sizeof_offsets, &sizeof_lengths) < 0) return "";
-    H5Pget_userblock(fcpl.get(), &userblock);
-    if (sizeof_offsets > 8 || sizeof_lengths > 8 || sizeof_lengths < 2) return "";
+    std::size_t sizeof_offsets = 8, sizeof_lengths = 8;
+
+    bool open(hid_t object) {
+        Handle file(H5Iget_file_id(object));
+        if (!file) return false;
+        Handle fcpl(H5Fget_create_plist(file.get()));
+        if (!fcpl || H5Pget_sizes(fcpl.get(), &sizeof_offsets, &sizeof_lengths) < 0) return false;
+        H5Pget_userblock(fcpl.get(), &userblock);
+        if (sizeof_offsets > 8 || sizeof_lengths > 8 || sizeof_lengths < 2) return false;
+        const ssize_t path_size = H5Fget_name(object, nullptr, 0);
+        if (path_size <= 0) return false;
+        std::string path(static_cast<std::size_t>(path_size), '\0');
+        H5Fget_name(object, path.data(), path.size() + 1);
+        in.open(path, std::ios::binary);
+        if (!in) return false;
+        in.seekg(0, std::ios::end);
+        file_size = static_cast<std::uint64_t>(in.tellg());
+        return true;
+    }
+};
+
+} // namespace
+
+std::string checkObjectTypes(hid_t loc, const std::string& path) {
+    H5O_info_t info;
+    if (H5Oget_info_by_name2(loc, path.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return ""; // the open that follows reports it
+    }
+    FileBytes f;
+    if (!f.open(loc)) return "";
+    const std::string no_name;
+    HeaderWalk walk{f.in, f.file_size, f.userblock, f.sizeof_offsets, f.sizeof_lengths, no_name, {}, {}};
+    walk.check_types = true;
+    walk.run(info.addr);
+    return walk.type_problem.empty() ? "" : walk.type_problem + " in its object header";
+}
+
+std::string checkVlenAttribute(hid_t object, const std::string& name, std::uint64_t count) {
     H5O_info_t info;
     if (H5Oget_info2(object, &info, H5O_INFO_BASIC) < 0) return "";
-    const ssize_t path_size = H5Fget_name(object, nullptr, 0);
-    if (path_size <= 0) return "";
-    std::string path(static_cast<std::size_t>(path_size), '\0');
-    H5Fget_name(object, path.data(), path.size() + 1);
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return "";
-    in.seekg(0, std::ios::end);
-    const auto file_size = static_cast<std::uint64_t>(in.tellg());
+    FileBytes f;
+    if (!f.open(object)) return "";
+    std::ifstream& in = f.in;
+    const std::uint64_t file_size = f.file_size, userblock = f.userblock;
+    const std::size_t sizeof_offsets = f.sizeof_offsets, sizeof_lengths = f.sizeof_lengths;
     HeaderWalk walk{in, file_size, userblock, sizeof_offsets, sizeof_lengths, name, {}, {}};
     const auto data = walk.run(info.addr);
     const std::uint64_t element = 4 + sizeof_offsets + 4;

@@ -144,6 +144,9 @@ std::string objectName(hid_t object) {
 } // namespace
 
 std::optional<AttributeValue> readAttribute(hid_t object, const std::string& name) {
+    // H5Aexists decodes every attribute message of the object: their datatypes first.
+    if (const std::string problem = checkObjectTypes(object, "."); !problem.empty())
+        throw InputError(fileName(object), objectName(object), "cannot read attribute '" + name + "': " + problem);
     const htri_t exists = H5Aexists(object, name.c_str());
     if (exists < 0) // HDF5 could not read the object's header (a checksum, a message)
         throw InputError(fileName(object), objectName(object),

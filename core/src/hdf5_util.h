@@ -71,6 +71,13 @@ std::string checkVlenReferences(hid_t dataset, const std::string& path);
 // objects of the stated length in sound collections ("" also where the
 // attribute is not stored inline, e.g. in dense storage).
 std::string checkVlenAttribute(hid_t object, const std::string& name, std::uint64_t count);
+// checkObjectTypes: the datatypes in the object header of `path` (from `loc`),
+// its own and its attributes', are of the classes ltlab reads (numbers,
+// strings, their variable-length and array forms), stored inline. HDF5 1.10
+// decodes compound and enum member names with an unbounded strdup (found by
+// fuzzing: a read past the header's buffer when H5Dopen or H5Aexists decodes
+// a damaged one), so such a header is refused before HDF5 decodes it.
+std::string checkObjectTypes(hid_t loc, const std::string& path);
 
 bool linkExists(hid_t loc, const std::string& path);   // every component checked
 bool isGroup(hid_t loc, const std::string& path);

@@ -27,6 +27,7 @@ public:
     h5::Handle dataset(const std::string& key, hsize_t& length) const {
         const std::string object = group_ + "/" + key;
         if (!h5::isDataset(file_, object)) fail(object, "missing (every layer-results group has it)");
+        if (const std::string problem = h5::checkObjectTypes(file_, object); !problem.empty()) fail(object, problem);
         h5::Handle ds(H5Dopen2(file_, object.c_str(), H5P_DEFAULT));
         const auto shape = h5::shapeOf(ds.get());
         if (shape.size() != 1) fail(object, "must be 1-D (one value per layer)");

@@ -121,6 +121,7 @@ public:
     Validator(const RunFile& file, hid_t root) : file_(file), root_(root) {}
 
     h5::Handle openDataset(const std::string& path) const {
+        if (const std::string problem = h5::checkObjectTypes(root_, path); !problem.empty()) file_.fail(path, problem);
         h5::Handle ds(H5Dopen2(root_, path.c_str(), H5P_DEFAULT));
         if (!ds) file_.fail(path, "cannot open dataset: " + h5::lastLibraryError());
         return ds;

@@ -648,6 +648,43 @@ class Hardening(unittest.TestCase):
                     d[gcol + at] = value
                 self._damaged_heap_runs("heap_every", damage)
 
+    def test_compound_and_enum_datatypes_are_refused_before_hdf5_decodes_them(self):
+        """HDF5 1.10 copies compound and enum member names out of the object
+        header with an unbounded strdup (fuzzing found a read past its buffer on
+        a damaged name, inside H5Dopen): such datatypes, which no run file needs,
+        are refused from the header's bytes first, for datasets and attributes."""
+        import h5py
+        names = ["c%d" % c for c in range(4)]
+
+        def enum_names(f):
+            del f["/classes/names"]
+            f.create_dataset("/classes/names", data=np.arange(4, dtype="i1"),
+                             dtype=h5py.enum_dtype({n: i for i, n in enumerate(names)}, basetype="i1"))
+
+        def compound_features(f):
+            H = f[SPLIT + "/features"][()]
+            del f[SPLIT + "/features"]
+            rec = np.zeros(H.shape[0], dtype=[("a", "f4"), ("b", "f4"), ("c", "f4")])
+            f.create_dataset(SPLIT + "/features", data=rec)
+
+        def enum_attribute(f):
+            f.attrs.create("colour", 1, dtype=h5py.enum_dtype({"red": 0, "green": 1}, basetype="i1"))
+
+        def vlen_of_enum(f):  # nested: a variable-length sequence of an enum
+            dt = h5py.vlen_dtype(h5py.enum_dtype({"a": 0, "b": 1}, basetype="i1"))
+            ds = f.create_dataset("/classes/extra", (1,), dtype=dt)
+            ds[0] = np.array([0, 1], dtype="i1")
+            f.attrs.create("tags", np.array([1], dtype="i1"), dtype=h5py.enum_dtype({"x": 0, "y": 1}, basetype="i1"))
+
+        cases = [("enum_names", enum_names, r"/classes/names", r"enumerated datatype"),
+                 ("compound_features", compound_features, re.escape(SPLIT) + r"/features", r"compound datatype"),
+                 ("enum_attribute", enum_attribute, r"attribute", r"enumerated datatype"),
+                 ("vlen_enum", vlen_of_enum, r"attribute|/classes/extra", r"enumerated datatype")]
+        for tag, mutate, where, what in cases:
+            with self.subTest(tag):
+                p = write_base(self.path("types_%s.h5" % tag), mutate)
+                self.run_bad(2, ["analyze", p], re.escape(os.path.basename(p)), where, what)
+
     def test_damaged_names_reference(self):
         # the stored reference of a name points at a missing heap object
         base = write_base(self.path("ref_base.h5"))
