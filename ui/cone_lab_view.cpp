@@ -67,6 +67,7 @@ ConeLabView::ConeLabView(QWidget* parent) : AnalysisView(parent) {
                           "so that classes exist and FDR can be measured"));
     form->addRow(tr("Input:"), input_);
     classes_ = new QSpinBox(controls);
+    classes_->setToolTip(tr("Classes of the spike-and-slab input (each a Bernoulli(0.5) mask over the features)"));
     classes_->setRange(2, 100);
     classes_->setValue(10);
     form->addRow(tr("Classes:"), classes_);
@@ -76,9 +77,11 @@ ConeLabView::ConeLabView(QWidget* parent) : AnalysisView(parent) {
                          "over its features (the paper's multi-layer study)"));
     form->addRow(tr("Normalisation:"), norm_);
     layers_count_ = new QSpinBox(controls);
+    layers_count_->setToolTip(tr("Random layers XW, normalised, then ReLU(gamma f + beta), stacked on the input"));
     layers_count_->setRange(1, 20);
     form->addRow(tr("Layers:"), layers_count_);
     width_ = new QSpinBox(controls);
+    width_->setToolTip(tr("Features of the input and of every layer"));
     width_->setRange(8, 2048);
     width_->setSingleStep(64);
     form->addRow(tr("Width:"), width_);
@@ -108,6 +111,7 @@ ConeLabView::ConeLabView(QWidget* parent) : AnalysisView(parent) {
     weight_std_->setToolTip(tr("Std of the weights W ~ N(0, std); with standardisation its scale does not matter"));
     form->addRow(tr("W std:"), weight_std_);
     seed_ = new QSpinBox(controls);
+    seed_->setToolTip(tr("Seed of the inputs, the weights and gamma/beta: the same seed draws the same network"));
     seed_->setRange(0, 1 << 30);
     form->addRow(tr("Seed:"), seed_);
     status_ = new QLabel(controls);

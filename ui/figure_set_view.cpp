@@ -117,6 +117,7 @@ FigureSetView::FigureSetView(QWidget* parent) : AnalysisView(parent) {
     stack_->addWidget(bars_);
 
     chooser_ = new QComboBox(this);
+    chooser_->setToolTip(tr("Which of the papers' figures to draw for the selected snapshot"));
     for (Figure f : allFigures()) chooser_->addItem(nameOf(f), static_cast<int>(f));
     baseline_ = new QComboBox(this);
     baseline_->addItem(tr("none"));

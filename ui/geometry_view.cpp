@@ -79,6 +79,7 @@ QHBoxLayout* GeometryView::makeAxesRow() {
     row->addWidget(axes_);
     for (auto*& combo : axis_class_) {
         combo = new QComboBox(this);
+        combo->setToolTip(tr("With classifier axes: the class whose normalised classifier row is this axis"));
         combo->setEnabled(false);
         combo->setMinimumContentsLength(6);
         row->addWidget(combo);
@@ -112,6 +113,7 @@ QHBoxLayout* GeometryView::makeSceneRow() {
         if (!data_.geometry || data_.geometry->options.samples_per_class != samples_->value()) emit optionsChanged();
     });
     show_etf_ = new QCheckBox(tr("Simplex ETF"), this);
+    show_etf_->setToolTip(tr("Draw the simplex ETF that best fits the class means (neural collapse's ideal geometry)"));
     show_etf_->setChecked(true);
     connect(show_etf_, &QCheckBox::toggled, this, [this] { rebuildScene(false); });
     labels_box_ = new QComboBox(this);

@@ -114,6 +114,7 @@ LayersView::LayersView(QWidget* parent) : AnalysisView(parent) {
     // Compute: `ltlab layers RUN.h5 ... --out RUN.h5` in a child process.
     auto* box = new QGroupBox(tr("Compute layer statistics"), this);
     run_ = new QComboBox(box);
+    run_->setToolTip(tr("The open run whose checkpoint is analysed layer by layer"));
     run_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
     run_->setMinimumContentsLength(12);
     inputs_ = new QComboBox(box);
@@ -121,19 +122,23 @@ LayersView::LayersView(QWidget* parent) : AnalysisView(parent) {
     inputs_->setToolTip(tr("noise: a seeded N(0,1) batch of the model's input shape (no labels: no class "
                            "statistics); a split: a seeded class-stratified batch"));
     samples_ = new QSpinBox(box);
+    samples_->setToolTip(tr("Inputs pushed through the network; every pair of them is counted"));
     samples_->setRange(2, 1000000);
     samples_->setValue(2000);
     seed_ = new QSpinBox(box);
+    seed_->setToolTip(tr("Seed of the input batch (and of the init weights)"));
     seed_->setRange(0, INT_MAX);
     weights_ = new QComboBox(box);
     weights_->addItems({"trained", "init"});
     weights_->setToolTip(tr("init: the same architecture at seeded initialisation (is the cone there before training?)"));
     blocks_ = new QCheckBox(tr("each residual block"), box);
+    blocks_->setToolTip(tr("Measure after each residual block too, not only after each stage"));
     standardize_ = new QCheckBox(tr("standardise features"), box);
     standardize_->setToolTip(tr("(h - mean) / (2 std + 1e-6) per feature over the batch, before every statistic"));
     compute_ = new QPushButton(tr("Compute"), box);
     compute_->setToolTip(tr("Runs ltlab layers on the chosen run and stores the result in it (/layers)"));
     cancel_ = new QPushButton(tr("Cancel"), box);
+    cancel_->setToolTip(tr("Stop the running layer analysis"));
     cancel_->setEnabled(false);
     status_ = new QLabel(box);
     status_->setWordWrap(true);

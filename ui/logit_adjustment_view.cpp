@@ -38,8 +38,10 @@ LogitAdjustmentView::LogitAdjustmentView(QWidget* parent) : AnalysisView(parent)
     per_class_ = makePlot(this, "Per-class accuracy at tau");
     installHoverValues(per_class_);
     mode_ = new QComboBox(this);
+    mode_->setToolTip(tr("How the logits are adjusted by the class priors pi: subtract tau log pi, or divide by pi^tau"));
     mode_->addItems({tr("additive  z - tau log pi"), tr("multiplicative  z / pi^tau")});
     tau_slider_ = new QSlider(Qt::Horizontal, this);
+    tau_slider_->setToolTip(tr("The adjustment strength tau (0 to 3): the per-class accuracies below are those at this tau"));
     tau_slider_->setRange(0, static_cast<int>(laSweepTaus().size()) - 1); // an index into the engine's sweep
     tau_label_ = new QLabel(this);
     auto* controls = new QHBoxLayout;

@@ -21,6 +21,7 @@ PerClassView::PerClassView(QWidget* parent) : AnalysisView(parent) {
     scale_->setGradient(QCPColorGradient::gpThermal);
     placeColorScale(confusion_, scale_);
     grouped_ = new QCheckBox(tr("Group the confusion matrix by many / medium / few"), this);
+    grouped_->setToolTip(tr("Sum the confusion matrix over the shot groups: how often a many-shot class takes a few-shot sample"));
     auto* layout = new QGridLayout(this);
     layout->addWidget(accuracy_, 0, 0);
     layout->addWidget(confusion_, 0, 1);

@@ -154,8 +154,11 @@ TrainingDock::TrainingDock(QWidget* parent) : QDockWidget(tr("Training"), parent
         preset_->setToolTip(tr("Classroom presets: each shows one mechanism of the paper on Fashion-MNIST-LT in minutes"));
     out_->setToolTip(tr("The run file training writes; empty: a new file named after the recipe and the time"));
     start_ = new QPushButton(tr("Start"), body);
+    start_->setToolTip(tr("Train a new run with these settings into the run file above (a separate ltlab process; the views follow each epoch)"));
     pause_ = new QPushButton(tr("Pause"), body);
+    pause_->setToolTip(tr("Suspend the training process where it is, and continue it later (Resume)"));
     stop_ = new QPushButton(tr("Stop"), body);
+    stop_->setToolTip(tr("End the training: the epochs finished so far stay in the run file, which --resume can continue"));
     pause_->setEnabled(false);
     stop_->setEnabled(false);
     progress_ = new QProgressBar(body);

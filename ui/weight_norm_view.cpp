@@ -16,6 +16,7 @@ namespace ltlab::ui {
 WeightNormView::WeightNormView(QWidget* parent) : AnalysisView(parent) {
     plot_ = makePlot(this, "Per-class weight norms");
     show_bias_ = new QCheckBox(tr("Show biases instead of norms"), this);
+    show_bias_->setToolTip(tr("Plot each class's classifier bias instead of its weight norm"));
     compare_ = new QComboBox(this);
     compare_->addItem(tr("automatic (a wb stage-2 snapshot: the end of stage 1)"));
     compare_->addItem(tr("none"), QStringList{QStringLiteral("none")});

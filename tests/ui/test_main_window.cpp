@@ -36,7 +36,12 @@
 #include <QScrollArea>
 #include <QScrollBar>
 
+#include <QAbstractButton>
+#include <QAbstractSpinBox>
 #include <QCheckBox>
+#include <QLineEdit>
+#include <QSlider>
+#include <QTabBar>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QMessageBox>
@@ -457,6 +462,40 @@ private slots:
             if (qobject_cast<QSpinBox*>(w) || qobject_cast<QDoubleSpinBox*>(w) || qobject_cast<QComboBox*>(w))
                 if (w->isEnabled() && !w->objectName().startsWith("qt_"))
                     QVERIFY2(!w->toolTip().isEmpty(), qPrintable(w->metaObject()->className()));
+    }
+
+    // Every control a user can operate says what it does (issue 11: "tooltips
+    // on every control"): buttons, boxes, spin boxes, sliders and text fields of
+    // the window, its docks and every tab, except Qt's own parts (scroll bars,
+    // tab-bar arrows, a spin box's inner line edit, dock title buttons).
+    void everyControlHasATooltip() {
+        ltlab::ui::MainWindow window;
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        QStringList missing;
+        for (QWidget* w : window.findChildren<QWidget*>()) {
+            const bool control = qobject_cast<QAbstractButton*>(w) || qobject_cast<QComboBox*>(w) ||
+                                 qobject_cast<QAbstractSpinBox*>(w) || qobject_cast<QSlider*>(w) ||
+                                 qobject_cast<QLineEdit*>(w);
+            if (!control || w->objectName().startsWith("qt_")) continue;
+            if (qobject_cast<QLineEdit*>(w) && qobject_cast<QAbstractSpinBox*>(w->parentWidget())) continue;
+            if (qobject_cast<QLineEdit*>(w) && qobject_cast<QComboBox*>(w->parentWidget())) continue;
+            if (qobject_cast<QTabBar*>(w->parentWidget()) || qobject_cast<QDockWidget*>(w->parentWidget())) continue;
+            if (w->inherits("QScrollBar") || w->inherits("QMenu") || w->inherits("QLineEditIconButton") ||
+                w->inherits("QTableCornerButton"))
+                continue; // Qt's own parts
+            if (!w->toolTip().isEmpty()) continue;
+            QString name = QString("%1 '%2'").arg(w->metaObject()->className(), w->objectName());
+            if (auto* b = qobject_cast<QAbstractButton*>(w)) name += " \"" + b->text() + "\"";
+            for (QWidget* p = w->parentWidget(); p; p = p->parentWidget())
+                if (auto* v = qobject_cast<ltlab::ui::AnalysisView*>(p)) {
+                    name += " in " + v->title();
+                    break;
+                }
+            missing << name;
+        }
+        for (const QString& m : missing) qWarning("no tooltip: %s", qPrintable(m));
+        QVERIFY2(missing.isEmpty(), qPrintable(QString("%1 controls without a tooltip (listed above)").arg(missing.size())));
     }
 
     void theHelpMenuGuidesEveryViewListsShortcutsAndVersions() {
