@@ -50,6 +50,12 @@ def run_files(out):
         f.attrs["config"] = json.dumps({"recipe": "ce", "epochs": 3})
     tu.write_base(os.path.join(d, "history.h5"), history)
 
+    def enum_names(f):  # refused before HDF5 decodes it (its member names crashed H5Dopen when damaged)
+        del f["/classes/names"]
+        f.create_dataset("/classes/names", data=np.arange(4, dtype="i1"),
+                         dtype=h5py.enum_dtype({"c%d" % c: c for c in range(4)}, basetype="i1"))
+    tu.write_base(os.path.join(d, "enum_names.h5"), enum_names)
+
     rng = np.random.default_rng(2)
     counts = tu.lt_counts(4, 8, 4)
     snaps = [tu.make_snapshot(rng, "epoch_%04d" % e, counts, {"train": counts, "test": [2, 2, 2, 2]}, 3,

@@ -120,9 +120,18 @@ std::string typeProblem(const unsigned char* d, std::uint64_t size, int depth) {
     if (size < 8) return "a truncated datatype message";
     if (depth > 8) return "datatypes nested too deeply";
     const unsigned cls = d[0] & 0x0F, version = d[0] >> 4;
+    // The properties HDF5 reads after the 8-byte header, unchecked against the message's size.
+    auto needs = [size](std::uint64_t properties) {
+        return 8 + properties <= size ? std::string() : std::string("a truncated datatype message");
+    };
     switch (cls) {
-    case 0: case 1: case 2: case 3: case 4: case 5: case 7: // numbers, time, strings, bitfields, opaque, references
-        return "";
+    case 0: return needs(4);  // fixed-point: bit offset, precision
+    case 1: return needs(12); // floating point: offsets, sizes, exponent bias
+    case 2: return needs(2);  // time: precision
+    case 3: return "";        // string: none
+    case 4: return needs(4);  // bitfield: offset, precision
+    case 5: return needs(d[1]); // opaque: its tag
+    case 7: return "";        // reference: none
     case 9: // variable-length: its base type follows the 8-byte header
         return typeProblem(d + 8, size - 8, depth + 1);
     case 10: { // array: rank, dimensions (and, in version 2, permutations), then the base type
@@ -141,6 +150,19 @@ std::string typeProblem(const unsigned char* d, std::uint64_t size, int depth) {
     }
 }
 
+// A dataspace message (version 1: 8-byte header, version 2: 4), its
+// dimensions and maximum dimensions inside the message: HDF5 1.10 reads them
+// without checking the message's size (found by fuzzing, in H5Aexists).
+std::string dataspaceProblem(const unsigned char* d, std::uint64_t size, std::size_t sizeof_lengths) {
+    if (size < 4) return "a truncated dataspace message";
+    const unsigned version = d[0], rank = d[1], flags = d[2];
+    if (version != 1 && version != 2) return ""; // HDF5 refuses the version itself
+    if (rank > 32) return "a dataspace of rank " + std::to_string(rank);
+    const std::uint64_t header = version == 1 ? 8 : 4;
+    const std::uint64_t dims = std::uint64_t{rank} * sizeof_lengths * ((flags & 1) ? 2 : 1);
+    return header + dims <= size ? "" : "a truncated dataspace message";
+}
+
 // Where the stored data of attribute `name` begins in the file, found by
 // walking the object header at `header` (version 1, or version 2 "OHDR", with
 // their continuation blocks) the way HDF5 does, bounds-checked. nullopt where
@@ -156,12 +178,14 @@ struct HeaderWalk {
     bool check_types = false;     // also check every datatype (the object's and its attributes')
     std::string type_problem;     // the first one found
 
-    static constexpr std::uint16_t kDatatype = 0x03, kContinuation = 0x10, kAttribute = 0x0C;
+    static constexpr std::uint16_t kDataspace = 0x01, kDatatype = 0x03, kContinuation = 0x10, kAttribute = 0x0C;
 
     // One header message: a continuation adds a block; the attribute sets `found`.
     void message(std::uint16_t type, unsigned flags, const unsigned char* data, std::uint64_t size, std::uint64_t at) {
         if (check_types && type == kDatatype && type_problem.empty())
             type_problem = (flags & 0x02) ? "a shared (committed) datatype" : typeProblem(data, size, 0);
+        if (check_types && type == kDataspace && type_problem.empty() && !(flags & 0x02))
+            type_problem = dataspaceProblem(data, size, sizeof_lengths);
         if (flags & 0x02) return; // shared: the message itself is stored elsewhere
         if (type == kContinuation && size >= sizeof_offsets + sizeof_lengths) {
             if (blocks.size() < 64)
@@ -177,18 +201,31 @@ struct HeaderWalk {
     void attributeType(const unsigned char* d, std::uint64_t size) {
         const unsigned version = d[0], flags = d[1];
         if (version < 1 || version > 3) return; // HDF5 refuses the message itself
-        const std::uint64_t name_size = littleEndian(d + 2, 2), type_size = littleEndian(d + 4, 2);
+        const std::uint64_t name_size = littleEndian(d + 2, 2), type_size = littleEndian(d + 4, 2),
+                            space_size = littleEndian(d + 6, 2);
         auto pad = [version](std::uint64_t n) { return version == 1 ? (n + 7) & ~std::uint64_t{7} : n; };
-        const std::uint64_t type_at = (version == 3 ? 9 : 8) + pad(name_size);
-        if (type_at > size || type_size > size - type_at) {
+        const std::uint64_t name_at = version == 3 ? 9 : 8, type_at = name_at + pad(name_size),
+                            space_at = type_at + pad(type_size);
+        if (name_size == 0 || type_at > size || type_size > size - type_at || space_at > size ||
+            space_size > size - space_at) {
             type_problem = "a truncated attribute message";
+            return;
+        }
+        if (d[name_at + name_size - 1] != 0) { // HDF5 copies the name with strdup
+            type_problem = "an attribute whose name is not terminated";
             return;
         }
         if (version >= 2 && (flags & 1)) {
             type_problem = "an attribute with a shared (committed) datatype";
             return;
         }
-        if (const std::string p = typeProblem(d + type_at, type_size, 0); !p.empty()) type_problem = "an attribute with " + p;
+        if (const std::string p = typeProblem(d + type_at, type_size, 0); !p.empty()) {
+            type_problem = "an attribute with " + p;
+            return;
+        }
+        if (!(version >= 2 && (flags & 2)))
+            if (const std::string p = dataspaceProblem(d + space_at, space_size, sizeof_lengths); !p.empty())
+                type_problem = "an attribute with " + p;
     }
 
     void attribute(const unsigned char* d, std::uint64_t size, std::uint64_t at) {

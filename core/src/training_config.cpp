@@ -172,7 +172,7 @@ TrainConfig TrainConfig::fromJson(const std::string& text, const TrainConfig& de
     Json j;
     try {
         j = Json::parse(text);
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) { // syntax, and numbers out of range (406: "1e99999")
         throw UsageError(std::string("config is not valid JSON: ") + e.what());
     }
     if (!j.is_object()) throw UsageError("config must be a JSON object");
@@ -355,7 +355,7 @@ Stage2FromPlan planStage2From(const std::string& from, const std::optional<std::
     nlohmann::json overrides;
     try {
         overrides = Json::parse(overrides_json);
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) { // syntax, and numbers out of range
         throw UsageError(std::string("stage-2 options are not valid JSON: ") + e.what());
     }
     const auto& allowed = stage2FromKeys();

@@ -148,6 +148,8 @@ TEST(Training, BadSettingsAreUsageErrors) {
     EXPECT_THROW(recipeDefaults("adam"), UsageError);
     EXPECT_THROW(TrainConfig::fromJson("{\"epochs\": \"many\"}", TrainConfig()), UsageError);
     EXPECT_THROW(TrainConfig::fromJson("{\"epoch\": 3}", TrainConfig()), UsageError);
+    // A number JSON cannot hold (found by fuzzing: nlohmann's out_of_range escaped as a crash).
+    EXPECT_THROW(TrainConfig::fromJson("{\"epochs\": 626e6666606666}", TrainConfig()), UsageError);
     TrainConfig c = gaussian("ce", 1);
     c.dataset = "imagenet-lt";
     EXPECT_THROW(run(c, dir.file("x.h5")), UsageError);
