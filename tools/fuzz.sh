@@ -16,6 +16,17 @@ BUILD=${LTLAB_FUZZ_BUILD:-$ROOT/build-fuzz}
 HARNESSES=(run_file idx cifar config checkpoint)
 JOBS=${LTLAB_FUZZ_JOBS:-2}
 
+# libFuzzer's limit on one malloc. run_file: 4200 MB, because HDF5 1.10 allocates
+# an object header chunk of the size the file declares (4 bytes in version 1)
+# before it reads it, and fails the open when the read comes up short: an
+# untouched allocation, no memory used (docs/reliability.md, "Fuzzing").
+malloc_limit() {
+  case $1 in
+    run_file) echo 4200 ;;
+    *) echo 1024 ;;
+  esac
+}
+
 max_len() {
   case $1 in
     run_file) echo 65536 ;;
@@ -54,7 +65,7 @@ fuzz() {
   local mode=(-max_total_time="$seconds") dirs=("$corpus" "$BUILD/seeds/$name")
   if [ "$seconds" = 0 ]; then mode=(-runs=0); dirs=("$BUILD/seeds/$name"); fi
   nice "$BUILD/bin/fuzz_$name" "${mode[@]}" -max_len="$(max_len "$name")" -timeout=10 \
-       -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$artifacts/" \
+       -rss_limit_mb=2048 -malloc_limit_mb="$(malloc_limit "$name")" -print_final_stats=1 -artifact_prefix="$artifacts/" \
        "${dirs[@]}" >"$log" 2>&1 || rc=$?
   local last
   last=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)
