@@ -13,6 +13,7 @@
 #include <QtTest>
 
 #include <memory>
+#include <tuple>
 
 #include <qcustomplot.h>
 
@@ -20,8 +21,10 @@
 #include "cone_lab_view.h"
 #include "cone_view.h"
 #include "figure_set_view.h"
+#include "layers_view.h"
 #include "logit_adjustment_view.h"
 #include "ltlab/cone_lab.h"
+#include "ltlab/layer_stats.h"
 #include "ltlab/synthetic.h"
 #include "per_class_view.h"
 #include "stage2_view.h"
@@ -182,6 +185,50 @@ private slots:
         view.show();
         QTRY_VERIFY_WITH_TIMEOUT(view.runs() == 1 && !view.busy(), 60000);
         check(view, "stage2_sandbox");
+        verifyBaselines();
+    }
+
+    // The Layers tab with two result groups of known numbers (no `ltlab layers` needed):
+    // noise through the trained network, and a labelled batch through the initial one.
+    void layersView() {
+        const QString path = dir_.filePath("layers.h5");
+        SynthConfig cfg;
+        cfg.classes = 4;
+        cfg.dim = 8;
+        cfg.snapshots = 1;
+        writeSyntheticRun(path.toStdString(), cfg);
+        for (const auto& [inputs, weights, offset] : {std::tuple{"noise", "trained", 0.3}, std::tuple{"train", "init", 0.6}}) {
+            LayerRun group;
+            group.inputs = inputs;
+            group.weights = weights;
+            group.name = std::string(inputs) + "_" + weights;
+            group.source = "synthetic";
+            group.architecture = "resnet32";
+            group.seed = 3;
+            group.samples = 100;
+            const char* names[] = {"input", "stem", "layer1", "layer2", "layer3", "pooled"};
+            for (std::size_t i = 0; i < 6; ++i) {
+                LayerStats l;
+                l.name = names[i];
+                l.dimension = 64 * static_cast<std::int64_t>(6 - i);
+                l.samples = 100;
+                l.cone_mean_cos = offset + 0.06 * double(i);
+                l.cone_std_cos = 0.01 * double(i + 1);
+                l.feature_mean = offset - 0.2 * double(i);
+                l.feature_var = 1.0 + double(i);
+                l.hoyer_sparsity = 0.2 + 0.05 * double(i);
+                group.layers.push_back(l);
+            }
+            writeLayerResults(path.toStdString(), group);
+        }
+        ViewData data;
+        data.run_name = "layers.h5";
+        data.path = path;
+        data.layer_results.push_back(
+            {"layers.h5", path, std::make_shared<const std::vector<LayerRun>>(readLayerResults(path.toStdString())), {}});
+        LayersView view;
+        view.showData(data);
+        check(view, "layers");
         verifyBaselines();
     }
 
