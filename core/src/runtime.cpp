@@ -23,9 +23,10 @@ char* openblas_get_config(void);
 char* openblas_get_corename(void);
 int openblas_get_parallel(void);
 int openblas_get_num_threads(void);
-// DYNAMIC_ARCH builds (Debian's): exported; init picks the kernel again (OPENBLAS_CORETYPE first).
-void gotoblas_dynamic_init(void);
-void gotoblas_dynamic_quit(void);
+// DYNAMIC_ARCH builds (Debian's) export these; init picks the kernel again
+// (OPENBLAS_CORETYPE first). Weak: an OpenBLAS built for one target has neither.
+void gotoblas_dynamic_init(void) __attribute__((weak));
+void gotoblas_dynamic_quit(void) __attribute__((weak));
 }
 
 namespace ltlab {
@@ -77,7 +78,8 @@ void selectBlasKernel() {
         const char* core = openblas_get_corename();
         if (!core || std::strcmp(core, "Prescott") != 0) return; // OpenBLAS knew the CPU
         const char* kernel = kernelForThisCpu();
-        if (!kernel) return; // a CPU for which Prescott is right
+        // A CPU for which Prescott is right, or an OpenBLAS without runtime dispatch.
+        if (!kernel || !gotoblas_dynamic_init || !gotoblas_dynamic_quit) return;
         // Chosen the way OPENBLAS_CORETYPE chooses at load time, before any
         // BLAS call; the variable is set only for that moment, so children
         // and libraries read the environment as it was.
