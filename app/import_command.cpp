@@ -75,20 +75,23 @@ ImportCallbacks humanCallbacks() {
 // Progress for a program: one JSON object a line on stdout, as `ltlab train --progress-json`.
 ImportCallbacks jsonCallbacks() {
     ImportCallbacks cb;
-    cb.log = [](const std::string& s) { std::cout << nlohmann::json{{"event", "log"}, {"message", s}}.dump() << std::endl; };
+    cb.log = [](const std::string& s) {
+        std::cout << nlohmann::json{{"event", "log"}, {"message", s}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << std::endl;
+    };
     cb.progress = [last = -1](double f, double eta, const std::string& what) mutable {
         const int permille = static_cast<int>(f * 1000);
         if (permille == last) return; // at most a thousand lines a run
         last = permille;
         nlohmann::json j{{"event", "progress"}, {"fraction", f}, {"what", what}};
         j["eta_seconds"] = std::isfinite(eta) ? nlohmann::json(eta) : nlohmann::json(nullptr);
-        std::cout << j.dump() << std::endl;
+        std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl; // paths need not be UTF-8
     };
     cb.snapshot = [](const ImportedSnapshot& s) {
         nlohmann::json j{{"event", "snapshot"}, {"snapshot", s.snapshot}, {"checkpoint", s.checkpoint}, {"split", s.split},
                          {"accuracy", s.accuracy}, {"images", s.images}, {"seconds", s.seconds}};
         j["epoch"] = s.epoch ? nlohmann::json(*s.epoch) : nlohmann::json(nullptr);
-        std::cout << j.dump() << std::endl;
+        std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl; // paths need not be UTF-8
     };
     return cb;
 }

@@ -250,7 +250,7 @@ void printText(std::ostream& out, const Inspection& r) {
     } else {
         out << "classifier:    none (" << (r.classifier_reasons.empty() ? "" : r.classifier_reasons[0]) << ")\n";
     }
-    if (!r.side_args.path.empty()) out << "args.json:     " << sideArgsJson(r.side_args).dump() << "\n";
+    if (!r.side_args.path.empty()) out << "args.json:     " << sideArgsJson(r.side_args).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     for (const auto& w : r.warnings) out << "warning:       " << w << "\n";
     if (!ck.root().entries.empty() && sd.kind != "state_dict" && sd.kind != "safetensors" && sd.kind != "dict of parameters") {
         out << "\ntop-level entries:\n";
@@ -293,7 +293,8 @@ int runInspect(const std::vector<std::string>& argv) {
         if (args.flag("values") && format != "json") throw UsageError("--values needs --format json");
         const Inspection r = inspect(args.positional()[0], args.value("counts"));
         if (format == "json")
-            std::cout << toJson(r, args.flag("values")).dump(1) << "\n";
+            // Tensor names and metadata from the file need not be UTF-8: invalid bytes become U+FFFD.
+            std::cout << toJson(r, args.flag("values")).dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         else
             printText(std::cout, r);
         return kExitOk;

@@ -137,7 +137,7 @@ int runLayers(const std::vector<std::string>& argv) {
         if (format == "json") {
             Json layers = Json::array();
             for (const LayerStats& s : run.layers) layers.push_back(layerJson(s));
-            std::cout << layers.dump(2) << "\n";
+            std::cout << layers.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n"; // names need not be UTF-8
         } else {
             printText(run);
         }

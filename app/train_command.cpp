@@ -155,7 +155,7 @@ TrainingCallbacks humanCallbacks() {
 TrainingCallbacks jsonCallbacks() {
     TrainingCallbacks callbacks;
     callbacks.log = [](const std::string& s) {
-        std::cout << nlohmann::json{{"event", "log"}, {"message", s}}.dump() << std::endl;
+        std::cout << nlohmann::json{{"event", "log"}, {"message", s}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
     };
     callbacks.progress = [last = -1](double f, const std::string& what) mutable {
         const int permille = static_cast<int>(f * 1000);
@@ -172,7 +172,7 @@ TrainingCallbacks jsonCallbacks() {
                          {"timings", {{"train", r.seconds}, {"data", r.data_seconds}, {"features", r.eval_seconds},
                                       {"analysis", r.analysis_seconds}, {"commit", r.commit_seconds}}}};
         if (r.snapshot) j["snapshot"] = *r.snapshot;
-        std::cout << j.dump() << std::endl;
+        std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl; // paths need not be UTF-8
     };
     return callbacks;
 }

@@ -104,7 +104,8 @@ std::string analysisToJson(const Analysis& a, int indent) {
     j["many_threshold"] = a.many_threshold;
     j["few_threshold"] = a.few_threshold;
     j["fdr_dims_kept"] = a.fdr_dims_kept;
-    return j.dump(indent) + "\n";
+    // Names from files need not be UTF-8: invalid bytes become U+FFFD (JSON must be UTF-8).
+    return j.dump(indent, ' ', false, decltype(j)::error_handler_t::replace) + "\n";
 }
 
 std::string analysisToText(const Analysis& a, const ClassInfo& classes) {

@@ -5,6 +5,7 @@ file and which object (convention: `FILE: /hdf5/object/path: problem`).
 Run: LTLAB_BIN=build/bin/ltlab /usr/bin/python3 -m unittest -v tests/python/test_validation.py
 """
 
+import json
 import os
 import re
 import subprocess
@@ -684,6 +685,18 @@ class Hardening(unittest.TestCase):
             with self.subTest(tag):
                 p = write_base(self.path("types_%s.h5" % tag), mutate)
                 self.run_bad(2, ["analyze", p], re.escape(os.path.basename(p)), where, what)
+
+    def test_json_of_names_that_are_not_utf8(self):
+        """A snapshot name with bytes that are not UTF-8 (found by fuzzing: the
+        JSON writer threw and `--format json` failed): the JSON is written,
+        valid UTF-8, with U+FFFD for each invalid byte."""
+        def rename(f):
+            f.move(SNAP, b"/snapshots/ep\xff")
+        p = write_base(self.path("not_utf8.h5"), rename)
+        proc = subprocess.run([tu.ltlab_bin(), "analyze", p, "--format", "json"], capture_output=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr.decode("utf-8", "replace"))
+        j = json.loads(proc.stdout.decode("utf-8"))  # strict: valid UTF-8
+        self.assertEqual(j["snapshot"], "ep\ufffd")
 
     def test_damaged_names_reference(self):
         # the stored reference of a name points at a missing heap object
