@@ -134,11 +134,7 @@ void LogitAdjustmentSweeper::countWins(const double* z, std::size_t y, std::size
             for (std::size_t i = 0; i < n && wins; ++i) {
                 const auto c = static_cast<std::size_t>(rivals[i]);
                 if (c == y) continue;
-                // The product first; the exact quotient only where the product
-                // is within a relative 1e-12 of the label's score (or not finite).
-                double s = approximateScore<mode>(k, c, z[c]);
-                const double gap = std::abs(s - own);
-                if (!(gap > 1e-12 * std::max(std::abs(s), std::abs(own)))) s = score<mode>(k, c, z[c]);
+                const double s = score<mode>(k, c, z[c]);
                 if (error > 0 && !(std::abs(s - own) > (own_error + scaledError<mode>(k, c, error)) * (1 + 1e-12))) {
                     undecided_ = true; // includes NaN bounds (empty classes)
                     return;

@@ -13,7 +13,6 @@
 #include <QtTest>
 
 #include <memory>
-#include <tuple>
 
 #include <qcustomplot.h>
 
@@ -21,6 +20,7 @@
 #include "cone_lab_view.h"
 #include "cone_view.h"
 #include "figure_set_view.h"
+#include "layer_fixture.h"
 #include "layers_view.h"
 #include "logit_adjustment_view.h"
 #include "ltlab/cone_lab.h"
@@ -197,30 +197,8 @@ private slots:
         cfg.dim = 8;
         cfg.snapshots = 1;
         writeSyntheticRun(path.toStdString(), cfg);
-        for (const auto& [inputs, weights, offset] : {std::tuple{"noise", "trained", 0.3}, std::tuple{"train", "init", 0.6}}) {
-            LayerRun group;
-            group.inputs = inputs;
-            group.weights = weights;
-            group.name = std::string(inputs) + "_" + weights;
-            group.source = "synthetic";
-            group.architecture = "resnet32";
-            group.seed = 3;
-            group.samples = 100;
-            const char* names[] = {"input", "stem", "layer1", "layer2", "layer3", "pooled"};
-            for (std::size_t i = 0; i < 6; ++i) {
-                LayerStats l;
-                l.name = names[i];
-                l.dimension = 64 * static_cast<std::int64_t>(6 - i);
-                l.samples = 100;
-                l.cone_mean_cos = offset + 0.06 * double(i);
-                l.cone_std_cos = 0.01 * double(i + 1);
-                l.feature_mean = offset - 0.2 * double(i);
-                l.feature_var = 1.0 + double(i);
-                l.hoyer_sparsity = 0.2 + 0.05 * double(i);
-                group.layers.push_back(l);
-            }
-            writeLayerResults(path.toStdString(), group);
-        }
+        writeLayerResults(path.toStdString(), test::layerGroup("noise", "trained", 0.3, 99));
+        writeLayerResults(path.toStdString(), test::layerGroup("train", "init", 0.4, 99)); // cosines up to 0.9
         ViewData data;
         data.run_name = "layers.h5";
         data.path = path;
