@@ -14,6 +14,8 @@ packages=(
   libpng-dev libjpeg62-turbo-dev libssl-dev
   # the fast BLAS: OpenBLAS built with OpenMP (the reference BLAS is ~20x slower)
   libopenblas0-openmp libopenblas-openmp-dev
+  # oneDNN, which libtorch uses too: the analysis's float32 products (loaded when used)
+  libdnnl2
   # training (loaded only by what trains)
   libtorch-dev
   # tests, packaging and headless rendering

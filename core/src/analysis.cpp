@@ -254,7 +254,7 @@ struct PassOneSums {
     std::vector<std::int32_t> prediction;
     std::vector<std::int64_t> confusion;
     std::vector<double> loss_sum; // per class: sum of the samples' cross-entropy
-    std::int64_t recomputed = 0;
+    std::int64_t recomputed = 0, logits_recomputed = 0; // rows refined, logits computed again in float64
 };
 
 struct PassContext {
@@ -367,45 +367,106 @@ void crossEntropy(const RowMatrix::RowsBlockXpr& Z, const std::int32_t* labels, 
     }
 }
 
-// Predictions and the logit-adjustment sweep of independent rows, on all threads.
-// Rows whose decisions the logits' error bound leaves open are marked in `undecided`.
-void predictAndSweep(const RowMatrix::RowsBlockXpr& Z, const VectorXd& errors, const std::int32_t* labels, bool sweep,
-                     std::vector<LogitAdjustmentSweeper>& sweepers, std::int32_t* prediction, std::vector<char>& undecided) {
-    const Index R = Z.rows(), C = Z.cols();
-#pragma omp parallel for schedule(static)
-    for (Index i = 0; i < R; ++i) {
-        const auto [pred, lead] = argmaxWithLead(Z.row(i).data(), C);
-        const double error = errors[i];
-        undecided[static_cast<std::size_t>(i)] = error > 0 && C > 1 && !(lead > 2 * error);
-        if (undecided[static_cast<std::size_t>(i)]) continue;
-        prediction[i] = static_cast<std::int32_t>(pred);
-        if (sweep && !sweepers[static_cast<std::size_t>(omp_get_thread_num())].add(Z.row(i).data(), labels[i],
-                                                                                   prediction[i], error))
-            undecided[static_cast<std::size_t>(i)] = 1;
+// Is argmax z = pred certain under the logits' error bounds e? If not, the
+// classes that could be the argmax go to `open`.
+inline bool argmaxCertain(const double* z, const double* e, Index C, Index pred, std::vector<std::int32_t>& open) {
+    const double floor = z[pred] - e[pred];
+    bool certain = true;
+    for (Index c = 0; c < C; ++c) {
+        if (c == pred || e[c] + e[pred] == 0) continue; // exact pairs: argmax decided them
+        if (!(z[c] + e[c] < floor)) {
+            certain = false;
+            open.push_back(static_cast<std::int32_t>(c));
+        }
     }
+    if (!certain && e[pred] > 0) open.push_back(static_cast<std::int32_t>(pred));
+    return certain;
 }
 
-// The undecided rows again, with float64 logits (rows are independent: on all threads).
-template <typename Block>
-std::int64_t redoUndecided(const Block& H, const std::vector<char>& undecided, const ClassifierInput& classifier,
-                           const std::int32_t* labels, bool sweep, std::vector<LogitAdjustmentSweeper>& sweepers,
-                           std::int32_t* prediction) {
-    std::vector<Index> rows;
-    for (Index i = 0; i < H.rows(); ++i)
-        if (undecided[static_cast<std::size_t>(i)]) rows.push_back(i);
-    if (rows.empty()) return 0;
-    const auto F = static_cast<Index>(rows.size());
-    RowMatrix h(F, H.cols());
-    for (Index r = 0; r < F; ++r) h.row(r) = H.row(rows[static_cast<std::size_t>(r)]).template cast<double>();
-    RowMatrix Z = h * classifier.weight.transpose();
-    Z.rowwise() += classifier.bias.transpose();
-#pragma omp parallel for schedule(dynamic, 16)
-    for (Index r = 0; r < F; ++r) {
-        const Index i = rows[static_cast<std::size_t>(r)];
-        prediction[i] = static_cast<std::int32_t>(argmaxWithLead(Z.row(r).data(), Z.cols()).first);
-        if (sweep) sweepers[static_cast<std::size_t>(omp_get_thread_num())].add(Z.row(r).data(), labels[i], prediction[i]);
+// What decides the rows' predictions and logit-adjustment wins: exact logits
+// (float64 products, stored logits), or float32 logits, each with its bound
+// |z_hat_c - z_c| <= g ||h_i|| ||w_c||, whose open decisions are refined.
+struct RowDecider {
+    RowDecider(const ClassifierInput& classifier, bool bounded, Index D, const LogitAdjustmentSweeper& sweeper)
+        : bias(classifier.bias) {
+        const int threads = std::max(1, omp_get_max_threads());
+        sweepers.assign(static_cast<std::size_t>(threads), sweeper);
+        if (!bounded) return;
+        weight = classifier.weight; // row-major float64, for single logits
+        weight_bounds = float32DotBound(D) * classifier.weight.rowwise().norm();
+        scratch.resize(static_cast<std::size_t>(threads));
+        for (auto& s : scratch) {
+            s.errors.resize(static_cast<std::size_t>(weight.rows()));
+            s.open.reserve(static_cast<std::size_t>(weight.rows()));
+            s.h.resize(D);
+        }
     }
-    return F;
+    bool bounded() const { return weight.size() > 0; }
+
+    const VectorXd& bias;
+    RowMatrix weight;
+    VectorXd weight_bounds; // g ||w_c||
+    std::vector<LogitAdjustmentSweeper> sweepers; // one per thread, merged at the end
+    struct Scratch {
+        std::vector<double> errors;
+        std::vector<std::int32_t> open;
+        Eigen::RowVectorXd h;
+    };
+    std::vector<Scratch> scratch;
+};
+
+// Predictions and the logit-adjustment sweep of independent rows, on all threads.
+// Where the float32 bounds leave a decision open, the logits it involves are
+// computed again in float64 (in place in Z) and the row is decided again, until
+// every decision is certain: the float64 decisions, at the price of a few dot
+// products. Returns {rows refined, logits recomputed}.
+template <typename Block>
+std::pair<std::int64_t, std::int64_t> decideRows(const Block& H, RowMatrix::RowsBlockXpr Z, const VectorXd& norms,
+                                                 const std::int32_t* labels, bool sweep, RowDecider& d,
+                                                 std::int32_t* prediction) {
+    const Index R = Z.rows(), C = Z.cols();
+    std::int64_t refined = 0, recomputed = 0;
+#pragma omp parallel for schedule(dynamic, 16) reduction(+ : refined, recomputed)
+    for (Index i = 0; i < R; ++i) {
+        const auto t = static_cast<std::size_t>(omp_get_thread_num());
+        auto& sweeper = d.sweepers[t];
+        double* z = Z.row(i).data();
+        if (!d.bounded()) {
+            prediction[i] = static_cast<std::int32_t>(argmaxWithLead(z, C).first);
+            if (sweep) sweeper.add(z, labels[i], prediction[i]);
+            continue;
+        }
+        auto& s = d.scratch[t];
+        double* e = s.errors.data();
+        for (Index c = 0; c < C; ++c) e[c] = norms[i] * d.weight_bounds[c];
+        auto exact = [&](Index c) {
+            z[c] = s.h.dot(d.weight.row(c)) + d.bias[c];
+            e[c] = 0;
+            ++recomputed;
+        };
+        for (int round = 0;; ++round) {
+            s.open.clear();
+            const auto pred = static_cast<std::int32_t>(argmaxWithLead(z, C).first);
+            if (argmaxCertain(z, e, C, pred, s.open)) {
+                prediction[i] = pred;
+                if (!sweep || sweeper.add(z, labels[i], pred, e, &s.open)) break;
+            }
+            if (round == 0) {
+                s.h = H.row(i).template cast<double>();
+                ++refined;
+            }
+            Index named = 0;
+            for (const auto c : s.open)
+                if (e[c] > 0) {
+                    exact(c);
+                    ++named;
+                }
+            if (named == 0 || round >= 8) // a safeguard: all logits exact decide everything
+                for (Index c = 0; c < C; ++c)
+                    if (e[c] > 0) exact(c);
+        }
+    }
+    return {refined, recomputed};
 }
 
 template <typename T>
@@ -430,16 +491,11 @@ PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjus
 
     const bool stored_logits = ctx.source.hasLogits();
     const RowMatrixT<T> weight = ctx.classifier.weight.cast<T>();
-    const double logit_bound = std::is_same_v<T, float> && !stored_logits
-                                   ? float32DotBound(D) * (C ? ctx.classifier.weight.rowwise().norm().maxCoeff() : 0.0)
-                                   : 0.0;
-    const int threads = std::max(1, omp_get_max_threads());
-    std::vector<LogitAdjustmentSweeper> thread_sweepers(static_cast<std::size_t>(threads), sweeper);
+    RowDecider decider(ctx.classifier, std::is_same_v<T, float> && !stored_logits && C > 0, D, sweeper);
     RowMatrixT<T> V_buffer(chunk, D), logit_tile(std::is_same_v<T, float> && !stored_logits ? chunk : 0, C);
     RowMatrix Z_buffer(chunk, C);
     Eigen::MatrixXf gram_tile(std::is_same_v<T, float> ? D : 0, std::is_same_v<T, float> ? D : 0);
-    VectorXd norms(chunk), unit_sq(chunk), errors = VectorXd::Zero(chunk), cross_entropy(chunk);
-    std::vector<char> undecided(static_cast<std::size_t>(chunk));
+    VectorXd norms(chunk), unit_sq(chunk), cross_entropy(chunk);
     for (Index row0 = 0; row0 < N; row0 += chunk) {
         const Index R = std::min(chunk, N - row0);
         const std::int32_t* labels = ctx.labels.data() + row0;
@@ -466,10 +522,10 @@ PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjus
         countRows(norms, unit_sq, labels, R, s);
 
         const bool sweep = !logit_check.bad;
-        errors.head(R) = logit_bound * norms.head(R);
         std::int32_t* prediction = s.prediction.data() + row0;
-        predictAndSweep(Z, errors, labels, sweep, thread_sweepers, prediction, undecided);
-        s.recomputed += redoUndecided(H, undecided, ctx.classifier, labels, sweep, thread_sweepers, prediction);
+        const auto [refined, recomputed] = decideRows(H, Z, norms, labels, sweep, decider, prediction);
+        s.recomputed += refined;
+        s.logits_recomputed += recomputed;
         if (sweep) crossEntropy(Z, labels, cross_entropy);
         for (Index i = 0; i < R; ++i) {
             const auto y = static_cast<std::size_t>(labels[i]);
@@ -479,7 +535,7 @@ PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjus
         }
         progress(0.5 * static_cast<double>(row0 + R) / static_cast<double>(N));
     }
-    for (const auto& part : thread_sweepers) sweeper.merge(part);
+    for (const auto& part : decider.sweepers) sweeper.merge(part);
     if (N > 0 && s.shift.size() == D) finishUnitGram(s);
     return s;
 }
@@ -621,7 +677,7 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
         logit_check.report(source, "logits");
         const std::string precision = result.float32_products ? "float32 tiles" : "float64";
         mark_phase(("pass 1 (" + precision + "; sums, cone Gram, logits, LA sweep; " + std::to_string(sums.recomputed) +
-                    " rows redone in float64)").c_str());
+                    " rows refined, " + std::to_string(sums.logits_recomputed) + " logits in float64)").c_str());
         stats = classStatistics(sums, classifier);
         second = passTwo<T>(ctx, chunks, stats.means, stats.present_means, stats.centred_means, stats.present,
                             sums.prediction, result.blas_flops, report_progress);
@@ -632,6 +688,7 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     else
         run_passes(double{});
     result.rows_recomputed = sums.recomputed;
+    result.logits_recomputed = sums.logits_recomputed;
     result.confusion = std::move(sums.confusion);
 
     // The names the metrics below use.

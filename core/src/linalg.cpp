@@ -1,9 +1,16 @@
 #include "linalg.h"
 
+#include "ltlab/error.h"
+
 #include <cblas.h>
+#include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -22,10 +29,80 @@ void addGramLower(Eigen::MatrixXd& G, const double* X, Eigen::Index rows, Eigen:
                 static_cast<int>(cols), 1.0, G.data(), static_cast<int>(G.rows()));
 }
 
+namespace {
+
+// oneDNN's sgemm, looked up at first use (libdnnl.so.2, Debian's libdnnl2, which
+// libtorch depends on): row-major C = alpha op(A) op(B) + beta C. It picks its
+// kernel for the CPU itself, whatever OPENBLAS_CORETYPE says, and shares
+// libgomp's threads with OpenBLAS and the engine.
+using DnnlSgemm = int (*)(char transa, char transb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
+                          const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C,
+                          std::int64_t ldc);
+struct DnnlVersion {
+    int major, minor, patch;
+    const char* hash;
+    unsigned cpu_runtime, gpu_runtime;
+};
+
+struct Float32Gemm {
+    DnnlSgemm sgemm = nullptr;
+    std::string name = "OpenBLAS";
+    Float32Gemm() {
+        const char* env = std::getenv("LTLAB_FLOAT32_GEMM");
+        const std::string choice = env ? env : "";
+        if (choice != "" && choice != "auto" && choice != "onednn" && choice != "openblas")
+            throw UsageError("LTLAB_FLOAT32_GEMM must be auto, onednn or openblas, not '" + choice + "'");
+        if (choice == "openblas") {
+            name = "OpenBLAS (LTLAB_FLOAT32_GEMM=openblas)";
+            return;
+        }
+        void* lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+        if (!lib) {
+            name = "OpenBLAS (oneDNN's libdnnl.so.2 not found)";
+            return;
+        }
+        sgemm = reinterpret_cast<DnnlSgemm>(dlsym(lib, "dnnl_sgemm"));
+        using VersionFn = const DnnlVersion* (*)();
+        const auto version = reinterpret_cast<VersionFn>(dlsym(lib, "dnnl_version"));
+        if (!sgemm) {
+            name = "OpenBLAS (libdnnl.so.2 has no dnnl_sgemm)";
+            return;
+        }
+        name = "oneDNN";
+        if (version)
+            if (const DnnlVersion* v = version())
+                name += " " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+    }
+};
+
+const Float32Gemm& float32Gemm() {
+    static const Float32Gemm gemm;
+    return gemm;
+}
+
+// The lower triangle of X^T X (X: rows x n, row-major) into `tile` (column-major
+// n x n) by blocks of GEMM rows: the tile's column-major lower triangle is the
+// row-major upper one, and each block of 256 rows takes its columns from the
+// diagonal on, 1 + 1/8 of SYRK's work at n = 2048.
+void gramByGemm(DnnlSgemm sgemm, float* tile, const float* X, std::int64_t rows, std::int64_t n) {
+    constexpr std::int64_t kBlock = 256;
+    for (std::int64_t r0 = 0; r0 < n; r0 += kBlock) {
+        const std::int64_t m = std::min(kBlock, n - r0);
+        sgemm('T', 'N', m, n - r0, rows, 1.0f, X + r0, n, X + r0, n, 0.0f, tile + r0 * n + r0, n);
+    }
+}
+
+} // namespace
+
+std::string float32GemmName() { return float32Gemm().name; }
+
 void addGramLower(Eigen::MatrixXd& G, Eigen::MatrixXf& tile, const float* X, Eigen::Index rows, Eigen::Index cols) {
     if (rows == 0 || cols == 0) return;
     const int n = static_cast<int>(cols);
-    cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, n, static_cast<int>(rows), 1.0f, X, n, 0.0f, tile.data(), n);
+    if (const DnnlSgemm sgemm = float32Gemm().sgemm)
+        gramByGemm(sgemm, tile.data(), X, rows, cols);
+    else
+        cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, n, static_cast<int>(rows), 1.0f, X, n, 0.0f, tile.data(), n);
 #pragma omp parallel for schedule(dynamic, 16)
     for (Eigen::Index j = 0; j < cols; ++j)
         G.col(j).tail(cols - j) += tile.col(j).tail(cols - j).cast<double>();
@@ -47,6 +124,10 @@ void multiplyByTransposed(const float* A, const float* B, float* out, Eigen::Ind
     if (rows == 0 || M == 0) return;
     if (D == 0) {
         std::fill(out, out + rows * M, 0.0f);
+        return;
+    }
+    if (const DnnlSgemm sgemm = float32Gemm().sgemm) {
+        sgemm('N', 'T', rows, M, D, 1.0f, A, D, B, D, 0.0f, out, M);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(M),

@@ -4,6 +4,7 @@
 #include <Eigen/Core>
 
 #include <stdexcept>
+#include <string>
 
 namespace ltlab::linalg {
 
@@ -16,15 +17,22 @@ public:
 
 // G += X^T X for row-major X (rows x D), lower triangle only (BLAS dsyrk).
 void addGramLower(Eigen::MatrixXd& G, const double* X_row_major, Eigen::Index rows, Eigen::Index cols);
-// The same in float32: ssyrk into `tile` (D x D, overwritten), whose lower
-// triangle is then added to G in float64.
+// The same in float32: the lower triangle of X^T X into `tile` (D x D,
+// overwritten; oneDNN's sgemm by blocks, or OpenBLAS's ssyrk), then added to G
+// in float64.
 void addGramLower(Eigen::MatrixXd& G, Eigen::MatrixXf& tile, const float* X_row_major, Eigen::Index rows,
                   Eigen::Index cols);
 // out (rows x M, row-major) = A (rows x D, row-major) B^T for B (M x D, row-major): BLAS ?gemm.
 void multiplyByTransposed(const double* A, const double* B, double* out, Eigen::Index rows, Eigen::Index M,
                           Eigen::Index D);
+// The float32 products run in oneDNN's sgemm when libdnnl.so.2 is there (it
+// chooses its kernel for the CPU; OpenBLAS obeys OPENBLAS_CORETYPE), else in
+// OpenBLAS; LTLAB_FLOAT32_GEMM=openblas forces OpenBLAS (auto, onednn: the default;
+// anything else is a UsageError).
 void multiplyByTransposed(const float* A, const float* B, float* out, Eigen::Index rows, Eigen::Index M,
                           Eigen::Index D);
+// "oneDNN 2.6.3" or "OpenBLAS (why)": what runs the float32 products.
+std::string float32GemmName();
 // Copies the lower triangle onto the upper one.
 void symmetrizeFromLower(Eigen::MatrixXd& G);
 

@@ -48,10 +48,13 @@ inline double LogitAdjustmentSweeper::approximateScore(std::size_t k, std::size_
     return s == s ? s : -std::numeric_limits<double>::infinity();
 }
 
-bool LogitAdjustmentSweeper::add(const double* logits, std::int32_t label, std::int32_t prediction, double error) {
+bool LogitAdjustmentSweeper::add(const double* logits, std::int32_t label, std::int32_t prediction,
+                                 const double* errors, std::vector<std::int32_t>* open) {
     const auto y = static_cast<std::size_t>(label);
     pending_.clear();
     undecided_ = false;
+    errors_ = errors;
+    open_ = open;
     // tau = 0 is no adjustment in both modes: the plain prediction (decided by the caller).
     if (prediction == label) {
         win(Adjustment::Additive, 0, y);
@@ -59,18 +62,29 @@ bool LogitAdjustmentSweeper::add(const double* logits, std::int32_t label, std::
     }
     const std::size_t last = taus_.size() - 1;
     if (all_priors_positive_)
-        countAdditiveWins(logits, y, error);
+        countAdditiveWins(logits, y);
     else
-        countWins<Adjustment::Additive>(logits, y, 1, last, all_classes_.data(), C_, 0, error);
-    if (!undecided_) countWins<Adjustment::Multiplicative>(logits, y, 1, last, all_classes_.data(), C_, 0, error);
-    if (undecided_) return false;
+        countWins<Adjustment::Additive>(logits, y, 1, last, all_classes_.data(), C_, 0);
+    if (!stop()) countWins<Adjustment::Multiplicative>(logits, y, 1, last, all_classes_.data(), C_, 0);
+    errors_ = nullptr;
+    open_ = nullptr;
+    if (undecided_) {
+        if (open && errors[y] > 0) open->push_back(label);
+        return false;
+    }
     const std::size_t per_mode = taus_.size() * C_;
     for (std::size_t i : pending_) ++correct_[i / per_mode][i % per_mode];
     return true;
 }
 
+void LogitAdjustmentSweeper::markOpen(std::size_t c) {
+    undecided_ = true;
+    if (open_) open_->push_back(static_cast<std::int32_t>(c));
+}
+
 template <Adjustment mode>
-inline double LogitAdjustmentSweeper::scaledError(std::size_t k, std::size_t c, double error) const {
+inline double LogitAdjustmentSweeper::scaledError(std::size_t k, std::size_t c) const {
+    const double error = errorOf(c);
     if (error == 0) return 0;
     // An ulp of the product is far inside the bounds' own margins.
     return mode == Adjustment::Additive ? error : error * inv_prior_pow_[k][c];
@@ -86,16 +100,16 @@ bool LogitAdjustmentSweeper::winsExactly(const double* z, std::size_t y, std::si
     return true;
 }
 
-void LogitAdjustmentSweeper::countAdditiveWins(const double* z, std::size_t y, double error) {
+void LogitAdjustmentSweeper::countAdditiveWins(const double* z, std::size_t y) {
     // The label beats rival c at tau iff (z_y - z_c) - tau (l_y - l_c) > 0, l = log pi:
     // an upper bound on tau where l_y > l_c, a lower bound where l_y < l_c. With
-    // logit errors up to `error`, z_y - z_c is known within 2 error, and so is each
+    // logit errors e_y and e_c, z_y - z_c is known within e_y + e_c, and so is each
     // bound within a range: [lower_lo, lower_hi] and [upper_lo, upper_hi].
     constexpr double inf = std::numeric_limits<double>::infinity();
-    const double e2 = 2 * error;
     double lower_lo = -inf, lower_hi = -inf, upper_lo = inf, upper_hi = inf;
     for (std::size_t c = 0; c < C_; ++c) {
         if (c == y) continue;
+        const double e2 = errorOf(y) + errorOf(c);
         const double dz = z[y] - z[c], dl = log_prior_[y] - log_prior_[c];
         if (dl > 0) {
             upper_lo = std::min(upper_lo, (dz - e2) / dl);
@@ -103,21 +117,35 @@ void LogitAdjustmentSweeper::countAdditiveWins(const double* z, std::size_t y, d
         } else if (dl < 0) {
             lower_lo = std::max(lower_lo, (dz + e2) / dl);
             lower_hi = std::max(lower_hi, (dz - e2) / dl);
-        } else if (dz < -e2 || (error == 0 && dz == 0 && c < y)) {
+        } else if (dz < -e2 || (e2 == 0 && dz == 0 && c < y)) {
             return; // an equally frequent class that stays ahead at every tau
-        } else if (dz <= e2 && error > 0) {
-            undecided_ = true;
-            return;
+        } else if (dz <= e2 && e2 > 0) {
+            markOpen(c);
+            if (stop()) return;
         }
     }
+    if (undecided_) return;
     constexpr double kMargin = 1e-7; // grid taus this close to an end are decided exactly
     for (std::size_t k = 1; k < taus_.size(); ++k) {
         const double tau = taus_[k];
         const bool inside = tau > lower_hi + kMargin && tau < upper_lo - kMargin;
         const bool outside = tau < lower_lo - kMargin || tau > upper_hi + kMargin;
-        if (!inside && !outside && error > 0) {
-            undecided_ = true;
-            return;
+        if (!inside && !outside && errors_) {
+            // Open when a rival whose crossing with the label is this close to tau
+            // has an inexact crossing; the rest are certain either way.
+            bool open = false;
+            for (std::size_t c = 0; c < C_; ++c) {
+                const double e2 = errorOf(y) + errorOf(c);
+                const double dl = log_prior_[y] - log_prior_[c];
+                if (c == y || e2 == 0 || dl == 0) continue;
+                const double dz = z[y] - z[c], a = (dz - e2) / dl, b = (dz + e2) / dl;
+                if (tau >= std::min(a, b) - kMargin && tau <= std::max(a, b) + kMargin) {
+                    open = true;
+                    markOpen(c);
+                    if (stop()) return;
+                }
+            }
+            if (open) continue;
         }
         if (inside || (!outside && winsExactly(z, y, k))) win(Adjustment::Additive, k, y);
     }
@@ -125,29 +153,31 @@ void LogitAdjustmentSweeper::countAdditiveWins(const double* z, std::size_t y, d
 
 template <Adjustment mode>
 void LogitAdjustmentSweeper::countWins(const double* z, std::size_t y, std::size_t k_lo, std::size_t k_hi,
-                                       const std::int32_t* rivals, std::size_t n, std::size_t depth, double error) {
-    if (undecided_) return;
+                                       const std::int32_t* rivals, std::size_t n, std::size_t depth) {
+    if (stop()) return;
     if (k_hi - k_lo <= 1) { // one or two taus: decide exactly
         for (std::size_t k = k_lo; k <= k_hi; ++k) {
-            const double own = score<mode>(k, y, z[y]), own_error = scaledError<mode>(k, y, error);
-            bool wins = true;
+            const double own = score<mode>(k, y, z[y]), own_error = scaledError<mode>(k, y);
+            bool wins = true, open = false;
             for (std::size_t i = 0; i < n && wins; ++i) {
                 const auto c = static_cast<std::size_t>(rivals[i]);
                 if (c == y) continue;
-                const double s = score<mode>(k, c, z[c]);
-                if (error > 0 && !(std::abs(s - own) > (own_error + scaledError<mode>(k, c, error)) * (1 + 1e-12))) {
-                    undecided_ = true; // includes NaN bounds (empty classes)
-                    return;
+                const double s = score<mode>(k, c, z[c]), bound = own_error + scaledError<mode>(k, c);
+                if (bound != 0 && !(std::abs(s - own) > bound * (1 + 1e-12))) { // NaN and inf bounds included
+                    open = true;
+                    markOpen(c);
+                    if (stop()) return;
+                    continue;
                 }
                 wins = s < own || (s == own && c > y); // ties go to the lowest class id
             }
-            if (wins) win(mode, k, y);
+            if (wins && !open) win(mode, k, y);
         }
         return;
     }
     const double a = score<mode>(k_lo, y, z[y]), b = score<mode>(k_hi, y, z[y]);
     // The adjusted errors grow with tau (pi^-tau): the largest is at k_hi.
-    const double own_error = scaledError<mode>(k_hi, y, error);
+    const double own_error = scaledError<mode>(k_hi, y);
     const double own_lo = std::min(a, b) - own_error, own_hi = std::max(a, b) + own_error;
     // Bounds are compared with a little slack so that rounding never decides.
     const double scale = std::max({1.0, std::abs(own_lo), std::abs(own_hi)});
@@ -159,7 +189,7 @@ void LogitAdjustmentSweeper::countWins(const double* z, std::size_t y, std::size
         if (c == y) continue;
         // Within an ulp: the slack above keeps rounding from deciding.
         const double ca = approximateScore<mode>(k_lo, c, z[c]), cb = approximateScore<mode>(k_hi, c, z[c]);
-        const double c_error = scaledError<mode>(k_hi, c, error);
+        const double c_error = scaledError<mode>(k_hi, c);
         if (std::min(ca, cb) - c_error > own_hi + slack) return; // the label loses every tau here
         if (!(std::max(ca, cb) + c_error < own_lo - slack)) next[m++] = rivals[i];
     }
@@ -168,8 +198,8 @@ void LogitAdjustmentSweeper::countWins(const double* z, std::size_t y, std::size
         return;
     }
     const std::size_t mid = (k_lo + k_hi) / 2;
-    countWins<mode>(z, y, k_lo, mid, next, m, depth + 1, error);
-    countWins<mode>(z, y, mid + 1, k_hi, next, m, depth + 1, error);
+    countWins<mode>(z, y, k_lo, mid, next, m, depth + 1);
+    countWins<mode>(z, y, mid + 1, k_hi, next, m, depth + 1);
 }
 
 void LogitAdjustmentSweeper::merge(const LogitAdjustmentSweeper& other) {

@@ -14,9 +14,10 @@
 // form one open interval, found in one pass over the rivals; only grid taus
 // within a hair of its ends are decided by the exact formula.
 //
-// Logits may come with an absolute error bound (float32 products): a decision
-// that the bound could reverse makes add() count nothing and return false, and
-// the caller computes that sample's logits in float64 and adds it again.
+// Logits may come with absolute error bounds, one per class (float32 products):
+// a decision that the bounds could reverse makes add() count nothing, name the
+// classes involved and return false; the caller computes those logits in
+// float64 and adds the sample again, until every decision is certain.
 
 #include <cstdint>
 #include <vector>
@@ -33,10 +34,14 @@ class LogitAdjustmentSweeper {
 public:
     explicit LogitAdjustmentSweeper(const std::vector<std::int64_t>& train_counts);
 
-    // One sample: its logits (C values), label and unadjusted prediction, and a
-    // bound on each logit's error (0: exact). False, counting nothing, when the
-    // bound leaves a decision open.
-    bool add(const double* logits, std::int32_t label, std::int32_t prediction, double error = 0);
+    // One sample: its logits (C values), label and unadjusted prediction (which
+    // the caller decided). `errors`, when given, bounds each logit's error (C
+    // values, 0 where exact). When the bounds leave a decision open, add() counts
+    // nothing, appends to `open` (when given) classes whose exact logits would
+    // help settle it (the label among them when its own logit is inexact), and
+    // returns false.
+    bool add(const double* logits, std::int32_t label, std::int32_t prediction, const double* errors = nullptr,
+             std::vector<std::int32_t>* open = nullptr);
     void merge(const LogitAdjustmentSweeper& other);
 
     LogitAdjustmentSweep finish(Adjustment mode, const std::vector<std::int64_t>& split_counts,
@@ -48,14 +53,17 @@ private:
     // score within an ulp, by a multiplication (for bounds that carry slack; never for a decision).
     template <Adjustment mode>
     double approximateScore(std::size_t k, std::size_t c, double z) const;
-    void countAdditiveWins(const double* z, std::size_t label, double error);
+    double errorOf(std::size_t c) const { return errors_ ? errors_[c] : 0.0; }
+    void markOpen(std::size_t c);
+    bool stop() const { return undecided_ && !open_; } // collecting open classes goes on
+    void countAdditiveWins(const double* z, std::size_t label);
     bool winsExactly(const double* z, std::size_t label, std::size_t k) const; // additive, every rival
     template <Adjustment mode>
     void countWins(const double* z, std::size_t label, std::size_t k_lo, std::size_t k_hi, const std::int32_t* rivals,
-                   std::size_t n, std::size_t depth, double error);
-    // The error of class c's adjusted logit at tau_k (the bound scaled as the adjustment scales).
+                   std::size_t n, std::size_t depth);
+    // The error of class c's adjusted logit at tau_k (its bound scaled as the adjustment scales).
     template <Adjustment mode>
-    double scaledError(std::size_t k, std::size_t c, double error) const;
+    double scaledError(std::size_t k, std::size_t c) const;
     void win(Adjustment mode, std::size_t k, std::size_t c) { pending_.push_back((mode == Adjustment::Additive ? 0 : 1) * taus_.size() * C_ + k * C_ + c); }
 
     std::size_t C_;
@@ -70,6 +78,8 @@ private:
     std::vector<std::vector<std::int32_t>> rivals_;      // per bisection depth
     std::vector<std::size_t> pending_;                   // this sample's wins, counted when all are certain
     bool undecided_ = false;
+    const double* errors_ = nullptr;             // this sample's bounds (nullptr: exact)
+    std::vector<std::int32_t>* open_ = nullptr;  // where open classes go
 };
 
 // Balanced, many, medium, few accuracy of per-class accuracies (null where absent).

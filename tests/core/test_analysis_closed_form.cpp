@@ -261,6 +261,50 @@ TEST(LogitAdjustment, SweepMatchesDirectArgmaxOnHandBuiltLogits) {
     EXPECT_EQ(a.per_class.accuracy[0], 0.5);
 }
 
+TEST(LogitAdjustment, Float32LogitsGiveTheFloat64DecisionsWhereTheirBoundsLeaveThemOpen) {
+    // Classifier rows that differ by 1e-4 of their norm make the logits' gaps about
+    // the size of their float32 bounds: most rows have a decision open at first,
+    // settled by computing the logits involved again in float64. Inputs are
+    // float32 numbers, so both paths see the same features and weights.
+    std::mt19937_64 rng(23);
+    std::normal_distribution<float> normal;
+    const int N = 600, D = 64, C = 40;
+    Dataset d;
+    d.features.resize(N, D);
+    Eigen::MatrixXd W(C, D);
+    std::vector<float> w0(D);
+    for (auto& v : w0) v = normal(rng);
+    for (int c = 0; c < C; ++c)
+        for (int j = 0; j < D; ++j) W(c, j) = static_cast<double>(w0[j] + 1e-4f * normal(rng));
+    std::vector<std::int64_t> counts(C);
+    for (int c = 0; c < C; ++c) counts[c] = static_cast<std::int64_t>(std::lround(500 * std::pow(0.85, c))) + 1;
+    for (int r = 0; r < N; ++r) {
+        d.labels.push_back(static_cast<std::int32_t>(r % C));
+        for (int j = 0; j < D; ++j) d.features(r, j) = static_cast<double>(normal(rng));
+    }
+    auto analyseIn = [&](AnalysisOptions::Precision precision) {
+        AnalysisOptions options;
+        options.precision = precision;
+        options.chunk_rows = 128;
+        return analyze(MemorySource(d.features, d.labels), {W, Eigen::VectorXd::Zero(C), counts}, options);
+    };
+    const Analysis f64 = analyseIn(AnalysisOptions::Precision::Float64);
+    const Analysis f32 = analyseIn(AnalysisOptions::Precision::Float32);
+    ASSERT_TRUE(f32.float32_products);
+    ASSERT_FALSE(f64.float32_products);
+    EXPECT_GT(f32.rows_recomputed, N / 2);                      // the bounds left most rows open
+    EXPECT_LT(f32.logits_recomputed, f32.rows_recomputed * C / 4); // and only a few of their logits were needed
+    EXPECT_EQ(f32.confusion, f64.confusion);
+    for (int mode = 0; mode < 2; ++mode) {
+        const LogitAdjustmentSweep& a = mode == 0 ? f32.la_additive : f32.la_multiplicative;
+        const LogitAdjustmentSweep& b = mode == 0 ? f64.la_additive : f64.la_multiplicative;
+        EXPECT_EQ(a.best_tau, b.best_tau);
+        ASSERT_EQ(a.per_class_accuracy.size(), b.per_class_accuracy.size());
+        for (std::size_t k = 0; k < a.per_class_accuracy.size(); ++k)
+            EXPECT_EQ(a.per_class_accuracy[k], b.per_class_accuracy[k]) << "mode " << mode << " tau " << a.tau[k];
+    }
+}
+
 TEST(ShotGroups, ThresholdsAreStrictAndEmptyGroupsAreNull) {
     const std::vector<std::int64_t> counts{101, 100, 20, 19};
     const Eigen::MatrixXd W = Eigen::MatrixXd::Identity(4, 4);

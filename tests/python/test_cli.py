@@ -3,6 +3,7 @@
 Run: LTLAB_BIN=build/bin/ltlab /usr/bin/python3 -m unittest -v tests/python/test_cli.py
 """
 
+import json
 import os
 import re
 import subprocess
@@ -158,6 +159,47 @@ class BlasKernel(CliBase):
             blas = self.info(OPENBLAS_CORETYPE=core)
             self.assertIn(" %s " % core, blas.split(" (")[0] + " ")
             self.assertNotIn("chosen by ltlab", blas)
+
+
+class Float32Products(CliBase):
+    """The analysis's float32 products run in oneDNN's sgemm when Debian's
+    libdnnl2 is installed (it picks its kernel for the CPU, whatever
+    OPENBLAS_CORETYPE says), in OpenBLAS otherwise or when
+    LTLAB_FLOAT32_GEMM=openblas; `ltlab info` names which."""
+
+    def products(self, **env):
+        proc = subprocess.run([tu.ltlab_bin(), "info"], capture_output=True, text=True,
+                              env=dict(os.environ, LC_ALL="C", **env), timeout=60)
+        self.assertEqual(proc.returncode, 0, tu.describe(proc))
+        return re.search(r"float32 products: (.*)", proc.stdout).group(1)
+
+    def test_onednn_when_installed_openblas_when_asked(self):
+        have_dnnl = any(os.path.exists(os.path.join(d, "libdnnl.so.2"))
+                        for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib"))
+        if have_dnnl:
+            self.assertRegex(self.products(), r"^oneDNN \d+\.\d+\.\d+$")
+        else:
+            self.assertTrue(self.products().startswith("OpenBLAS"))
+        self.assertEqual(self.products(LTLAB_FLOAT32_GEMM="openblas"), "OpenBLAS (LTLAB_FLOAT32_GEMM=openblas)")
+        proc = subprocess.run([tu.ltlab_bin(), "info"], capture_output=True, text=True,
+                              env=dict(os.environ, LTLAB_FLOAT32_GEMM="mkl"), timeout=60)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("LTLAB_FLOAT32_GEMM must be auto, onednn or openblas, not 'mkl'", proc.stderr)
+
+    def test_both_libraries_give_the_same_analysis(self):
+        p = self.synth("f32.h5", *SYNTH_BASE)
+        runs = []
+        for gemm in ("", "openblas"):
+            env = dict(os.environ, LTLAB_ANALYSIS_PRECISION="float32", LTLAB_FLOAT32_GEMM=gemm)
+            proc = subprocess.run([tu.ltlab_bin(), "analyze", p, "--format", "json"], capture_output=True,
+                                  text=True, env=env, timeout=120)
+            self.assertEqual(proc.returncode, 0, tu.describe(proc))
+            runs.append(json.loads(proc.stdout))
+        a, b = runs
+        for key in ("nc1", "nc2_equiangular_means", "fdr", "cone_mean_cos", "cone_std_cos"):
+            self.assertAlmostEqual(a[key], b[key], delta=1e-6 * max(1.0, abs(b[key])), msg=key)
+        for key in ("accuracy", "nc4"):
+            self.assertEqual(a[key], b[key], key)
 
 
 class Synth(CliBase):

@@ -23,7 +23,9 @@ int numericThreads();
 std::string blasDescription();
 // Measured float64 GEMM rate (GFLOP/s) on n x n matrices, best of `repeats`.
 double measureDgemmGflops(int n = 2048, int repeats = 3);
-// The same for float32 (sgemm): the rate of the analysis's float32 tiles.
+// The same for float32, through the library the analysis's float32 tiles use.
 double measureSgemmGflops(int n = 2048, int repeats = 3);
+// That library: "oneDNN 2.6.3" (its own CPU dispatch), or "OpenBLAS (why)".
+std::string float32GemmDescription();
 
 } // namespace ltlab
