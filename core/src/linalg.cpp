@@ -20,7 +20,21 @@ extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double
                         double* work, const int* lwork, int* iwork, const int* liwork, int* info, std::size_t jobz_len,
                         std::size_t uplo_len);
 
+extern "C" void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t uplo_len);
+
 namespace ltlab::linalg {
+
+namespace {
+// A = L L^T in place, L in the lower triangle (LAPACK dpotrf: OpenBLAS's is
+// blocked and threaded, several times Eigen's LLT at D = 2048). False when A
+// is not positive definite (a pivot <= 0 or NaN), as Eigen's LLT would say.
+bool choleskyLower(Eigen::MatrixXd& a) {
+    const int n = static_cast<int>(a.rows());
+    int info = 0;
+    if (n > 0) dpotrf_("L", &n, a.data(), &n, &info, 1);
+    return info == 0;
+}
+} // namespace
 
 void addGramLower(Eigen::MatrixXd& G, const double* X, Eigen::Index rows, Eigen::Index cols) {
     if (rows == 0 || cols == 0) return;
@@ -226,19 +240,25 @@ double traceOfPinvTimesGram(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) 
     // Cholesky factorisation tells that, several times cheaper than the
     // eigenvalues. Where it cannot tell, the eigenvalues decide, as before.
     bool full_rank = false;
-    if (A.rows() > 0) {
+    if (A.rows() > 0 && A.trace() > 0) {
         Eigen::MatrixXd shifted = A;
         shifted.diagonal().array() -= kPinvRelativeCutoff * A.trace();
-        full_rank = A.trace() > 0 && Eigen::LLT<Eigen::MatrixXd>(shifted).info() == Eigen::Success;
+        full_rank = choleskyLower(shifted);
     }
     if (!full_rank) {
         const Eigen::VectorXd values = symmetricEigenvalues(A);
         full_rank = values.size() && values.minCoeff() > kPinvRelativeCutoff * values.maxCoeff();
     }
     if (full_rank) {
-        const Eigen::LLT<Eigen::MatrixXd> llt(A);
-        if (llt.info() == Eigen::Success) // tr(A^-1 B^T B) = ||L^-1 B^T||_F^2
-            return llt.matrixL().solve(B.transpose()).squaredNorm();
+        Eigen::MatrixXd L = A;
+        if (choleskyLower(L)) { // tr(A^-1 B^T B) = ||L^-1 B^T||_F^2
+            Eigen::MatrixXd solved = B.transpose();
+            const int n = static_cast<int>(L.rows()), k = static_cast<int>(solved.cols());
+            if (k > 0)
+                cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, n, k, 1.0, L.data(), n,
+                            solved.data(), n);
+            return solved.squaredNorm();
+        }
     }
     const PseudoInverse pinv = pseudoInverse(A);
     if (pinv.kept_values.size() == 0) return 0.0;

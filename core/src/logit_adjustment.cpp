@@ -4,6 +4,10 @@
 #include <cmath>
 #include <limits>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace ltlab {
 
 std::vector<double> laSweepTaus() {
@@ -28,6 +32,12 @@ LogitAdjustmentSweeper::LogitAdjustmentSweeper(const std::vector<std::int64_t>& 
             inv_prior_pow_[k][c] = 1.0 / prior_pow_[k][c]; // inf for an empty class
         }
     }
+    inv_prior_pow_rows_.resize(static_cast<Eigen::Index>(taus_.size()), static_cast<Eigen::Index>(C_));
+    for (std::size_t k = 0; k < taus_.size(); ++k)
+        for (std::size_t c = 0; c < C_; ++c)
+            inv_prior_pow_rows_(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(c)) = inv_prior_pow_[k][c];
+    upper_.resize(static_cast<Eigen::Index>(C_));
+    lower_.resize(static_cast<Eigen::Index>(C_));
     for (auto& correct : correct_) correct.assign(taus_.size() * C_, 0);
     all_classes_.resize(C_);
     for (std::size_t c = 0; c < C_; ++c) all_classes_[c] = static_cast<std::int32_t>(c);
@@ -65,7 +75,12 @@ bool LogitAdjustmentSweeper::add(const double* logits, std::int32_t label, std::
         countAdditiveWins(logits, y);
     else
         countWins<Adjustment::Additive>(logits, y, 1, last, all_classes_.data(), C_, 0);
-    if (!stop()) countWins<Adjustment::Multiplicative>(logits, y, 1, last, all_classes_.data(), C_, 0);
+    if (stop()) {
+    } else if (all_priors_positive_) {
+        countMultiplicativeWins(logits, y);
+    } else {
+        countWins<Adjustment::Multiplicative>(logits, y, 1, last, all_classes_.data(), C_, 0);
+    }
     errors_ = nullptr;
     open_ = nullptr;
     if (undecided_) {
@@ -151,28 +166,148 @@ void LogitAdjustmentSweeper::countAdditiveWins(const double* z, std::size_t y) {
     }
 }
 
+namespace {
+
+using Eigen::Index;
+
+// hi = max_c u_c w_c and lo = max_c l_c w_c over n values (no NaN can arise:
+// finite or -inf values times positive finite ones). The multiplicative
+// sweep's inner loop, with AVX-512 or AVX2 where the CPU has them (the build
+// targets baseline x86-64).
+using MaxProducts = void (*)(const double* u, const double* l, const double* w, Index n, double& hi, double& lo);
+
+void maxProductsPortable(const double* u, const double* l, const double* w, Index n, double& hi, double& lo) {
+    using Row = Eigen::Map<const Eigen::Array<double, 1, Eigen::Dynamic>>;
+    hi = (Row(u, n) * Row(w, n)).maxCoeff();
+    lo = (Row(l, n) * Row(w, n)).maxCoeff();
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) void maxProductsAvx2(const double* u, const double* l, const double* w, Index n,
+                                                     double& hi, double& lo) {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    __m256d h = _mm256_set1_pd(-inf), g = h;
+    Index c = 0;
+    for (; c + 4 <= n; c += 4) {
+        const __m256d wc = _mm256_loadu_pd(w + c);
+        h = _mm256_max_pd(h, _mm256_mul_pd(_mm256_loadu_pd(u + c), wc));
+        g = _mm256_max_pd(g, _mm256_mul_pd(_mm256_loadu_pd(l + c), wc));
+    }
+    alignas(32) double hs[4], gs[4];
+    _mm256_store_pd(hs, h);
+    _mm256_store_pd(gs, g);
+    hi = std::max({hs[0], hs[1], hs[2], hs[3]});
+    lo = std::max({gs[0], gs[1], gs[2], gs[3]});
+    for (; c < n; ++c) {
+        hi = std::max(hi, u[c] * w[c]);
+        lo = std::max(lo, l[c] * w[c]);
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push // GCC 12's own _mm512_max_pd warns of an uninitialised operand
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+__attribute__((target("avx512f"))) void maxProductsAvx512(const double* u, const double* l, const double* w, Index n,
+                                                          double& hi, double& lo) {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    __m512d h = _mm512_set1_pd(-inf), g = h;
+    Index c = 0;
+    for (; c + 8 <= n; c += 8) {
+        const __m512d wc = _mm512_loadu_pd(w + c);
+        h = _mm512_max_pd(h, _mm512_mul_pd(_mm512_loadu_pd(u + c), wc));
+        g = _mm512_max_pd(g, _mm512_mul_pd(_mm512_loadu_pd(l + c), wc));
+    }
+    alignas(64) double hs[8], gs[8];
+    _mm512_store_pd(hs, h);
+    _mm512_store_pd(gs, g);
+    hi = *std::max_element(hs, hs + 8);
+    lo = *std::max_element(gs, gs + 8);
+    for (; c < n; ++c) {
+        hi = std::max(hi, u[c] * w[c]);
+        lo = std::max(lo, l[c] * w[c]);
+    }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+MaxProducts chooseMaxProducts() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return maxProductsAvx512;
+    if (__builtin_cpu_supports("avx2")) return maxProductsAvx2;
+#endif
+    return maxProductsPortable;
+}
+
+const MaxProducts maxProducts = chooseMaxProducts();
+
+} // namespace
+
+template <Adjustment mode>
+void LogitAdjustmentSweeper::decideExactly(const double* z, std::size_t y, std::size_t k, const std::int32_t* rivals,
+                                           std::size_t n) {
+    const double own = score<mode>(k, y, z[y]), own_error = scaledError<mode>(k, y);
+    bool wins = true, open = false;
+    for (std::size_t i = 0; i < n && wins; ++i) {
+        const auto c = static_cast<std::size_t>(rivals[i]);
+        if (c == y) continue;
+        const double s = score<mode>(k, c, z[c]), bound = own_error + scaledError<mode>(k, c);
+        if (bound != 0 && !(std::abs(s - own) > bound * (1 + 1e-12))) { // NaN and inf bounds included
+            open = true;
+            markOpen(c);
+            if (stop()) return;
+            continue;
+        }
+        wins = s < own || (s == own && c > y); // ties go to the lowest class id
+    }
+    if (wins && !open) win(mode, k, y);
+}
+
+void LogitAdjustmentSweeper::countMultiplicativeWins(const double* z, std::size_t y) {
+    // Every prior is positive, so every pi_c^-tau is finite. Rivals' scores as
+    // products with the stored inverse powers (within two ulps of the quotient),
+    // their bounds folded in: the largest upper and the largest lower value
+    // among the rivals, a vectorised pass per tau.
+    const auto C = static_cast<Eigen::Index>(C_);
+    const Eigen::Map<const Eigen::Array<double, 1, Eigen::Dynamic>> logits(z, C);
+    if (errors_) {
+        const Eigen::Map<const Eigen::Array<double, 1, Eigen::Dynamic>> errors(errors_, C);
+        upper_ = logits + errors;
+        lower_ = logits - errors;
+    } else {
+        upper_ = lower_ = logits;
+    }
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    upper_[static_cast<Eigen::Index>(y)] = lower_[static_cast<Eigen::Index>(y)] = -inf; // no rival of its own
+    for (std::size_t k = 1; k < taus_.size() && !stop(); ++k) {
+        double hi = 0, lo = 0;
+        maxProducts(upper_.data(), lower_.data(), inv_prior_pow_rows_.row(static_cast<Eigen::Index>(k)).data(), C, hi, lo);
+        const double own = approximateScore<Adjustment::Multiplicative>(k, y, z[y]);
+        const double own_error = scaledError<Adjustment::Multiplicative>(k, y);
+        const double own_lo = own - own_error, own_hi = own + own_error;
+        // A little slack, as in countWins, so that rounding never decides.
+        const double scale = std::max({1.0, std::abs(own_lo), std::abs(own_hi)});
+        const double slack = 1e-9 * scale;
+        if (!std::isfinite(slack)) {
+            decideExactly<Adjustment::Multiplicative>(z, y, k, all_classes_.data(), C_);
+        } else if (hi < own_lo - slack) {
+            win(Adjustment::Multiplicative, k, y); // every rival stays below the label
+        } else if (!(lo > own_hi + slack)) {
+            decideExactly<Adjustment::Multiplicative>(z, y, k, all_classes_.data(), C_); // a close call
+        } // else a rival is certainly ahead: the label loses at tau_k
+    }
+}
+
 template <Adjustment mode>
 void LogitAdjustmentSweeper::countWins(const double* z, std::size_t y, std::size_t k_lo, std::size_t k_hi,
                                        const std::int32_t* rivals, std::size_t n, std::size_t depth) {
     if (stop()) return;
     if (k_hi - k_lo <= 1) { // one or two taus: decide exactly
-        for (std::size_t k = k_lo; k <= k_hi; ++k) {
-            const double own = score<mode>(k, y, z[y]), own_error = scaledError<mode>(k, y);
-            bool wins = true, open = false;
-            for (std::size_t i = 0; i < n && wins; ++i) {
-                const auto c = static_cast<std::size_t>(rivals[i]);
-                if (c == y) continue;
-                const double s = score<mode>(k, c, z[c]), bound = own_error + scaledError<mode>(k, c);
-                if (bound != 0 && !(std::abs(s - own) > bound * (1 + 1e-12))) { // NaN and inf bounds included
-                    open = true;
-                    markOpen(c);
-                    if (stop()) return;
-                    continue;
-                }
-                wins = s < own || (s == own && c > y); // ties go to the lowest class id
-            }
-            if (wins && !open) win(mode, k, y);
-        }
+        for (std::size_t k = k_lo; k <= k_hi && !stop(); ++k) decideExactly<mode>(z, y, k, rivals, n);
         return;
     }
     const double a = score<mode>(k_lo, y, z[y]), b = score<mode>(k_hi, y, z[y]);

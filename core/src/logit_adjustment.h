@@ -12,7 +12,11 @@
 // rivals that remain are evaluated tau by tau, with the exact formula.
 // The additive adjustment is linear in tau, so there the label's winning taus
 // form one open interval, found in one pass over the rivals; only grid taus
-// within a hair of its ends are decided by the exact formula.
+// within a hair of its ends are decided by the exact formula. When every prior
+// is positive the multiplicative mode goes tau by tau instead: the largest
+// rival score at each tau in one vectorised pass (products with the stored
+// 1 / pi^tau), the exact formula only for a close call. The bisection serves
+// the runs with an empty training class.
 //
 // Logits may come with absolute error bounds, one per class (float32 products):
 // a decision that the bounds could reverse makes add() count nothing, name the
@@ -58,6 +62,11 @@ private:
     bool stop() const { return undecided_ && !open_; } // collecting open classes goes on
     void countAdditiveWins(const double* z, std::size_t label);
     bool winsExactly(const double* z, std::size_t label, std::size_t k) const; // additive, every rival
+    // The exact decision at tau_k against `rivals` (bounds: open classes are named).
+    template <Adjustment mode>
+    void decideExactly(const double* z, std::size_t label, std::size_t k, const std::int32_t* rivals, std::size_t n);
+    // The multiplicative mode when every prior is positive: tau by tau.
+    void countMultiplicativeWins(const double* z, std::size_t label);
     template <Adjustment mode>
     void countWins(const double* z, std::size_t label, std::size_t k_lo, std::size_t k_hi, const std::int32_t* rivals,
                    std::size_t n, std::size_t depth);
@@ -72,6 +81,8 @@ private:
     bool all_priors_positive_ = true;
     std::vector<std::vector<double>> prior_pow_;    // pi_c^tau_k
     std::vector<std::vector<double>> inv_prior_pow_; // 1 / pi_c^tau_k
+    Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> inv_prior_pow_rows_; // the same, one row per tau
+    Eigen::Array<double, 1, Eigen::Dynamic> upper_, lower_; // this sample's rival logits plus and minus their bounds
     // correct_[mode][k * C + c]: samples of class c right at tau_k.
     std::vector<std::int64_t> correct_[2];
     std::vector<std::int32_t> all_classes_;                // 0 .. C-1
