@@ -1,14 +1,111 @@
 #include "logit_adjustment.h"
 
+#include "ltlab/error.h"
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
 namespace ltlab {
+
+namespace {
+
+using Eigen::Index;
+
+// hi = max_c u_c w_c and lo = max_c l_c w_c over n values (no NaN can arise:
+// finite or -inf values times positive finite ones). The multiplicative
+// sweep's inner loop, with AVX-512 or AVX2 where the CPU has them (the build
+// targets baseline x86-64).
+using MaxProducts = LogitAdjustmentSweeper::MaxProducts;
+
+void maxProductsPortable(const double* u, const double* l, const double* w, Index n, double& hi, double& lo) {
+    using Row = Eigen::Map<const Eigen::Array<double, 1, Eigen::Dynamic>>;
+    hi = (Row(u, n) * Row(w, n)).maxCoeff();
+    lo = (Row(l, n) * Row(w, n)).maxCoeff();
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) void maxProductsAvx2(const double* u, const double* l, const double* w, Index n,
+                                                     double& hi, double& lo) {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    __m256d h = _mm256_set1_pd(-inf), g = h;
+    Index c = 0;
+    for (; c + 4 <= n; c += 4) {
+        const __m256d wc = _mm256_loadu_pd(w + c);
+        h = _mm256_max_pd(h, _mm256_mul_pd(_mm256_loadu_pd(u + c), wc));
+        g = _mm256_max_pd(g, _mm256_mul_pd(_mm256_loadu_pd(l + c), wc));
+    }
+    alignas(32) double hs[4], gs[4];
+    _mm256_store_pd(hs, h);
+    _mm256_store_pd(gs, g);
+    hi = std::max({hs[0], hs[1], hs[2], hs[3]});
+    lo = std::max({gs[0], gs[1], gs[2], gs[3]});
+    for (; c < n; ++c) {
+        hi = std::max(hi, u[c] * w[c]);
+        lo = std::max(lo, l[c] * w[c]);
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push // GCC 12's own _mm512_max_pd warns of an uninitialised operand
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+__attribute__((target("avx512f"))) void maxProductsAvx512(const double* u, const double* l, const double* w, Index n,
+                                                          double& hi, double& lo) {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    __m512d h = _mm512_set1_pd(-inf), g = h;
+    Index c = 0;
+    for (; c + 8 <= n; c += 8) {
+        const __m512d wc = _mm512_loadu_pd(w + c);
+        h = _mm512_max_pd(h, _mm512_mul_pd(_mm512_loadu_pd(u + c), wc));
+        g = _mm512_max_pd(g, _mm512_mul_pd(_mm512_loadu_pd(l + c), wc));
+    }
+    alignas(64) double hs[8], gs[8];
+    _mm512_store_pd(hs, h);
+    _mm512_store_pd(gs, g);
+    hi = *std::max_element(hs, hs + 8);
+    lo = *std::max_element(gs, gs + 8);
+    for (; c < n; ++c) {
+        hi = std::max(hi, u[c] * w[c]);
+        lo = std::max(lo, l[c] * w[c]);
+    }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+// The widest kernel the CPU has; LTLAB_SWEEP_KERNEL=portable|avx2|avx512 picks
+// one (for tests and comparisons; one the CPU lacks is refused).
+MaxProducts chooseMaxProducts() {
+    const char* env = std::getenv("LTLAB_SWEEP_KERNEL");
+    const std::string wanted = env ? env : "";
+    if (wanted == "portable") return maxProductsPortable;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx512f"), avx2 = __builtin_cpu_supports("avx2");
+#else
+    const bool avx512 = false, avx2 = false;
+#endif
+    if (wanted == "avx512" && !avx512) throw UsageError("LTLAB_SWEEP_KERNEL=avx512: this CPU has no AVX-512");
+    if (wanted == "avx2" && !avx2) throw UsageError("LTLAB_SWEEP_KERNEL=avx2: this CPU has no AVX2");
+    if (!wanted.empty() && wanted != "avx512" && wanted != "avx2")
+        throw UsageError("LTLAB_SWEEP_KERNEL must be portable, avx2 or avx512, not '" + wanted + "'");
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (avx512 && wanted != "avx2") return maxProductsAvx512;
+    if (avx2) return maxProductsAvx2;
+#endif
+    return maxProductsPortable;
+}
+
+} // namespace
 
 std::vector<double> laSweepTaus() {
     std::vector<double> taus(31);
@@ -17,7 +114,7 @@ std::vector<double> laSweepTaus() {
 }
 
 LogitAdjustmentSweeper::LogitAdjustmentSweeper(const std::vector<std::int64_t>& train_counts)
-    : C_(train_counts.size()), taus_(laSweepTaus()) {
+    : C_(train_counts.size()), taus_(laSweepTaus()), max_products_(chooseMaxProducts()) {
     double total = 0;
     for (auto n : train_counts) total += static_cast<double>(n);
     log_prior_.resize(C_);
@@ -166,87 +263,6 @@ void LogitAdjustmentSweeper::countAdditiveWins(const double* z, std::size_t y) {
     }
 }
 
-namespace {
-
-using Eigen::Index;
-
-// hi = max_c u_c w_c and lo = max_c l_c w_c over n values (no NaN can arise:
-// finite or -inf values times positive finite ones). The multiplicative
-// sweep's inner loop, with AVX-512 or AVX2 where the CPU has them (the build
-// targets baseline x86-64).
-using MaxProducts = void (*)(const double* u, const double* l, const double* w, Index n, double& hi, double& lo);
-
-void maxProductsPortable(const double* u, const double* l, const double* w, Index n, double& hi, double& lo) {
-    using Row = Eigen::Map<const Eigen::Array<double, 1, Eigen::Dynamic>>;
-    hi = (Row(u, n) * Row(w, n)).maxCoeff();
-    lo = (Row(l, n) * Row(w, n)).maxCoeff();
-}
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx2"))) void maxProductsAvx2(const double* u, const double* l, const double* w, Index n,
-                                                     double& hi, double& lo) {
-    constexpr double inf = std::numeric_limits<double>::infinity();
-    __m256d h = _mm256_set1_pd(-inf), g = h;
-    Index c = 0;
-    for (; c + 4 <= n; c += 4) {
-        const __m256d wc = _mm256_loadu_pd(w + c);
-        h = _mm256_max_pd(h, _mm256_mul_pd(_mm256_loadu_pd(u + c), wc));
-        g = _mm256_max_pd(g, _mm256_mul_pd(_mm256_loadu_pd(l + c), wc));
-    }
-    alignas(32) double hs[4], gs[4];
-    _mm256_store_pd(hs, h);
-    _mm256_store_pd(gs, g);
-    hi = std::max({hs[0], hs[1], hs[2], hs[3]});
-    lo = std::max({gs[0], gs[1], gs[2], gs[3]});
-    for (; c < n; ++c) {
-        hi = std::max(hi, u[c] * w[c]);
-        lo = std::max(lo, l[c] * w[c]);
-    }
-}
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push // GCC 12's own _mm512_max_pd warns of an uninitialised operand
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-__attribute__((target("avx512f"))) void maxProductsAvx512(const double* u, const double* l, const double* w, Index n,
-                                                          double& hi, double& lo) {
-    constexpr double inf = std::numeric_limits<double>::infinity();
-    __m512d h = _mm512_set1_pd(-inf), g = h;
-    Index c = 0;
-    for (; c + 8 <= n; c += 8) {
-        const __m512d wc = _mm512_loadu_pd(w + c);
-        h = _mm512_max_pd(h, _mm512_mul_pd(_mm512_loadu_pd(u + c), wc));
-        g = _mm512_max_pd(g, _mm512_mul_pd(_mm512_loadu_pd(l + c), wc));
-    }
-    alignas(64) double hs[8], gs[8];
-    _mm512_store_pd(hs, h);
-    _mm512_store_pd(gs, g);
-    hi = *std::max_element(hs, hs + 8);
-    lo = *std::max_element(gs, gs + 8);
-    for (; c < n; ++c) {
-        hi = std::max(hi, u[c] * w[c]);
-        lo = std::max(lo, l[c] * w[c]);
-    }
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif
-
-MaxProducts chooseMaxProducts() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return maxProductsAvx512;
-    if (__builtin_cpu_supports("avx2")) return maxProductsAvx2;
-#endif
-    return maxProductsPortable;
-}
-
-const MaxProducts maxProducts = chooseMaxProducts();
-
-} // namespace
-
 template <Adjustment mode>
 void LogitAdjustmentSweeper::decideExactly(const double* z, std::size_t y, std::size_t k, const std::int32_t* rivals,
                                            std::size_t n) {
@@ -285,7 +301,8 @@ void LogitAdjustmentSweeper::countMultiplicativeWins(const double* z, std::size_
     upper_[static_cast<Eigen::Index>(y)] = lower_[static_cast<Eigen::Index>(y)] = -inf; // no rival of its own
     for (std::size_t k = 1; k < taus_.size() && !stop(); ++k) {
         double hi = 0, lo = 0;
-        maxProducts(upper_.data(), lower_.data(), inv_prior_pow_rows_.row(static_cast<Eigen::Index>(k)).data(), C, hi, lo);
+        max_products_(upper_.data(), lower_.data(), inv_prior_pow_rows_.row(static_cast<Eigen::Index>(k)).data(), C, hi,
+                      lo);
         const double own = approximateScore<Adjustment::Multiplicative>(k, y, z[y]);
         const double own_error = scaledError<Adjustment::Multiplicative>(k, y);
         const double own_lo = own - own_error, own_hi = own + own_error;

@@ -51,6 +51,10 @@ public:
     LogitAdjustmentSweep finish(Adjustment mode, const std::vector<std::int64_t>& split_counts,
                                 const std::vector<ShotGroup>& groups) const;
 
+    // hi = max_c u_c w_c, lo = max_c l_c w_c over n values (the multiplicative pass).
+    using MaxProducts = void (*)(const double* u, const double* l, const double* w, Eigen::Index n, double& hi,
+                                 double& lo);
+
 private:
     template <Adjustment mode>
     double score(std::size_t k, std::size_t c, double z) const;
@@ -91,6 +95,7 @@ private:
     bool undecided_ = false;
     const double* errors_ = nullptr;             // this sample's bounds (nullptr: exact)
     std::vector<std::int32_t>* open_ = nullptr;  // where open classes go
+    MaxProducts max_products_;                   // the multiplicative pass's kernel (chosen for the CPU)
 };
 
 // Balanced, many, medium, few accuracy of per-class accuracies (null where absent).

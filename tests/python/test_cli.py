@@ -202,6 +202,32 @@ class Float32Products(CliBase):
             self.assertEqual(a[key], b[key], key)
 
 
+class SweepKernels(CliBase):
+    """The multiplicative logit-adjustment pass runs in an AVX-512, AVX2 or
+    portable kernel chosen for the CPU (LTLAB_SWEEP_KERNEL picks one); every
+    kernel gives the same analysis, byte for byte."""
+
+    def test_every_kernel_the_cpu_has_gives_the_same_json(self):
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
+        p = self.synth("kernels.h5", "--classes", "60", "--dim", "32", "--imbalance", "100", "--seed", "8")
+        outputs = {}
+        for kernel in ["", "portable"] + [k for k, flag in (("avx2", "avx2"), ("avx512", "avx512f")) if flag in flags]:
+            for precision in ("float32", "float64"):
+                env = dict(os.environ, LTLAB_SWEEP_KERNEL=kernel, LTLAB_ANALYSIS_PRECISION=precision)
+                proc = subprocess.run([tu.ltlab_bin(), "analyze", p, "--format", "json"], capture_output=True,
+                                      text=True, env=env, timeout=120)
+                self.assertEqual(proc.returncode, 0, tu.describe(proc))
+                outputs.setdefault(precision, {})[kernel] = proc.stdout
+        for precision, by_kernel in outputs.items():
+            for kernel, text in by_kernel.items():
+                self.assertEqual(text, by_kernel[""], "%s kernel %r" % (precision, kernel))
+        proc = subprocess.run([tu.ltlab_bin(), "analyze", p], capture_output=True, text=True,
+                              env=dict(os.environ, LTLAB_SWEEP_KERNEL="sse9"), timeout=60)
+        self.assertEqual(proc.returncode, 1, tu.describe(proc))
+        self.assertIn("LTLAB_SWEEP_KERNEL must be portable, avx2 or avx512, not 'sse9'", proc.stderr)
+
+
 class Synth(CliBase):
 
     def test_synth_then_analyze_json(self):
