@@ -70,6 +70,10 @@ struct Float32Gemm {
             name = "OpenBLAS (LTLAB_FLOAT32_GEMM=openblas)";
             return;
         }
+#ifdef LTLAB_SANITIZED_BUILD
+        name = "OpenBLAS (sanitizer build: oneDNN is not loaded)";
+        return;
+#endif
         void* lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
         if (!lib) {
             name = "OpenBLAS (oneDNN's libdnnl.so.2 not found)";
