@@ -59,7 +59,7 @@ int runAnalyze(const std::vector<std::string>& argv) {
         if (args.flag("timings")) {
             std::cerr << "analysis: " << analysis.seconds << " s, " << analysis.blas_flops / 1e9 << " GFLOP in BLAS ("
                       << analysis.blas_flops / 1e9 / analysis.seconds << " GFLOP/s); " << blasDescription()
-                      << (analysis.float32_products ? "; float32 products: " + float32GemmDescription() : std::string())
+                      << (analysis.float32_products ? "; float32 products: " + analysis.float32_library : std::string())
                       << "\n";
             for (const auto& [phase, seconds] : analysis.phase_seconds)
                 std::cerr << "  " << phase << ": " << seconds << " s\n";

@@ -17,6 +17,7 @@
 #include <Eigen/Dense>
 #include <omp.h>
 
+#include "huge_pages.h"
 #include "linalg.h"
 #include "logit_adjustment.h"
 #include "ltlab/error.h"
@@ -178,7 +179,9 @@ class FeatureChunks {
 public:
     FeatureChunks(const FeatureSource& source, Index N, Index D, Index chunk)
         : source_(source), keep_all_(static_cast<double>(N) * static_cast<double>(D) * sizeof(T) <= kKeepAllBytes),
-          buffer_(keep_all_ ? N : chunk, D) {}
+          buffer_(keep_all_ ? N : chunk, D) {
+        preferHugePages(buffer_.data(), static_cast<std::size_t>(buffer_.size()) * sizeof(T));
+    }
     typename RowMatrixT<T>::RowsBlockXpr rows(Index row0, Index R, bool second_pass) {
         auto block = keep_all_ ? buffer_.middleRows(row0, R) : buffer_.topRows(R);
         if (!(keep_all_ && second_pass)) source_.readFeatures(row0, block);
@@ -192,11 +195,40 @@ private:
     RowMatrixT<T> buffer_;
 };
 
-void addGram(MatrixXd& G, Eigen::MatrixXf& tile, const RowMatrixT<float>::RowsBlockXpr& X) {
-    linalg::addGramLower(G, tile, X.data(), X.rows(), X.cols());
+// The buffers both passes work in, allocated once (in 2 MiB pages where they are
+// large): a chunk of transformed rows
+// (pass 1: shifted unit rows; pass 2: centred rows), its T products with the
+// classifier (pass 1) or the centred means (pass 2), the float64 logits, and
+// the float32 Gram tile.
+template <typename T>
+struct Tiles {
+    Tiles(Index chunk, Index D, Index C)
+        : rows(chunk, D), products(chunk, C), logits(chunk, C),
+          gram(std::is_same_v<T, float> ? D : 0, std::is_same_v<T, float> ? D : 0), norms(chunk) {
+        preferHugePages(rows.data(), static_cast<std::size_t>(rows.size()) * sizeof(T));
+        preferHugePages(products.data(), static_cast<std::size_t>(products.size()) * sizeof(T));
+        preferHugePages(logits.data(), static_cast<std::size_t>(logits.size()) * sizeof(double));
+    }
+    RowMatrixT<T> rows, products;
+    RowMatrix logits;
+    Eigen::MatrixXf gram;
+    VectorXd norms;
+};
+
+void addGram(MatrixXd& G, Eigen::MatrixXf& tile, const RowMatrixT<float>::RowsBlockXpr& X,
+             linalg::Float32Library library) {
+    linalg::addGramLower(G, tile, X.data(), X.rows(), X.cols(), library);
 }
-void addGram(MatrixXd& G, Eigen::MatrixXf&, const RowMatrixT<double>::RowsBlockXpr& X) {
+void addGram(MatrixXd& G, Eigen::MatrixXf&, const RowMatrixT<double>::RowsBlockXpr& X, linalg::Float32Library) {
     linalg::addGramLower(G, X.data(), X.rows(), X.cols());
+}
+
+void multiply(const float* A, const float* B, float* out, Index rows, Index M, Index D,
+              linalg::Float32Library library) {
+    linalg::multiplyByTransposed(A, B, out, rows, M, D, library);
+}
+void multiply(const double* A, const double* B, double* out, Index rows, Index M, Index D, linalg::Float32Library) {
+    linalg::multiplyByTransposed(A, B, out, rows, M, D);
 }
 
 // ---- Per-row decisions ----------------------------------------------------------
@@ -281,6 +313,7 @@ struct PassContext {
     const ClassifierInput& classifier;
     const std::vector<std::int32_t>& labels;
     Index N, D, C, chunk;
+    linalg::Float32Library library; // for the float32 products
 };
 
 // Row norms and squared norms of the unit rows, in float64.
@@ -365,13 +398,13 @@ void finishUnitGram(PassOneSums& s) {
 // The logits of a chunk, Z = H W^T + b, as T products widened to float64.
 template <typename T, typename Block>
 void computeLogits(const Block& H, const RowMatrixT<T>& weight, const VectorXd& bias, RowMatrixT<T>& tile,
-                   RowMatrix::RowsBlockXpr Z) {
+                   RowMatrix::RowsBlockXpr Z, linalg::Float32Library library) {
     const Index R = H.rows(), C = weight.rows();
     if constexpr (std::is_same_v<T, double>) {
         linalg::multiplyByTransposed(H.data(), weight.data(), Z.data(), R, C, H.cols());
         Z.rowwise() += bias.transpose();
     } else {
-        linalg::multiplyByTransposed(H.data(), weight.data(), tile.data(), R, C, H.cols());
+        linalg::multiplyByTransposed(H.data(), weight.data(), tile.data(), R, C, H.cols(), library);
 #pragma omp parallel for schedule(static)
         for (Index i = 0; i < R; ++i) Z.row(i) = tile.row(i).template cast<double>() + bias.transpose();
     }
@@ -490,7 +523,7 @@ std::pair<std::int64_t, std::int64_t> decideRows(const Block& H, RowMatrix::Rows
 }
 
 template <typename T>
-PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjustmentSweeper& sweeper,
+PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, Tiles<T>& tiles, LogitAdjustmentSweeper& sweeper,
                     FiniteCheck& feature_check, FiniteCheck& logit_check, double& blas_flops,
                     const std::function<void(double)>& progress) {
     const Index N = ctx.N, D = ctx.D, C = ctx.C, chunk = ctx.chunk;
@@ -512,22 +545,20 @@ PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjus
     const bool stored_logits = ctx.source.hasLogits();
     const RowMatrixT<T> weight = ctx.classifier.weight.cast<T>();
     RowDecider decider(ctx.classifier, std::is_same_v<T, float> && !stored_logits && C > 0, D, sweeper);
-    RowMatrixT<T> V_buffer(chunk, D), logit_tile(std::is_same_v<T, float> && !stored_logits ? chunk : 0, C);
-    RowMatrix Z_buffer(chunk, C);
-    Eigen::MatrixXf gram_tile(std::is_same_v<T, float> ? D : 0, std::is_same_v<T, float> ? D : 0);
-    VectorXd norms(chunk), unit_sq(chunk), cross_entropy(chunk);
+    VectorXd& norms = tiles.norms;
+    VectorXd unit_sq(chunk), cross_entropy(chunk);
     for (Index row0 = 0; row0 < N; row0 += chunk) {
         const Index R = std::min(chunk, N - row0);
         const std::int32_t* labels = ctx.labels.data() + row0;
         auto H = chunks.rows(row0, R, false);
         feature_check.scan(H, row0);
         if (feature_check.bad) continue; // keep counting; the pass ends in an error
-        auto Z = Z_buffer.topRows(R);
+        auto Z = tiles.logits.topRows(R);
         if (stored_logits) {
             ctx.source.readLogits(row0, Z);
             logit_check.scan(Z, row0);
         } else {
-            computeLogits<T>(H, weight, ctx.classifier.bias, logit_tile, Z);
+            computeLogits<T>(H, weight, ctx.classifier.bias, tiles.products, Z, ctx.library);
             blas_flops += 2.0 * R * C * D;
         }
         rowNorms(H, norms, unit_sq);
@@ -535,9 +566,9 @@ PassOneSums passOne(const PassContext& ctx, FeatureChunks<T>& chunks, LogitAdjus
             s.first_row = H.row(0).template cast<double>();
             s.shift = meanUnitRow(H, norms);
         }
-        auto V = V_buffer.topRows(R);
+        auto V = tiles.rows.topRows(R);
         accumulateColumns<T>(H, V, norms, labels, s);
-        addGram(s.unit_gram, gram_tile, V);
+        addGram(s.unit_gram, tiles.gram, V, ctx.library);
         blas_flops += static_cast<double>(R) * D * (D + 1);
         countRows(norms, unit_sq, labels, R, s);
 
@@ -568,7 +599,7 @@ struct PassTwoResult {
 };
 
 template <typename T>
-PassTwoResult passTwo(const PassContext& ctx, FeatureChunks<T>& chunks, const RowMatrix& means,
+PassTwoResult passTwo(const PassContext& ctx, FeatureChunks<T>& chunks, Tiles<T>& tiles, const RowMatrix& means,
                       const RowMatrix& present_means, const RowMatrix& centred_means, const std::vector<Index>& present,
                       const std::vector<std::int32_t>& prediction, double& blas_flops,
                       const std::function<void(double)>& progress) {
@@ -581,23 +612,21 @@ PassTwoResult passTwo(const PassContext& ctx, FeatureChunks<T>& chunks, const Ro
                        K ? centred_means.rowwise().norm().maxCoeff() : 0.0,
                        std::is_same_v<T, float> ? float32DotBound(D) : 0.0};
     const RowMatrixT<T> centred_means_t = centred_means.cast<T>();
-    RowMatrixT<T> centred_buffer(chunk, D), scores_buffer(chunk, K);
-    Eigen::MatrixXf gram_tile(std::is_same_v<T, float> ? D : 0, std::is_same_v<T, float> ? D : 0);
-    VectorXd centred_norms(chunk);
+    VectorXd& centred_norms = tiles.norms;
     for (Index row0 = 0; row0 < N; row0 += chunk) {
         const Index R = std::min(chunk, N - row0);
         const std::int32_t* labels = ctx.labels.data() + row0;
         auto H = chunks.rows(row0, R, true);
-        auto centred = centred_buffer.topRows(R);
+        auto centred = tiles.rows.topRows(R);
 #pragma omp parallel for schedule(static)
         for (Index i = 0; i < R; ++i) {
             const Eigen::RowVectorXd c = H.row(i).template cast<double>() - means.row(labels[i]);
             centred_norms[i] = c.norm();
             centred.row(i) = c.cast<T>();
         }
-        addGram(out.scatter_within, gram_tile, centred);
-        auto scores = scores_buffer.topRows(R);
-        linalg::multiplyByTransposed(centred.data(), centred_means_t.data(), scores.data(), R, K, D);
+        addGram(out.scatter_within, tiles.gram, centred, ctx.library);
+        Eigen::Map<RowMatrixT<T>> scores(tiles.products.data(), R, K); // K <= C columns
+        multiply(centred.data(), centred_means_t.data(), scores.data(), R, K, D, ctx.library);
         blas_flops += static_cast<double>(R) * D * (D + 1) + 2.0 * R * K * D;
         std::int64_t mismatches = 0;
 #pragma omp parallel for schedule(static) reduction(+ : mismatches)
@@ -670,8 +699,12 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     result.many_threshold = options.many_threshold;
     result.few_threshold = options.few_threshold;
     result.float32_products = useFloat32(source, options, N, D, C);
+    // Both passes' products: two D x D Grams (as SYRK), the logits and the nearest-mean scores.
+    const double product_flops = 2.0 * N * D * (D + 1.0) + 4.0 * N * C * D;
+    const auto library = linalg::float32LibraryFor(result.float32_products ? product_flops : 0.0);
+    if (result.float32_products) result.float32_library = linalg::float32LibraryName(library);
     const PassContext ctx{source, classifier, source.labels(), N, D, C,
-                          chunkRows(options, result.float32_products, N, D, C)};
+                          chunkRows(options, result.float32_products, N, D, C), library};
 
     auto phase_start = started;
     auto mark_phase = [&](const std::string& name) {
@@ -691,15 +724,16 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     auto run_passes = [&](auto scalar) {
         using T = decltype(scalar);
         FeatureChunks<T> chunks(source, N, D, ctx.chunk);
+        Tiles<T> tiles(ctx.chunk, D, C);
         FiniteCheck feature_check, logit_check;
-        sums = passOne<T>(ctx, chunks, sweeper, feature_check, logit_check, result.blas_flops, report_progress);
+        sums = passOne<T>(ctx, chunks, tiles, sweeper, feature_check, logit_check, result.blas_flops, report_progress);
         feature_check.report(source, "features");
         logit_check.report(source, "logits");
         const std::string precision = result.float32_products ? "float32 tiles" : "float64";
         mark_phase(("pass 1 (" + precision + "; sums, cone Gram, logits, LA sweep; " + std::to_string(sums.recomputed) +
                     " rows refined, " + std::to_string(sums.logits_recomputed) + " logits in float64)").c_str());
         stats = classStatistics(sums, classifier);
-        second = passTwo<T>(ctx, chunks, stats.means, stats.present_means, stats.centred_means, stats.present,
+        second = passTwo<T>(ctx, chunks, tiles, stats.means, stats.present_means, stats.centred_means, stats.present,
                             sums.prediction, result.blas_flops, report_progress);
         mark_phase("pass 2 (within-class scatter, nearest mean)");
     };

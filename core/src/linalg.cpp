@@ -58,32 +58,34 @@ struct DnnlVersion {
     unsigned cpu_runtime, gpu_runtime;
 };
 
-struct Float32Gemm {
+// The forced choice of LTLAB_FLOAT32_GEMM ("" for auto), checked.
+std::string float32Choice() {
+    const char* env = std::getenv("LTLAB_FLOAT32_GEMM");
+    const std::string choice = env ? env : "";
+    if (choice != "" && choice != "auto" && choice != "onednn" && choice != "openblas")
+        throw UsageError("LTLAB_FLOAT32_GEMM must be auto, onednn or openblas, not '" + choice + "'");
+    return choice == "auto" ? "" : choice;
+}
+
+// oneDNN's sgemm, looked up once; `missing` says why it is not there.
+struct OneDnn {
     DnnlSgemm sgemm = nullptr;
-    std::string name = "OpenBLAS";
-    Float32Gemm() {
-        const char* env = std::getenv("LTLAB_FLOAT32_GEMM");
-        const std::string choice = env ? env : "";
-        if (choice != "" && choice != "auto" && choice != "onednn" && choice != "openblas")
-            throw UsageError("LTLAB_FLOAT32_GEMM must be auto, onednn or openblas, not '" + choice + "'");
-        if (choice == "openblas") {
-            name = "OpenBLAS (LTLAB_FLOAT32_GEMM=openblas)";
-            return;
-        }
+    std::string name, missing;
+    OneDnn() {
 #ifdef LTLAB_SANITIZED_BUILD
-        name = "OpenBLAS (sanitizer build: oneDNN is not loaded)";
+        missing = "sanitizer build: oneDNN is not loaded";
         return;
 #endif
         void* lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
         if (!lib) {
-            name = "OpenBLAS (oneDNN's libdnnl.so.2 not found)";
+            missing = "oneDNN's libdnnl.so.2 not found";
             return;
         }
         sgemm = reinterpret_cast<DnnlSgemm>(dlsym(lib, "dnnl_sgemm"));
         using VersionFn = const DnnlVersion* (*)();
         const auto version = reinterpret_cast<VersionFn>(dlsym(lib, "dnnl_version"));
         if (!sgemm) {
-            name = "OpenBLAS (libdnnl.so.2 has no dnnl_sgemm)";
+            missing = "libdnnl.so.2 has no dnnl_sgemm";
             return;
         }
         name = "oneDNN";
@@ -93,10 +95,12 @@ struct Float32Gemm {
     }
 };
 
-const Float32Gemm& float32Gemm() {
-    static const Float32Gemm gemm;
-    return gemm;
+const OneDnn& oneDnn() {
+    static const OneDnn library;
+    return library;
 }
+
+DnnlSgemm sgemmOf(Float32Library library) { return library == Float32Library::OneDnn ? oneDnn().sgemm : nullptr; }
 
 // The lower triangle of X^T X (X: rows x n, row-major) into `tile` (column-major
 // n x n) by blocks of GEMM rows: the tile's column-major lower triangle is the
@@ -112,12 +116,34 @@ void gramByGemm(DnnlSgemm sgemm, float* tile, const float* X, std::int64_t rows,
 
 } // namespace
 
-std::string float32GemmName() { return float32Gemm().name; }
+Float32Library float32LibraryFor(double flops) {
+    const std::string choice = float32Choice();
+    if (choice == "openblas" || !oneDnn().sgemm) return Float32Library::OpenBLAS;
+    return choice == "onednn" || flops >= kOneDnnMinFlops ? Float32Library::OneDnn : Float32Library::OpenBLAS;
+}
 
-void addGramLower(Eigen::MatrixXd& G, Eigen::MatrixXf& tile, const float* X, Eigen::Index rows, Eigen::Index cols) {
+std::string float32LibraryName(Float32Library library) {
+    if (library == Float32Library::OneDnn) return oneDnn().name;
+    const std::string choice = float32Choice();
+    if (choice == "openblas") return "OpenBLAS (LTLAB_FLOAT32_GEMM=openblas)";
+    if (!oneDnn().sgemm) return "OpenBLAS (" + oneDnn().missing + ")";
+    return "OpenBLAS (work below " + std::to_string(static_cast<int>(kOneDnnMinFlops / 1e9)) +
+           " GFLOP: oneDNN's kernel generation would cost more than it saves)";
+}
+
+std::string float32GemmName() {
+    const std::string choice = float32Choice();
+    if (choice == "openblas" || !oneDnn().sgemm) return float32LibraryName(Float32Library::OpenBLAS);
+    if (choice == "onednn") return oneDnn().name + " (LTLAB_FLOAT32_GEMM=onednn)";
+    return oneDnn().name + " from " + std::to_string(static_cast<int>(kOneDnnMinFlops / 1e9)) +
+           " GFLOP of work, OpenBLAS below";
+}
+
+void addGramLower(Eigen::MatrixXd& G, Eigen::MatrixXf& tile, const float* X, Eigen::Index rows, Eigen::Index cols,
+                  Float32Library library) {
     if (rows == 0 || cols == 0) return;
     const int n = static_cast<int>(cols);
-    if (const DnnlSgemm sgemm = float32Gemm().sgemm)
+    if (const DnnlSgemm sgemm = sgemmOf(library))
         gramByGemm(sgemm, tile.data(), X, rows, cols);
     else
         cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, n, static_cast<int>(rows), 1.0f, X, n, 0.0f, tile.data(), n);
@@ -138,13 +164,13 @@ void multiplyByTransposed(const double* A, const double* B, double* out, Eigen::
 }
 
 void multiplyByTransposed(const float* A, const float* B, float* out, Eigen::Index rows, Eigen::Index M,
-                          Eigen::Index D) {
+                          Eigen::Index D, Float32Library library) {
     if (rows == 0 || M == 0) return;
     if (D == 0) {
         std::fill(out, out + rows * M, 0.0f);
         return;
     }
-    if (const DnnlSgemm sgemm = float32Gemm().sgemm) {
+    if (const DnnlSgemm sgemm = sgemmOf(library)) {
         sgemm('N', 'T', rows, M, D, 1.0f, A, D, B, D, 0.0f, out, M);
         return;
     }

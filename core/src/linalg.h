@@ -17,22 +17,31 @@ public:
 
 // G += X^T X for row-major X (rows x D), lower triangle only (BLAS dsyrk).
 void addGramLower(Eigen::MatrixXd& G, const double* X_row_major, Eigen::Index rows, Eigen::Index cols);
+// Which library runs an analysis's float32 products. oneDNN's sgemm (libdnnl.so.2,
+// when present) picks its kernel for the CPU, whatever OPENBLAS_CORETYPE says, but
+// generates its kernels on first use (30-50 ms measured); OpenBLAS starts at once.
+enum class Float32Library { OpenBLAS, OneDnn };
+// float32 work (FLOP) from which oneDNN's start-up is repaid by its rate.
+constexpr double kOneDnnMinFlops = 50e9;
+// The library for `flops` of float32 work: oneDNN from kOneDnnMinFlops on when it
+// is there, else OpenBLAS. LTLAB_FLOAT32_GEMM=openblas or onednn forces one (auto:
+// the default; anything else is a UsageError).
+Float32Library float32LibraryFor(double flops);
+// "oneDNN 2.6.3" or "OpenBLAS (why)".
+std::string float32LibraryName(Float32Library library);
+// What runs the float32 products of large and of small work, in words.
+std::string float32GemmName();
+
 // The same in float32: the lower triangle of X^T X into `tile` (D x D,
 // overwritten; oneDNN's sgemm by blocks, or OpenBLAS's ssyrk), then added to G
 // in float64.
 void addGramLower(Eigen::MatrixXd& G, Eigen::MatrixXf& tile, const float* X_row_major, Eigen::Index rows,
-                  Eigen::Index cols);
+                  Eigen::Index cols, Float32Library library);
 // out (rows x M, row-major) = A (rows x D, row-major) B^T for B (M x D, row-major): BLAS ?gemm.
 void multiplyByTransposed(const double* A, const double* B, double* out, Eigen::Index rows, Eigen::Index M,
                           Eigen::Index D);
-// The float32 products run in oneDNN's sgemm when libdnnl.so.2 is there (it
-// chooses its kernel for the CPU; OpenBLAS obeys OPENBLAS_CORETYPE), else in
-// OpenBLAS; LTLAB_FLOAT32_GEMM=openblas forces OpenBLAS (auto, onednn: the default;
-// anything else is a UsageError).
 void multiplyByTransposed(const float* A, const float* B, float* out, Eigen::Index rows, Eigen::Index M,
-                          Eigen::Index D);
-// "oneDNN 2.6.3" or "OpenBLAS (why)": what runs the float32 products.
-std::string float32GemmName();
+                          Eigen::Index D, Float32Library library);
 // Copies the lower triangle onto the upper one.
 void symmetrizeFromLower(Eigen::MatrixXd& G);
 

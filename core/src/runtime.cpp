@@ -151,7 +151,8 @@ double measureDgemmGflops(int n, int repeats) {
 
 double measureSgemmGflops(int n, int repeats) {
     return measureGemmGflops<float>(n, repeats, [](int m, const float* a, const float* b, float* c) {
-        linalg::multiplyByTransposed(a, b, c, m, m, m); // what the float32 tiles run on
+        // What the float32 tiles of a large analysis run on.
+        linalg::multiplyByTransposed(a, b, c, m, m, m, linalg::float32LibraryFor(linalg::kOneDnnMinFlops));
     });
 }
 

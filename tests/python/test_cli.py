@@ -161,11 +161,16 @@ class BlasKernel(CliBase):
             self.assertNotIn("chosen by ltlab", blas)
 
 
+def have_onednn():
+    return any(os.path.exists(os.path.join(d, "libdnnl.so.2"))
+               for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib"))
+
+
 class Float32Products(CliBase):
     """The analysis's float32 products run in oneDNN's sgemm when Debian's
-    libdnnl2 is installed (it picks its kernel for the CPU, whatever
-    OPENBLAS_CORETYPE says), in OpenBLAS otherwise or when
-    LTLAB_FLOAT32_GEMM=openblas; `ltlab info` names which."""
+    libdnnl2 is installed and the work repays its start-up (it picks its kernel
+    for the CPU, whatever OPENBLAS_CORETYPE says), in OpenBLAS otherwise or when
+    LTLAB_FLOAT32_GEMM=openblas; `ltlab info` and `analyze --timings` name which."""
 
     def products(self, **env):
         proc = subprocess.run([tu.ltlab_bin(), "info"], capture_output=True, text=True,
@@ -174,12 +179,13 @@ class Float32Products(CliBase):
         return re.search(r"float32 products: (.*)", proc.stdout).group(1)
 
     def test_onednn_when_installed_openblas_when_asked(self):
-        have_dnnl = any(os.path.exists(os.path.join(d, "libdnnl.so.2"))
-                        for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib"))
+        have_dnnl = have_onednn()
         if self.products().startswith("OpenBLAS (sanitizer build"):
             pass  # the sanitizer build never loads oneDNN (docs/reliability.md)
         elif have_dnnl:
-            self.assertRegex(self.products(), r"^oneDNN \d+\.\d+\.\d+$")
+            self.assertRegex(self.products(), r"^oneDNN \d+\.\d+\.\d+ from 50 GFLOP of work, OpenBLAS below$")
+            self.assertRegex(self.products(LTLAB_FLOAT32_GEMM="onednn"),
+                             r"^oneDNN \d+\.\d+\.\d+ \(LTLAB_FLOAT32_GEMM=onednn\)$")
         else:
             self.assertTrue(self.products().startswith("OpenBLAS"))
         self.assertEqual(self.products(LTLAB_FLOAT32_GEMM="openblas"), "OpenBLAS (LTLAB_FLOAT32_GEMM=openblas)")
@@ -188,10 +194,32 @@ class Float32Products(CliBase):
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("LTLAB_FLOAT32_GEMM must be auto, onednn or openblas, not 'mkl'", proc.stderr)
 
+    def test_timings_name_the_library_the_analysis_used(self):
+        # A small run is far below 50 GFLOP of products: OpenBLAS, whatever is installed,
+        # unless LTLAB_FLOAT32_GEMM asks otherwise.
+        p = self.synth("f32-small.h5", *SYNTH_BASE)
+
+        def used(**env):
+            proc = subprocess.run([tu.ltlab_bin(), "analyze", p, "--timings"], capture_output=True, text=True,
+                                  env=dict(os.environ, LC_ALL="C", LTLAB_ANALYSIS_PRECISION="float32", **env),
+                                  timeout=120)
+            self.assertEqual(proc.returncode, 0, tu.describe(proc))
+            return re.search(r"float32 products: (.*)", proc.stdout + proc.stderr).group(1)
+
+        if used().startswith("OpenBLAS (sanitizer build"):
+            return
+        if have_onednn():
+            self.assertEqual(used(), "OpenBLAS (work below 50 GFLOP: oneDNN's kernel generation "
+                                     "would cost more than it saves)")
+            self.assertRegex(used(LTLAB_FLOAT32_GEMM="onednn"), r"^oneDNN \d+\.\d+\.\d+$")
+        else:
+            self.assertTrue(used().startswith("OpenBLAS ("))
+        self.assertEqual(used(LTLAB_FLOAT32_GEMM="openblas"), "OpenBLAS (LTLAB_FLOAT32_GEMM=openblas)")
+
     def test_both_libraries_give_the_same_analysis(self):
         p = self.synth("f32.h5", *SYNTH_BASE)
         runs = []
-        for gemm in ("", "openblas"):
+        for gemm in ("onednn", "openblas"):
             env = dict(os.environ, LTLAB_ANALYSIS_PRECISION="float32", LTLAB_FLOAT32_GEMM=gemm)
             proc = subprocess.run([tu.ltlab_bin(), "analyze", p, "--format", "json"], capture_output=True,
                                   text=True, env=env, timeout=120)

@@ -173,6 +173,7 @@ struct Analysis {
     double blas_flops = 0;
     double seconds = 0;
     bool float32_products = false;      // which precision ran
+    std::string float32_library;        // what ran the float32 products ("" for float64)
     std::int64_t rows_recomputed = 0;   // rows whose float32 logits left a decision open, refined
     std::int64_t logits_recomputed = 0; // logits of those rows computed again in float64
     std::vector<std::pair<std::string, double>> phase_seconds; // pass 1, pass 2, metrics
