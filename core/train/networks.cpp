@@ -171,14 +171,13 @@ public:
     torch::Tensor features(torch::Tensor x) override {
         // Evaluation without autograd (every epoch's features): batch norm folded
         // into the convolution and the ReLU in place, two passes over each
-        // activation fewer (docs/performance.md); the same function within float rounding.
+        // activation fewer, and on the CPU in oneDNN's blocked layout throughout
+        // (docs/performance.md); the same function within float rounding.
         const bool folded = !is_training() && c10::InferenceMode::is_enabled();
+        if (folded && x.is_cpu() && x.scalar_type() == torch::kFloat32 && at::hasMKLDNN()) return blockedFeatures(x);
         for (int i = 0; i < 3; ++i) {
             if (folded) {
-                const auto& bn = norms_[i];
-                const torch::Tensor scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
-                const torch::Tensor w = convs_[i]->weight * scale.view({-1, 1, 1, 1});
-                const torch::Tensor b = bn->bias - bn->running_mean * scale;
+                const auto [w, b] = foldedConv(i);
                 x = torch::conv2d(x, w, b, /*stride=*/1, /*padding=*/1).relu_(); // 3x3, as conv() pads
             } else {
                 x = torch::relu(norms_[i](convs_[i](x)));
@@ -201,6 +200,26 @@ public:
     }
 
 private:
+    // Batch norm folded into each convolution's weight and bias.
+    std::pair<torch::Tensor, torch::Tensor> foldedConv(int i) const {
+        const auto& bn = norms_[i];
+        const torch::Tensor scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
+        return {(convs_[i]->weight * scale.view({-1, 1, 1, 1})).contiguous(), bn->bias - bn->running_mean * scale};
+    }
+    // Evaluation on the CPU with the activations kept in oneDNN's blocked
+    // layout from the input to the pooled features: no reorder between the
+    // layers, 2.5x faster than NCHW at these sizes (docs/performance.md).
+    torch::Tensor blockedFeatures(const torch::Tensor& input) const {
+        torch::Tensor x = input.contiguous().to_mkldnn();
+        for (int i = 0; i < 3; ++i) {
+            const auto [w, b] = foldedConv(i);
+            x = at::mkldnn_convolution(x, w, b, /*padding=*/{1, 1}, /*stride=*/{1, 1}, /*dilation=*/{1, 1}, 1);
+            x = torch::relu_(x);
+            if (i < 2) x = torch::max_pool2d(x, 2);
+        }
+        return torch::adaptive_avg_pool2d(x, {1, 1}).to_dense().flatten(1);
+    }
+
     std::vector<nn::Conv2d> convs_;
     std::vector<nn::BatchNorm2d> norms_;
 };
