@@ -195,11 +195,10 @@ private:
     RowMatrixT<T> buffer_;
 };
 
-// The buffers both passes work in, allocated once (in 2 MiB pages where they are
-// large): a chunk of transformed rows
-// (pass 1: shifted unit rows; pass 2: centred rows), its T products with the
-// classifier (pass 1) or the centred means (pass 2), the float64 logits, and
-// the float32 Gram tile.
+// The buffers both passes work in, allocated once (in 2 MiB pages where they
+// are large): a chunk of transformed rows (pass 1: shifted unit rows; pass 2:
+// centred rows), its T products with the classifier (pass 1) or the centred
+// means (pass 2), the float64 logits, the float32 Gram tile and row norms.
 template <typename T>
 struct Tiles {
     Tiles(Index chunk, Index D, Index C)
@@ -701,8 +700,12 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     result.float32_products = useFloat32(source, options, N, D, C);
     // Both passes' products: two D x D Grams (as SYRK), the logits and the nearest-mean scores.
     const double product_flops = 2.0 * N * D * (D + 1.0) + 4.0 * N * C * D;
-    const auto library = linalg::float32LibraryFor(result.float32_products ? product_flops : 0.0);
-    if (result.float32_products) result.float32_library = linalg::float32LibraryName(library);
+    auto library = linalg::Float32Library::OpenBLAS; // unused by the float64 products
+    if (result.float32_products) {
+        const linalg::Float32Products products = linalg::float32ProductsFor(product_flops);
+        library = products.library;
+        result.float32_library = products.name;
+    }
     const PassContext ctx{source, classifier, source.labels(), N, D, C,
                           chunkRows(options, result.float32_products, N, D, C), library};
 

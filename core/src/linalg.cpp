@@ -95,6 +95,8 @@ struct OneDnn {
     }
 };
 
+std::string oneDnnThreshold() { return std::to_string(static_cast<int>(kOneDnnMinFlops / 1e9)) + " GFLOP"; }
+
 const OneDnn& oneDnn() {
     static const OneDnn library;
     return library;
@@ -116,27 +118,21 @@ void gramByGemm(DnnlSgemm sgemm, float* tile, const float* X, std::int64_t rows,
 
 } // namespace
 
-Float32Library float32LibraryFor(double flops) {
+Float32Products float32ProductsFor(double flops) {
     const std::string choice = float32Choice();
-    if (choice == "openblas" || !oneDnn().sgemm) return Float32Library::OpenBLAS;
-    return choice == "onednn" || flops >= kOneDnnMinFlops ? Float32Library::OneDnn : Float32Library::OpenBLAS;
-}
-
-std::string float32LibraryName(Float32Library library) {
-    if (library == Float32Library::OneDnn) return oneDnn().name;
-    const std::string choice = float32Choice();
-    if (choice == "openblas") return "OpenBLAS (LTLAB_FLOAT32_GEMM=openblas)";
-    if (!oneDnn().sgemm) return "OpenBLAS (" + oneDnn().missing + ")";
-    return "OpenBLAS (work below " + std::to_string(static_cast<int>(kOneDnnMinFlops / 1e9)) +
-           " GFLOP: oneDNN's kernel generation would cost more than it saves)";
+    if (choice == "openblas") return {Float32Library::OpenBLAS, "OpenBLAS (LTLAB_FLOAT32_GEMM=openblas)"};
+    if (choice != "onednn" && flops < kOneDnnMinFlops) // decided without opening oneDNN
+        return {Float32Library::OpenBLAS, "OpenBLAS (work below " + oneDnnThreshold() +
+                                              ": oneDNN's kernel generation would cost more than it saves)"};
+    if (!oneDnn().sgemm) return {Float32Library::OpenBLAS, "OpenBLAS (" + oneDnn().missing + ")"};
+    return {Float32Library::OneDnn, oneDnn().name};
 }
 
 std::string float32GemmName() {
-    const std::string choice = float32Choice();
-    if (choice == "openblas" || !oneDnn().sgemm) return float32LibraryName(Float32Library::OpenBLAS);
-    if (choice == "onednn") return oneDnn().name + " (LTLAB_FLOAT32_GEMM=onednn)";
-    return oneDnn().name + " from " + std::to_string(static_cast<int>(kOneDnnMinFlops / 1e9)) +
-           " GFLOP of work, OpenBLAS below";
+    const Float32Products large = float32ProductsFor(kOneDnnMinFlops);
+    if (large.library == Float32Library::OpenBLAS) return large.name;
+    if (float32Choice() == "onednn") return large.name + " (LTLAB_FLOAT32_GEMM=onednn)";
+    return large.name + " from " + oneDnnThreshold() + " of work, OpenBLAS below";
 }
 
 void addGramLower(Eigen::MatrixXd& G, Eigen::MatrixXf& tile, const float* X, Eigen::Index rows, Eigen::Index cols,

@@ -23,12 +23,15 @@ void addGramLower(Eigen::MatrixXd& G, const double* X_row_major, Eigen::Index ro
 enum class Float32Library { OpenBLAS, OneDnn };
 // float32 work (FLOP) from which oneDNN's start-up is repaid by its rate.
 constexpr double kOneDnnMinFlops = 50e9;
-// The library for `flops` of float32 work: oneDNN from kOneDnnMinFlops on when it
-// is there, else OpenBLAS. LTLAB_FLOAT32_GEMM=openblas or onednn forces one (auto:
-// the default; anything else is a UsageError).
-Float32Library float32LibraryFor(double flops);
-// "oneDNN 2.6.3" or "OpenBLAS (why)".
-std::string float32LibraryName(Float32Library library);
+// The library for `flops` of float32 work, and its name ("oneDNN 2.6.3" or
+// "OpenBLAS (why)"): oneDNN from kOneDnnMinFlops on when it is there, else
+// OpenBLAS; oneDNN is opened only when it would run. LTLAB_FLOAT32_GEMM=openblas
+// or onednn forces one (auto: the default; anything else is a UsageError).
+struct Float32Products {
+    Float32Library library;
+    std::string name;
+};
+Float32Products float32ProductsFor(double flops);
 // What runs the float32 products of large and of small work, in words.
 std::string float32GemmName();
 

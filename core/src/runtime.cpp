@@ -152,7 +152,7 @@ double measureDgemmGflops(int n, int repeats) {
 double measureSgemmGflops(int n, int repeats) {
     return measureGemmGflops<float>(n, repeats, [](int m, const float* a, const float* b, float* c) {
         // What the float32 tiles of a large analysis run on.
-        linalg::multiplyByTransposed(a, b, c, m, m, m, linalg::float32LibraryFor(linalg::kOneDnnMinFlops));
+        linalg::multiplyByTransposed(a, b, c, m, m, m, linalg::float32ProductsFor(linalg::kOneDnnMinFlops).library);
     });
 }
 
