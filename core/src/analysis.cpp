@@ -13,6 +13,7 @@
 #include <limits>
 #include <new>
 #include <type_traits>
+#include <utility>
 
 #include <Eigen/Dense>
 #include <omp.h>
@@ -20,6 +21,7 @@
 #include "huge_pages.h"
 #include "linalg.h"
 #include "logit_adjustment.h"
+#include "row_kernels.h"
 #include "ltlab/error.h"
 
 namespace ltlab {
@@ -88,11 +90,11 @@ struct AngleStats {
     Nullable equiangular, maxangle, mean_cos;
 };
 // cos(x_i, x_j) between the rows of X; NaN where a row is zero.
-MatrixXd cosineMatrix(const MatrixXd& X) {
+MatrixXd cosineMatrix(const RowMatrix& X) {
     const VectorXd norms = X.rowwise().norm();
     MatrixXd cos = X * X.transpose();
-    for (Index i = 0; i < X.rows(); ++i)
-        for (Index j = 0; j < X.rows(); ++j)
+    for (Index j = 0; j < X.rows(); ++j) // column-major: i walks memory
+        for (Index i = 0; i < X.rows(); ++i)
             cos(i, j) = norms[i] > 0 && norms[j] > 0 ? cos(i, j) / (norms[i] * norms[j]) : std::nan("");
     return cos;
 }
@@ -115,17 +117,19 @@ AngleStats cosineStats(const MatrixXd& cos) {
     return out;
 }
 
-AngleStats pairwiseCosineStats(const MatrixXd& X) { return cosineStats(cosineMatrix(X)); }
+AngleStats pairwiseCosineStats(const RowMatrix& X) { return cosineStats(cosineMatrix(X)); }
 
 // X divided by a power of two (exact) when its entries are so large that
 // their squares overflow (weights near 1e300): the scale-invariant NC2 and
 // NC3 statistics then stay finite and equal to their exact values.
-MatrixXd tamed(const MatrixXd& X) {
+// X itself when it needs no scaling (no copy), else the scaled copy in `scaled`.
+const RowMatrix& tamed(const RowMatrix& X, RowMatrix& scaled) {
     const double largest = X.size() ? X.cwiseAbs().maxCoeff() : 0.0;
     if (!std::isfinite(largest) || !(largest > 0x1p500)) return X;
     int exponent = 0;
     std::frexp(largest, &exponent);
-    return X * std::ldexp(1.0, -exponent);
+    scaled = X * std::ldexp(1.0, -exponent);
+    return scaled;
 }
 
 Nullable ratio(double numerator, double denominator) {
@@ -320,10 +324,11 @@ template <typename Block>
 void rowNorms(const Block& H, VectorXd& norms, VectorXd& unit_sq) {
 #pragma omp parallel for schedule(static)
     for (Index i = 0; i < H.rows(); ++i) {
-        const double n = H.row(i).template cast<double>().norm();
+        const auto* h = H.data() + i * H.outerStride();
+        const double n = std::sqrt(kernels::squaredNorm(h, H.cols()));
         norms[i] = n;
         // Times the reciprocal (within an ulp of the quotient; a division per entry cost more than the rest).
-        unit_sq[i] = n > 0 ? (H.row(i).template cast<double>() * (1.0 / n)).squaredNorm() : 0.0;
+        unit_sq[i] = n > 0 ? kernels::scaledSquaredNorm(h, H.cols(), 1.0 / n) : 0.0;
     }
 }
 
@@ -349,22 +354,13 @@ void accumulateColumns(const Block& H, VBlock& V, const VectorXd& norms, const s
     {
         const Index parts = omp_get_num_threads(), part = omp_get_thread_num();
         const Index d0 = D * part / parts, width = D * (part + 1) / parts - d0;
-        Eigen::RowVectorXd h(width), u(width);
         for (Index i = 0; i < R && width > 0; ++i) {
             const Index y = labels[i];
-            h = H.row(i).segment(d0, width).template cast<double>();
-            s.class_sum.row(y).segment(d0, width) += h;
-            s.max_dev_from_first.segment(d0, width) =
-                s.max_dev_from_first.segment(d0, width).cwiseMax((h - s.first_row.segment(d0, width)).cwiseAbs());
-            if (norms[i] > 0) {
-                u = h * (1.0 / norms[i]);
-                s.unit_class_sum.row(y).segment(d0, width) += u;
-                u -= s.shift.segment(d0, width);
-                s.shift_sum.segment(d0, width) += u;
-                V.row(i).segment(d0, width) = u.template cast<T>();
-            } else {
-                V.row(i).segment(d0, width).setZero(); // left out of the cone statistics
-            }
+            // A zero row (inverse norm 0) is left out of the cone statistics: its V row is zero.
+            kernels::accumulateRow(H.data() + i * H.outerStride() + d0, width, norms[i] > 0 ? 1.0 / norms[i] : 0.0,
+                                   s.class_sum.row(y).data() + d0, s.unit_class_sum.row(y).data() + d0,
+                                   s.max_dev_from_first.data() + d0, s.first_row.data() + d0, s.shift.data() + d0,
+                                   s.shift_sum.data() + d0, V.data() + i * V.outerStride() + d0);
         }
     }
 }
@@ -405,7 +401,7 @@ void computeLogits(const Block& H, const RowMatrixT<T>& weight, const VectorXd& 
     } else {
         linalg::multiplyByTransposed(H.data(), weight.data(), tile.data(), R, C, H.cols(), library);
 #pragma omp parallel for schedule(static)
-        for (Index i = 0; i < R; ++i) Z.row(i) = tile.row(i).template cast<double>() + bias.transpose();
+        for (Index i = 0; i < R; ++i) kernels::widenAdd(tile.row(i).data(), bias.data(), C, Z.row(i).data());
     }
 }
 
@@ -415,7 +411,7 @@ void crossEntropy(const RowMatrix::RowsBlockXpr& Z, const std::int32_t* labels, 
 #pragma omp parallel for schedule(static)
     for (Index i = 0; i < Z.rows(); ++i) {
         const double top = Z.row(i).maxCoeff();
-        out[i] = top + std::log((Z.row(i).array() - top).exp().sum()) - Z(i, labels[i]);
+        out[i] = top + std::log(kernels::sumExpShifted(Z.row(i).data(), Z.cols(), top)) - Z(i, labels[i]);
     }
 }
 
@@ -618,11 +614,9 @@ PassTwoResult passTwo(const PassContext& ctx, FeatureChunks<T>& chunks, Tiles<T>
         auto H = chunks.rows(row0, R, true);
         auto centred = tiles.rows.topRows(R);
 #pragma omp parallel for schedule(static)
-        for (Index i = 0; i < R; ++i) {
-            const Eigen::RowVectorXd c = H.row(i).template cast<double>() - means.row(labels[i]);
-            centred_norms[i] = c.norm();
-            centred.row(i) = c.cast<T>();
-        }
+        for (Index i = 0; i < R; ++i)
+            centred_norms[i] = std::sqrt(kernels::centre(H.data() + i * H.outerStride(), means.row(labels[i]).data(),
+                                                         D, centred.data() + i * centred.outerStride()));
         addGram(out.scatter_within, tiles.gram, centred, ctx.library);
         Eigen::Map<RowMatrixT<T>> scores(tiles.products.data(), R, K); // K <= C columns
         multiply(centred.data(), centred_means_t.data(), scores.data(), R, K, D, ctx.library);
@@ -771,6 +765,7 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     MatrixXd& unit_gram = sums.unit_gram;
     linalg::symmetrizeFromLower(scatter_within);
     linalg::symmetrizeFromLower(unit_gram);
+    mark_phase("per-class sums to matrices");
 
     // ---- Per-class series and accuracies -------------------------------------
     auto& pc = result.per_class;
@@ -809,12 +804,15 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
 
     // ---- Neural collapse ------------------------------------------------------
     if (K >= 2) {
-        const MatrixXd sigma_w = scatter_within / static_cast<double>(N);
+        // tr(Sigma_B^+ Sigma_W) / K with Sigma_W = S_W / N: the trace is linear in S_W.
         const linalg::PseudoInverse sigma_b_pinv = linalg::pseudoInverseOfGram(centred_means, static_cast<double>(K));
-        result.nc1 = linalg::traceOfPinvTimes(sigma_b_pinv, sigma_w) / static_cast<double>(K);
+        result.nc1 = linalg::traceOfPinvTimes(sigma_b_pinv, scatter_within) / static_cast<double>(N) /
+                     static_cast<double>(K);
 
         // Scale-invariant: computed on copies scaled down when their squares would overflow.
-        const MatrixXd means_t = tamed(centred_means), weights_t = tamed(present_weights);
+        RowMatrix scaled_means, scaled_weights;
+        const RowMatrix& means_t = tamed(centred_means, scaled_means);
+        const RowMatrix& weights_t = tamed(present_weights, scaled_weights);
         const VectorXd mean_norms = means_t.rowwise().norm();
         const auto [mn_mean, mn_std] = meanAndStd(mean_norms);
         result.nc2_equinorm_means = ratio(mn_std, mn_mean);
@@ -831,10 +829,10 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
 
         const double wf = weights_t.norm(), mf = means_t.norm();
         if (wf > 0 && mf > 0) result.nc3 = (weights_t / wf - means_t / mf).squaredNorm();
-
     }
+    mark_phase("NC1-NC3 (pseudo-inverse of the between-class scatter)");
 
-    result.class_means = means;
+    result.class_means = std::move(stats.means); // `means` is not used below
     result.classifier_weight = classifier.weight;
     // Mean unit features per class, for the sample-pair and feature-weight cosines.
     result.unit_class_means = RowMatrix::Zero(C, D);
@@ -866,11 +864,10 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
         if (!kept.empty()) {
             const auto Dk = static_cast<Index>(kept.size());
             const Eigen::RowVectorXd overall_mean = class_sum.colwise().sum() / static_cast<double>(N);
-            MatrixXd sw;
+            MatrixXd kept_sw; // only when dimensions are dropped
             RowMatrix between(K, Dk); // rows sqrt(n_c) (mu_c - mu)
-            if (Dk == D) {
-                sw = scatter_within;
-            } else { // column by column (column-major: the inner index walks memory)
+            if (Dk < D) { // column by column (column-major: the inner index walks memory)
+                MatrixXd& sw = kept_sw;
                 sw.resize(Dk, Dk);
                 for (Index b = 0; b < Dk; ++b) {
                     const auto column = scatter_within.col(kept[static_cast<std::size_t>(b)]);
@@ -884,12 +881,14 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
                     between(k, a) = w * (present_means(k, d) - overall_mean[d]);
                 }
             }
+            const MatrixXd& sw = Dk < D ? kept_sw : scatter_within;
             result.trace_sw = sw.trace();
             result.trace_sb = between.squaredNorm();
             // tr(S_W^+ S_B) with S_B = B^T B: the D x D S_B is never formed.
-            result.fdr = linalg::traceOfPinvTimesGram(sw, between);
+            result.fdr = linalg::traceOfPinvTimesGram(sw, std::move(between));
         }
     }
+    mark_phase("FDR (Cholesky of the within-class scatter)");
 
     // ---- Cone effect: exact all-pairs statistics from sums and the Gram matrix --
     {
@@ -922,7 +921,7 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
         result.la_multiplicative = sweeper.finish(Adjustment::Multiplicative, count, pc.group);
     }
 
-    mark_phase("metrics (eigen-decompositions, sweeps)");
+    mark_phase("cone, logit adjustment");
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return result;
 }

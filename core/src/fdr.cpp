@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "linalg.h"
 #include "ltlab/error.h"
@@ -72,7 +73,7 @@ FisherRatio fisherDiscriminantRatio(const RowMatrix& H, const std::vector<std::i
             std::sqrt(double(count[static_cast<std::size_t>(present[k])])) * (means.row(present[k]) - overall);
     out.trace_sw = sw.trace();
     out.trace_sb = between.squaredNorm();
-    out.fdr = linalg::traceOfPinvTimesGram(sw, between);
+    out.fdr = linalg::traceOfPinvTimesGram(sw, std::move(between));
     return out;
 }
 

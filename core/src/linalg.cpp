@@ -190,13 +190,19 @@ static void dsyevd(char jobz, Eigen::MatrixXd& a, Eigen::VectorXd& w, int& info)
     dsyevd_(&jobz, "L", &n, a.data(), &n, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1);
 }
 
-Eigen::VectorXd symmetricEigenvalues(const Eigen::MatrixXd& A) {
-    Eigen::MatrixXd a = A;
+// The eigenvalues of A, with `work` (resized to A's shape) destroyed.
+static Eigen::VectorXd symmetricEigenvalues(const Eigen::MatrixXd& A, Eigen::MatrixXd& work) {
+    work = A;
     Eigen::VectorXd w(A.rows());
     int info = 0;
-    if (A.rows()) dsyevd('N', a, w, info);
+    if (A.rows()) dsyevd('N', work, w, info);
     if (info != 0) return symmetricEigen(A).values;
     return w;
+}
+
+Eigen::VectorXd symmetricEigenvalues(const Eigen::MatrixXd& A) {
+    Eigen::MatrixXd work;
+    return symmetricEigenvalues(A, work);
 }
 
 SymmetricEigen symmetricEigen(const Eigen::MatrixXd& A) {
@@ -242,7 +248,7 @@ PseudoInverse pseudoInverse(const Eigen::MatrixXd& A) {
     return keepLarge(eig.values, eig.vectors);
 }
 
-PseudoInverse pseudoInverseOfGram(const Eigen::MatrixXd& X, double scale) {
+PseudoInverse pseudoInverseOfGram(const RowMatrixXd& X, double scale) {
     if (X.rows() >= X.cols()) {
         Eigen::MatrixXd A = Eigen::MatrixXd::Zero(X.cols(), X.cols());
         A.selfadjointView<Eigen::Lower>().rankUpdate(X.transpose(), 1.0 / scale);
@@ -260,32 +266,34 @@ PseudoInverse pseudoInverseOfGram(const Eigen::MatrixXd& X, double scale) {
     return pinv;
 }
 
-double traceOfPinvTimesGram(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) {
+double traceOfPinvTimesGram(const Eigen::MatrixXd& A, RowMatrixXd B) {
     // Every eigenvalue passes the cutoff when A - t I is positive definite for
     // t = cutoff tr(A) >= cutoff lambda_max (A is positive semi-definite): one
     // Cholesky factorisation tells that, several times cheaper than the
     // eigenvalues. Where it cannot tell, the eigenvalues decide, as before.
+    // `work` holds each of them in turn (assignments of A's shape reuse it).
+    Eigen::MatrixXd work;
     bool full_rank = false;
     if (A.rows() > 0 && A.trace() > 0) {
-        Eigen::MatrixXd shifted = A;
-        shifted.diagonal().array() -= kPinvRelativeCutoff * A.trace();
-        full_rank = choleskyLower(shifted);
+        work = A;
+        work.diagonal().array() -= kPinvRelativeCutoff * A.trace();
+        full_rank = choleskyLower(work);
     }
     if (!full_rank) {
-        const Eigen::VectorXd values = symmetricEigenvalues(A);
+        const Eigen::VectorXd values = symmetricEigenvalues(A, work);
         full_rank = values.size() && values.minCoeff() > kPinvRelativeCutoff * values.maxCoeff();
     }
     if (full_rank) {
-        Eigen::MatrixXd L = A;
-        if (choleskyLower(L)) { // tr(A^-1 B^T B) = ||L^-1 B^T||_F^2
-            Eigen::MatrixXd solved = B.transpose();
-            const int n = static_cast<int>(L.rows()), k = static_cast<int>(solved.cols());
-            if (k > 0)
-                cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, n, k, 1.0, L.data(), n,
-                            solved.data(), n);
-            return solved.squaredNorm();
+        work = A;
+        if (choleskyLower(work)) { // tr(A^-1 B^T B) = ||L^-1 B^T||_F^2, B^T column-major = B row-major
+            const int n = static_cast<int>(work.rows()), k = static_cast<int>(B.rows());
+            if (k > 0 && n > 0)
+                cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, n, k, 1.0, work.data(),
+                            n, B.data(), n);
+            return B.squaredNorm();
         }
     }
+    work.resize(0, 0);
     const PseudoInverse pinv = pseudoInverse(A);
     if (pinv.kept_values.size() == 0) return 0.0;
     const Eigen::MatrixXd projected = B * pinv.kept_vectors;

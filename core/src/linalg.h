@@ -8,6 +8,8 @@
 
 namespace ltlab::linalg {
 
+using RowMatrixXd = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 // A decomposition that did not converge (non-finite or enormous entries);
 // analyzeSnapshot turns it into an InputError naming the file and snapshot.
 class NumericalFailure : public std::runtime_error {
@@ -67,10 +69,14 @@ constexpr double kPinvRelativeCutoff = 1e-8;
 PseudoInverse pseudoInverse(const Eigen::MatrixXd& A);
 // The pseudo-inverse of A = X^T X / scale (X: K x D) through the K x K Gram
 // matrix X X^T / scale when K < D: the same non-zero eigenvalues, cheaper.
-PseudoInverse pseudoInverseOfGram(const Eigen::MatrixXd& X, double scale);
-// tr(A^+ B^T B) for B (K x D). When every eigenvalue of A passes the cutoff,
-// A^+ = A^-1 and a Cholesky solve gives the same number without eigenvectors.
-double traceOfPinvTimesGram(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B);
+// X is row-major (class means): no transposed copy is made of it.
+PseudoInverse pseudoInverseOfGram(const RowMatrixXd& X, double scale);
+// tr(A^+ B^T B) for symmetric A (D x D) and B (K x D). When every eigenvalue of
+// A passes the cutoff, A^+ = A^-1 and a Cholesky solve gives the same number
+// without eigenvectors. B is taken by value and solved in place (its row-major
+// storage is B^T column-major): move it in when it is no longer needed. One
+// D x D work matrix is allocated (fresh pages cost more than the copy).
+double traceOfPinvTimesGram(const Eigen::MatrixXd& A, RowMatrixXd B);
 // tr(A^+ B) for symmetric B.
 double traceOfPinvTimes(const PseudoInverse& pinv, const Eigen::MatrixXd& B);
 
