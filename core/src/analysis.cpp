@@ -775,7 +775,7 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     MatrixXd& unit_gram = sums.unit_gram;
     linalg::symmetrizeFromLower(scatter_within);
     linalg::symmetrizeFromLower(unit_gram);
-    mark_phase("per-class sums to matrices");
+    mark_phase("Gram and scatter symmetrised");
 
     // ---- Per-class series and accuracies -------------------------------------
     auto& pc = result.per_class;
@@ -874,14 +874,13 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
         if (!kept.empty()) {
             const auto Dk = static_cast<Index>(kept.size());
             const Eigen::RowVectorXd overall_mean = class_sum.colwise().sum() / static_cast<double>(N);
-            MatrixXd kept_sw; // only when dimensions are dropped
+            MatrixXd kept_sw; // the kept dimensions' block, only when some are dropped
             RowMatrix between(K, Dk); // rows sqrt(n_c) (mu_c - mu)
             if (Dk < D) { // column by column (column-major: the inner index walks memory)
-                MatrixXd& sw = kept_sw;
-                sw.resize(Dk, Dk);
+                kept_sw.resize(Dk, Dk);
                 for (Index b = 0; b < Dk; ++b) {
                     const auto column = scatter_within.col(kept[static_cast<std::size_t>(b)]);
-                    for (Index a = 0; a < Dk; ++a) sw(a, b) = column[kept[static_cast<std::size_t>(a)]];
+                    for (Index a = 0; a < Dk; ++a) kept_sw(a, b) = column[kept[static_cast<std::size_t>(a)]];
                 }
             }
             for (Index k = 0; k < K; ++k) {
