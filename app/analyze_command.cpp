@@ -42,6 +42,9 @@ int runAnalyze(const std::vector<std::string>& argv) {
         const auto few = args.integer("few-threshold", 0);
         initNumericRuntime(static_cast<int>(args.integer("threads", 1).value_or(0)));
 
+        // Opening validates the file (reads of up to a few MiB); the analysis's
+        // buffers follow, once the split's shape is known.
+        reserveHugePageHeap(std::size_t{16} << 20);
         const auto file = RunFile::open(args.positional()[0]);
         const SnapshotInfo& snapshot =
             args.value("snapshot") ? file->snapshot(*args.value("snapshot")) : file->latestSnapshot();
@@ -51,6 +54,8 @@ int runAnalyze(const std::vector<std::string>& argv) {
             for (const auto& s : snapshot.splits) present += (present.empty() ? "" : ", ") + s.name;
             file->fail(snapshotPath(snapshot), "has no split '" + *split_name + "' (present: " + present + ")");
         }
+        reserveHugePageHeap(analysisWorkingSetBytes(split->num_samples, snapshot.feature_dim,
+                                                    file->classes().numClasses()));
         const Analysis analysis = analyzeSnapshot(file, snapshot, *split, defaultOptionsFor(*file, many, few));
         if (format == "json")
             std::cout << analysisToJson(analysis);

@@ -935,6 +935,23 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
     return result;
 }
 
+std::size_t analysisWorkingSetBytes(std::int64_t N, std::int64_t D, std::int64_t C) {
+    const double n = static_cast<double>(std::max<std::int64_t>(N, 0)), d = static_cast<double>(std::max<std::int64_t>(D, 0)),
+                 c = static_cast<double>(std::max<std::int64_t>(C, 0));
+    double largest = 0;
+    for (const bool float32 : {true, false}) { // whichever precision the analysis picks
+        const double value = float32 ? sizeof(float) : sizeof(double);
+        const double chunk = static_cast<double>(chunkRows(AnalysisOptions{}, float32, N, D, C));
+        const double features = keptWhole(N, D, static_cast<std::size_t>(value)) ? n * d * value : chunk * d * value;
+        const double tiles = chunk * (d + c) * value + chunk * c * sizeof(double) + (float32 ? d * d * sizeof(float) : 0);
+        largest = std::max(largest, features + tiles);
+    }
+    // Four D x D matrices (cone Gram, scatter, FDR's work, its kept block), about
+    // a dozen C x D (sums, means, weights, the result's copies), per-sample vectors.
+    const double rest = 4 * d * d * sizeof(double) + 12 * c * d * sizeof(double) + n * 16 + c * c * 24;
+    return static_cast<std::size_t>(std::min(largest + rest, 0x1p62));
+}
+
 Analysis analyzeWeights(const ClassifierInput& classifier, const AnalysisOptions& options) {
     const MemorySource empty(RowMatrix(0, classifier.weight.cols()), {});
     return analyze(empty, classifier, options);

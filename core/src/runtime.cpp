@@ -1,5 +1,6 @@
 #include "ltlab/runtime.h"
 
+#include "huge_pages.h"
 #include "linalg.h"
 
 #include <cblas.h>
@@ -112,6 +113,8 @@ void initNumericRuntime(int threads) {
     openblas_set_num_threads(threads);
     Eigen::setNbThreads(1); // Eigen's own products hand the heavy ones to BLAS
 }
+
+std::size_t reserveHugePageHeap(std::size_t bytes) { return reserveHeap(bytes); }
 
 int numericThreads() { return openblas_get_num_threads(); }
 

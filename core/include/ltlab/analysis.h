@@ -9,6 +9,7 @@
 // the nearest-class-mean predictions of NC4). Memory is O(C D + D^2 + chunk),
 // independent of N.
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -186,6 +187,12 @@ Analysis analyze(const FeatureSource& source, const ClassifierInput& classifier,
 // empty split. Per-class weight norms and biases, shot groups and implicit
 // tau are set; everything that needs samples is null (per-class counts 0).
 Analysis analyzeWeights(const ClassifierInput& classifier, const AnalysisOptions& options);
+
+// An upper bound of the memory analyze() allocates for a split of N samples,
+// D features and C classes, in bytes (the features' buffer, the tiles, the
+// D x D accumulators, the class statistics): what `ltlab analyze` reserves in
+// 2 MiB pages before it starts (reserveHugePageHeap, ltlab/runtime.h).
+std::size_t analysisWorkingSetBytes(std::int64_t N, std::int64_t D, std::int64_t C);
 
 // Reads the snapshot's classifier and split and analyses them.
 Analysis analyzeSnapshot(const std::shared_ptr<const RunFile>& file, const SnapshotInfo& snapshot,

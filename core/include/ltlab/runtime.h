@@ -1,6 +1,7 @@
 #pragma once
 // Process-wide numerical runtime: thread counts and the BLAS in use.
 
+#include <cstddef>
 #include <string>
 
 namespace ltlab {
@@ -21,6 +22,18 @@ void initNumericRuntime(int threads = 0);
 int numericThreads();
 // "OpenBLAS 0.3.21 ... (OpenMP), 2 threads": what `ltlab --version` prints.
 std::string blasDescription();
+// For a headless command about to allocate large buffers once (`ltlab analyze`:
+// the features, the tiles, the D x D accumulators): the main heap grows now by
+// up to `bytes`, advised for 2 MiB transparent huge pages, buffers up to 32 MiB
+// come from it and what is freed stays in it. A fresh 4 KiB page costs a fault
+// of about 10 us in the virtual machines measured (a 2 MiB buffer 5.2 ms, in a
+// huge page 0.19 ms; docs/performance.md). Address space, not memory: pages are
+// resident once touched. The main thread only (a no-op on others, in sanitized
+// builds and off glibc); under ulimit -v at most a quarter of what is left.
+// Returns the bytes left free at the heap's top (0: nothing done). The
+// workbench does not call it: its analyses run on worker threads, and glibc
+// keeps their buffers for the next.
+std::size_t reserveHugePageHeap(std::size_t bytes);
 // Measured float64 GEMM rate (GFLOP/s) on n x n matrices, best of `repeats`.
 double measureDgemmGflops(int n = 2048, int repeats = 3);
 // The same for float32, through the library the analysis's float32 tiles use.
