@@ -72,9 +72,13 @@ std::size_t reserveHeap(std::size_t bytes) {
         for (void* probe : probes) std::free(probe);
         mallopt(M_TOP_PAD, static_cast<int>(kDefaultTopPad));
     }
-    const std::size_t free_top = mallinfo2().keepcost;
+    const struct mallinfo2 after = mallinfo2();
+    const std::size_t free_top = after.keepcost;
     auto* end = static_cast<char*>(sbrk(0));
-    if (end == reinterpret_cast<char*>(-1) || free_top == 0) return 0;
+    // The top ends at the break unless brk failed (ulimit -v) and glibc went on
+    // in mappings of its own: then its size exceeds what brk gave the arena, or
+    // may, and nothing is advised.
+    if (end == reinterpret_cast<char*>(-1) || free_top == 0 || free_top > after.arena) return 0;
     preferHugePages(end - free_top, free_top);
     return free_top;
 #else

@@ -46,6 +46,8 @@ std::string vmFlagsAt(const void* address) {
 
 TEST(HugePageHeap, GrowsTheMainHeapAndAdvisesIt) {
     if (kSanitized) GTEST_SKIP() << "the sanitizers' allocator owns malloc";
+    if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled"))
+        GTEST_SKIP() << "a kernel without transparent huge pages";
     constexpr std::size_t kAsked = std::size_t{48} << 20;
     const std::size_t top = ltlab::reserveHugePageHeap(kAsked);
     ASSERT_GE(top, kAsked);
